@@ -1,0 +1,136 @@
+#include "threadpool.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
+namespace qk {
+namespace {
+
+class Pool {
+ public:
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+
+  // Ensure at least n-1 workers exist.
+  void grow(int n) {
+    while (static_cast<int>(workers_.size()) < n - 1) {
+      workers_.emplace_back([this] { loop(); });
+    }
+  }
+
+  // Returns false when another caller holds the pool.
+  bool run(size_t n_tasks, int threads, const std::function<void(size_t)>& fn) {
+    std::unique_lock<std::mutex> busy(busy_mu_, std::try_to_lock);
+    if (!busy.owns_lock()) return false;
+    grow(threads);
+    const int helpers = std::min<int>(threads - 1, static_cast<int>(n_tasks) - 1);
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      fn_ = &fn;
+      n_tasks_ = n_tasks;
+      next_.store(0);
+      active_ = helpers;
+      wanted_ = helpers;
+      ++generation_;
+    }
+    cv_.notify_all();
+    work();
+    std::unique_lock<std::mutex> lk(mu_);
+    done_cv_.wait(lk, [&] { return active_ == 0; });
+    fn_ = nullptr;
+    return true;
+  }
+
+ private:
+  void work() {
+    for (;;) {
+      const size_t t = next_.fetch_add(1);
+      if (t >= n_tasks_) break;
+      (*fn_)(t);
+    }
+  }
+
+  void loop() {
+    uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return stop_ || (generation_ != seen && wanted_ > 0); });
+        if (stop_) return;
+        seen = generation_;
+        --wanted_;
+      }
+      work();
+      std::lock_guard<std::mutex> lk(mu_);
+      if (--active_ == 0) done_cv_.notify_all();
+    }
+  }
+
+  std::mutex busy_mu_;
+  std::mutex mu_;
+  std::condition_variable cv_, done_cv_;
+  std::vector<std::thread> workers_;
+  const std::function<void(size_t)>* fn_ = nullptr;
+  size_t n_tasks_ = 0;
+  std::atomic<size_t> next_{0};
+  int active_ = 0, wanted_ = 0;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+};
+
+Pool& pool() {
+  // Leaked on purpose: joining threads during static destruction at process exit can deadlock.
+  static Pool* p = new Pool();
+  return *p;
+}
+
+std::atomic<int> g_threads{0};
+
+}  // namespace
+
+int default_num_threads() {
+#if defined(__linux__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    const int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+#endif
+  const unsigned hc = std::thread::hardware_concurrency();
+  return hc > 0 ? static_cast<int>(hc) : 1;
+}
+
+int num_threads() {
+  int n = g_threads.load(std::memory_order_relaxed);
+  if (n <= 0) {
+    n = default_num_threads();
+    g_threads.store(n, std::memory_order_relaxed);
+  }
+  return n;
+}
+
+void set_num_threads(int n) { g_threads.store(std::max(1, std::min(n, 1024))); }
+
+void parallel_for(size_t n_tasks, const std::function<void(size_t)>& fn) {
+  if (n_tasks == 0) return;
+  const int threads = num_threads();
+  if (threads <= 1 || n_tasks == 1 || !pool().run(n_tasks, threads, fn)) {
+    for (size_t t = 0; t < n_tasks; ++t) fn(t);
+  }
+}
+
+}  // namespace qk

@@ -1,0 +1,19 @@
+// A process-wide pool of worker threads shared by every op. parallel_for splits [0, n) into
+// tasks; the calling thread takes part. Callers from several threads at once are safe: while the
+// pool is busy with another caller's job, a call runs on its own thread instead of waiting.
+#pragma once
+#include <cstddef>
+#include <functional>
+
+namespace qk {
+
+// Threads used by ops (the caller included). Default: the CPUs this process may run on.
+int num_threads();
+// 1..1024; values above the available CPUs are allowed (oversubscription is the caller's choice).
+void set_num_threads(int n);
+int default_num_threads();
+
+// Runs fn(task) for task in [0, n_tasks), spread over up to num_threads() threads.
+void parallel_for(size_t n_tasks, const std::function<void(size_t task)>& fn);
+
+}  // namespace qk
