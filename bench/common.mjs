@@ -1,0 +1,212 @@
+// Shared helpers for the benchmarks: loading quantkit (public API or raw binding) and
+// onnxruntime-node, deterministic data, timing (median of repeated runs after warm-up) and
+// table formatting.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import path from 'node:path';
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(path.join(root, 'package.json'));
+
+// ---- quantkit ---------------------------------------------------------------------------
+
+/**
+ * Load quantkit: the public API from dist/esm/index.mjs when it is built (and exports
+ * quantizeLinear), else a thin adapter over the raw addon (build/Release/quantkit.node) with the
+ * same call shape, so the bench runs at any stage of the project.
+ * @returns {Promise<{api: object, source: string, note?: string}>}
+ */
+export async function loadQuantkit() {
+  const dist = path.join(root, 'dist/esm/index.mjs');
+  let note;
+  if (existsSync(dist)) {
+    try {
+      const m = await import(pathToFileURL(dist).href);
+      if (typeof m.quantizeLinear === 'function' && typeof m.dequantizeLinear === 'function') {
+        return { api: m, source: 'public API (dist/esm/index.mjs)' };
+      }
+      note = 'dist/esm/index.mjs has no quantizeLinear/dequantizeLinear yet';
+    } catch (e) {
+      note = `dist/esm/index.mjs failed to load: ${e.message.split('\n')[0]}`;
+    }
+  } else {
+    note = 'dist/ not built (npm run build:ts)';
+  }
+  const binding = loadRawBinding();
+  return { api: rawAdapter(binding), source: 'raw binding (build/Release/quantkit.node)', note };
+}
+
+function loadRawBinding() {
+  const built = path.join(root, 'build/Release/quantkit.node');
+  if (existsSync(built)) return require(built);
+  try {
+    return require('node-gyp-build')(root);
+  } catch (e) {
+    throw new Error(`quantkit native addon not found: build it with \`npm run build:native\` (${e.message})`);
+  }
+}
+
+const RANGES = { int8: [-128, 127], uint8: [0, 255] };
+
+/** Map (shape, axis, scale) to the addon's [outer, axisDim, inner] view. */
+function geometry(n, scale, opts = {}) {
+  const shape = opts.shape ?? [n];
+  const perAxis = typeof scale !== 'number' && !(scale.length === 1 && opts.axis === undefined);
+  if (!perAxis) return { outer: 1, axisDim: 1, inner: n, gran: 0 };
+  let axis = opts.axis ?? 1;
+  if (axis < 0) axis += shape.length;
+  let outer = 1;
+  let inner = 1;
+  for (let i = 0; i < axis; i++) outer *= shape[i];
+  for (let i = axis + 1; i < shape.length; i++) inner *= shape[i];
+  return { outer, axisDim: shape[axis], inner, gran: 1 };
+}
+
+/** The public API's call shape over the raw addon (byte dtypes only; what the bench needs). */
+function rawAdapter(b) {
+  return {
+    raw: b,
+    setNumThreads: (n) => b.setNumThreads(n),
+    getNumThreads: () => b.getNumThreads(),
+    cpuInfo: () => b.cpuInfo(),
+    quantizeLinear(x, scale, zeroPoint = 0, opts = {}) {
+      const dtype = opts.dtype ?? (zeroPoint instanceof Uint8Array ? 'uint8' : 'int8');
+      const [qmin, qmax] = RANGES[dtype];
+      const g = geometry(x.length, scale, opts);
+      const out = opts.out ?? (dtype === 'uint8' ? new Uint8Array(x.length) : new Int8Array(x.length));
+      b.quantize(x, out, scale, zeroPoint, 0, g.outer, g.axisDim, g.inner, g.gran, 0, qmin, qmax, 0);
+      return out;
+    },
+    dequantizeLinear(q, scale, zeroPoint = 0, opts = {}) {
+      const g = geometry(q.length, scale, opts);
+      const out = opts.out ?? new Float32Array(q.length);
+      const signed = opts.dtype ? opts.dtype === 'int8' : q instanceof Int8Array;
+      b.dequantize(q, out, scale, zeroPoint, signed, 0, g.outer, g.axisDim, g.inner, g.gran, 0);
+      return out;
+    },
+  };
+}
+
+// ---- onnxruntime-node -------------------------------------------------------------------
+
+export const ORT_VERSION = '1.30.0';
+export const ORT_INSTALL_HINT =
+  `onnxruntime-node is not installed; for the ORT columns run:\n` +
+  `  ONNXRUNTIME_NODE_INSTALL=skip npm install --no-save onnxruntime-node@${ORT_VERSION} --ignore-scripts\n` +
+  `(the CPU binary ships inside the npm package; the skipped install script only fetches CUDA files)`;
+
+/** @returns {{ort: object|null, binding: object|null, version?: string, error?: string}} */
+export function loadOrt() {
+  try {
+    const ort = require('onnxruntime-node');
+    let binding = null;
+    try {
+      binding = require('onnxruntime-node/dist/binding').binding; // internal: synchronous run()
+    } catch {
+      binding = null;
+    }
+    let version;
+    try {
+      version = require('onnxruntime-node/package.json').version;
+    } catch {
+      version = ort.env?.versions?.node;
+    }
+    return { ort, binding, version };
+  } catch (e) {
+    return { ort: null, binding: null, error: e.message.split('\n')[0] };
+  }
+}
+
+export const ORT_SESSION_OPTIONS = Object.freeze({
+  intraOpNumThreads: 1,
+  interOpNumThreads: 1,
+  executionMode: 'sequential',
+  graphOptimizationLevel: 'all',
+});
+
+// ---- data ---------------------------------------------------------------------------------
+
+/** xorshift32 PRNG returning floats in [0, 1). */
+export function rng(seed = 0x9e3779b9) {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s / 4294967296;
+  };
+}
+
+// ---- timing -------------------------------------------------------------------------------
+
+const now = () => Number(process.hrtime.bigint()); // ns
+
+export function median(a) {
+  const s = [...a].sort((x, y) => x - y);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/**
+ * Time a synchronous function: warm-up, then samples of `batch` calls each (batch picked so a
+ * sample lasts about `sampleNs`), until `minSamples` samples and `minTimeNs` elapsed, or
+ * `maxSamples`. Returns the median time per call in ns and the sample count.
+ */
+export function timeSync(fn, { warmup = 2, sampleNs = 2e6, minSamples = 5, maxSamples = 31, minTimeNs = 3e8, maxTimeNs = 4e9 } = {}) {
+  let t0 = now();
+  for (let i = 0; i < warmup; i++) fn();
+  const per = Math.max(1, (now() - t0) / Math.max(1, warmup));
+  const batch = Math.max(1, Math.round(sampleNs / per));
+  const samples = [];
+  const start = now();
+  while (samples.length < maxSamples) {
+    t0 = now();
+    for (let i = 0; i < batch; i++) fn();
+    samples.push((now() - t0) / batch);
+    const el = now() - start;
+    if (samples.length >= minSamples && (el >= minTimeNs || el >= maxTimeNs)) break;
+  }
+  return { ns: median(samples), samples: samples.length, batch };
+}
+
+/** Same as timeSync for a function returning a promise (each call awaited in turn). */
+export async function timeAsync(fn, { warmup = 2, sampleNs = 2e6, minSamples = 5, maxSamples = 31, minTimeNs = 3e8, maxTimeNs = 4e9 } = {}) {
+  let t0 = now();
+  for (let i = 0; i < warmup; i++) await fn();
+  const per = Math.max(1, (now() - t0) / Math.max(1, warmup));
+  const batch = Math.max(1, Math.round(sampleNs / per));
+  const samples = [];
+  const start = now();
+  while (samples.length < maxSamples) {
+    t0 = now();
+    for (let i = 0; i < batch; i++) await fn();
+    samples.push((now() - t0) / batch);
+    const el = now() - start;
+    if (samples.length >= minSamples && (el >= minTimeNs || el >= maxTimeNs)) break;
+  }
+  return { ns: median(samples), samples: samples.length, batch };
+}
+
+// ---- formatting -----------------------------------------------------------------------------
+
+export function fmtElems(n) {
+  if (n >= 1 << 20 && n % (1 << 20) === 0) return `${n >> 20}M`;
+  if (n >= 1 << 10 && n % (1 << 10) === 0) return `${n >> 10}K`;
+  return String(n);
+}
+
+export const fmt = (v, d = 2) => (v === null || v === undefined || Number.isNaN(v) ? '-' : v.toFixed(d));
+
+/** Render rows (arrays of strings) as an aligned text table with a header row. */
+export function table(header, rows, align) {
+  const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i] ?? '').length)));
+  const cell = (s, i) => {
+    s = String(s ?? '');
+    return (align?.[i] ?? 'l') === 'r' ? s.padStart(w[i]) : s.padEnd(w[i]);
+  };
+  const line = (r) => r.map(cell).join('  ').trimEnd();
+  return [line(header), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
+}

@@ -1,0 +1,55 @@
+// The raw native surface of quantkit.node (native/napi/addon.cc). Application code should use the
+// checked API in lib/ (package entry); these functions re-check their arguments in C++ but give
+// positional, less friendly messages.
+
+export type ByteCodes = Int8Array | Uint8Array;
+export type ZeroPointArg = number | Int32Array | Int8Array | Uint8Array;
+
+/** 0 = per-tensor, 1 = per-axis, 2 = blocked. */
+export type GranularityCode = 0 | 1 | 2;
+/** 0 = one code per byte, 1 = two codes per byte (low nibble first). */
+export type StorageCode = 0 | 1;
+
+export interface NativeCpuInfo {
+  arch: 'x86_64' | 'arm64' | 'other';
+  features: string[];
+  builtPaths: string[];
+  supportedPaths: string[];
+  selected: Record<string, string>;
+  forced: string;
+  threads: number;
+  defaultThreads: number;
+}
+
+export interface NativeKernelEntry {
+  op: string;
+  isa: string;
+  symbol: string;
+  supported: boolean;
+}
+
+export interface Binding {
+  /** flags: 1 = multiply by the float32 reciprocal of the scale (PyTorch), 0 = divide (ONNX). */
+  quantize(x: Float32Array, out: ByteCodes, scale: number | Float32Array, zeroPoint: ZeroPointArg,
+    storage: StorageCode, outer: number, axisDim: number, inner: number, granularity: GranularityCode,
+    blockSize: number, qmin: number, qmax: number, flags: number): void;
+  dequantize(q: ByteCodes, out: Float32Array, scale: number | Float32Array, zeroPoint: ZeroPointArg,
+    isSigned: boolean, storage: StorageCode, outer: number, axisDim: number, inner: number,
+    granularity: GranularityCode, blockSize: number): void;
+  fakeQuantize(x: Float32Array, out: Float32Array, mask: Uint8Array | null, scale: number | Float32Array,
+    zeroPoint: ZeroPointArg, outer: number, axisDim: number, inner: number, granularity: GranularityCode,
+    blockSize: number, qmin: number, qmax: number, flags: number): void;
+  /** Writes per-group min/max of the finite values; returns [nanCount, infCount]. */
+  minMax(x: Float32Array, min: Float32Array, max: Float32Array, outer: number, axisDim: number,
+    inner: number, granularity: GranularityCode, blockSize: number): [number, number];
+  /** ONNX DynamicQuantizeLinear into out; returns [scale, zeroPoint]. */
+  dynamicQuantize(x: Float32Array, out: Uint8Array): [number, number];
+  cpuInfo(): NativeCpuInfo;
+  kernelList(): NativeKernelEntry[];
+  setIsa(name: string): void;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+}
+
+declare const binding: Binding;
+export default binding;

@@ -1,0 +1,57 @@
+// quantkit: deep-learning quantization for Node.js.
+import { native } from './binding';
+import { checkInt, typeError } from './errors';
+
+export { quantizeLinear, dequantizeLinear, dynamicQuantizeLinear } from './onnx';
+export type { QDtype, ZeroPoint, QuantizeLinearOptions, DequantizeLinearOptions, DynamicQuantized } from './onnx';
+export { computeQParams, roundHalfEven, FLOAT32_EPS, FLOAT32_TINY } from './qparams';
+export type { QParams } from './qparams';
+export { quantize, fakeQuantize, minMax, QuantizedTensor } from './tensor';
+export type { FakeQuantizeOptions, MinMaxResult } from './tensor';
+export { resolveSpec, codeRange } from './spec';
+export type { QuantSpec, ResolvedSpec, Scheme, Range, Formula, StorageDtype } from './spec';
+export type { Granularity } from './layout';
+
+export interface CpuInfo {
+  /** 'x86_64', 'arm64' or 'other'. */
+  arch: string;
+  /** CPU features usable here (CPU and OS support), e.g. 'avx2', 'avx512vnni', 'amx-int8', 'dotprod'. */
+  features: string[];
+  /** Paths compiled into this binary. */
+  builtPaths: string[];
+  /** Built paths this CPU and OS can run. */
+  supportedPaths: string[];
+  /** The path each op uses now. */
+  selected: Record<string, string>;
+  /** 'auto', or the path forced with QUANTKIT_ISA / setIsa(). */
+  forced: string;
+  /** Threads ops use (setNumThreads). */
+  threads: number;
+  /** Default thread count: the CPUs this process may run on. */
+  defaultThreads: number;
+}
+
+/** What the CPU offers, which kernel path each op uses, and the thread count. */
+export function cpuInfo(): CpuInfo {
+  return native.cpuInfo();
+}
+
+/**
+ * Force a path, as QUANTKIT_ISA does at load: 'auto', 'scalar', 'avx2', 'avx512', 'avxvnni',
+ * 'avx512vnni', 'amx', 'neon', 'neon-dotprod'. A path limits every op to it and the paths it
+ * extends (e.g. 'avx512' allows avx2 and scalar kernels). Unsupported paths throw. Meant for
+ * testing and diagnosis; do not call while other threads run quantkit ops.
+ */
+export function setIsa(path: string): void {
+  if (typeof path !== 'string') throw typeError('path', 'a string', path);
+  native.setIsa(path);
+}
+
+/** Threads used by ops (1..1024). Default: the CPUs available to the process. */
+export function setNumThreads(n: number): void {
+  native.setNumThreads(checkInt('n', n, 1, 1024));
+}
+
+export function getNumThreads(): number {
+  return native.getNumThreads();
+}

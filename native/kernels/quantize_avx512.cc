@@ -1,0 +1,108 @@
+// Quantize, AVX-512 (F/BW/DQ/VL). Bit-identical to quant_uniform_ref / quant_vec_ref:
+//   v = x / scale (or x * (1/scale) with QK_RECIP); NaN -> zp; else clamp(nearbyint(v)) + zp.
+// The clamp is done in float before the conversion (rounding commutes with clamping to integer
+// bounds), so vcvtps2dq (round to nearest even under the default MXCSR, like nearbyint) never
+// sees an out-of-range value; NaN lanes are zeroed with the ordered-compare mask.
+#include <immintrin.h>
+
+#include "kernel_decls.h"
+#include "x86_common.h"
+
+namespace qk {
+namespace {
+
+QK_X86_INLINE __mmask16 tail_mask16(size_t rem) {
+  return rem >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << rem) - 1u);
+}
+
+// Codes (int32, zero point added) of 16 values; s is the scale (kMul: the reciprocal).
+template <bool kMul>
+QK_X86_INLINE __m512i code16(__m512 x, __m512 s, __m512 lo, __m512 hi, __m512i zp) {
+  const __m512 v = kMul ? _mm512_mul_ps(x, s) : _mm512_div_ps(x, s);
+  const __mmask16 ord = _mm512_cmp_ps_mask(v, v, _CMP_ORD_Q);
+  const __m512 c = _mm512_maskz_min_ps(ord, _mm512_max_ps(v, lo), hi);  // NaN -> 0
+  return _mm512_add_epi32(_mm512_cvtps_epi32(c), zp);
+}
+
+template <bool kMul>
+void quant_uniform_impl(const float* x, size_t n, float s_or_inv, int32_t zp, const QRange& r,
+                        uint8_t* out) {
+  const __m512 s = _mm512_set1_ps(s_or_inv);
+  const __m512 lo = _mm512_set1_ps(static_cast<float>(r.qmin - zp));
+  const __m512 hi = _mm512_set1_ps(static_cast<float>(r.qmax - zp));
+  const __m512i z = _mm512_set1_epi32(zp);
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __m512i q0 = code16<kMul>(_mm512_loadu_ps(x + i), s, lo, hi, z);
+    const __m512i q1 = code16<kMul>(_mm512_loadu_ps(x + i + 16), s, lo, hi, z);
+    const __m512i q2 = code16<kMul>(_mm512_loadu_ps(x + i + 32), s, lo, hi, z);
+    const __m512i q3 = code16<kMul>(_mm512_loadu_ps(x + i + 48), s, lo, hi, z);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm512_cvtepi32_epi8(q0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i + 16), _mm512_cvtepi32_epi8(q1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i + 32), _mm512_cvtepi32_epi8(q2));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i + 48), _mm512_cvtepi32_epi8(q3));
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 k = tail_mask16(n - i);
+    const __m512i q = code16<kMul>(_mm512_maskz_loadu_ps(k, x + i), s, lo, hi, z);
+    _mm_mask_storeu_epi8(out + i, k, _mm512_cvtepi32_epi8(q));
+  }
+}
+
+// Per-element scale / zero point: lo / hi are qmin - zp / qmax - zp per lane (int32 then float,
+// as the reference computes them); with QK_RECIP the reciprocal is 1.0f / scale per lane.
+template <bool kRecip>
+QK_X86_INLINE __m512i code16_vec(__m512 x, __m512 s, __m512i zp, __m512i qmin, __m512i qmax) {
+  const __m512 lo = _mm512_cvtepi32_ps(_mm512_sub_epi32(qmin, zp));
+  const __m512 hi = _mm512_cvtepi32_ps(_mm512_sub_epi32(qmax, zp));
+  const __m512 v = kRecip ? _mm512_mul_ps(x, _mm512_div_ps(_mm512_set1_ps(1.0f), s))
+                          : _mm512_div_ps(x, s);
+  const __mmask16 ord = _mm512_cmp_ps_mask(v, v, _CMP_ORD_Q);
+  const __m512 c = _mm512_maskz_min_ps(ord, _mm512_max_ps(v, lo), hi);
+  return _mm512_add_epi32(_mm512_cvtps_epi32(c), zp);
+}
+
+template <bool kRecip>
+void quant_vec_impl(const float* x, size_t n, const float* scale, const int32_t* zp,
+                    const QRange& r, uint8_t* out) {
+  const __m512i qmin = _mm512_set1_epi32(r.qmin);
+  const __m512i qmax = _mm512_set1_epi32(r.qmax);
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512i q0 = code16_vec<kRecip>(_mm512_loadu_ps(x + i), _mm512_loadu_ps(scale + i),
+                                          _mm512_loadu_si512(zp + i), qmin, qmax);
+    const __m512i q1 = code16_vec<kRecip>(_mm512_loadu_ps(x + i + 16),
+                                          _mm512_loadu_ps(scale + i + 16),
+                                          _mm512_loadu_si512(zp + i + 16), qmin, qmax);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm512_cvtepi32_epi8(q0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i + 16), _mm512_cvtepi32_epi8(q1));
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 k = tail_mask16(n - i);
+    // Masked-off lanes load 0: 0 / 0 there is a quiet NaN, never stored.
+    const __m512i q = code16_vec<kRecip>(_mm512_maskz_loadu_ps(k, x + i),
+                                         _mm512_maskz_loadu_ps(k, scale + i),
+                                         _mm512_maskz_loadu_epi32(k, zp + i), qmin, qmax);
+    _mm_mask_storeu_epi8(out + i, k, _mm512_cvtepi32_epi8(q));
+  }
+}
+
+}  // namespace
+
+void quant_uniform_avx512(const float* x, size_t n, float scale, int32_t zp, const QRange& r,
+                          uint8_t* out) {
+  if ((r.flags & QK_RECIP) || x86::div_is_exact_mul(scale))
+    quant_uniform_impl<true>(x, n, 1.0f / scale, zp, r, out);
+  else
+    quant_uniform_impl<false>(x, n, scale, zp, r, out);
+}
+
+void quant_vec_avx512(const float* x, size_t n, const float* scale, const int32_t* zp,
+                      const QRange& r, uint8_t* out) {
+  if (r.flags & QK_RECIP)
+    quant_vec_impl<true>(x, n, scale, zp, r, out);
+  else
+    quant_vec_impl<false>(x, n, scale, zp, r, out);
+}
+
+}  // namespace qk

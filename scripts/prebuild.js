@@ -1,0 +1,155 @@
+#!/usr/bin/env node
+// `npm run prebuild`: builds the binaries shipped in the package (prebuildify cannot drive
+// cmake-js, so this does what `prebuildify --napi --tag-libc` would):
+//
+//   prebuilds/linux-x64/node.napi.glibc.node     native build   (build dir: build-prebuild-x64)
+//   prebuilds/linux-arm64/node.napi.glibc.node   cross build with cmake/aarch64-linux-gnu.cmake
+//                                                (build dir: build-prebuild-arm64)
+//
+// node-gyp-build picks these by tags: "node" + "napi" (any Node.js with N-API 8) + "glibc" (never
+// chosen on Alpine/musl, where scripts/install.js builds from source instead).
+//
+// Each binary is checked: ELF machine, NEEDED libraries (only the C library family: libstdc++ and
+// libgcc are linked statically), the highest GLIBC_ symbol version it needs, that it exports
+// napi_register_module_v1, and (x64, on an x64 host) that it loads in node and cpuInfo() works.
+//
+// Options: --only=x64|arm64  build one of them; --clean  rebuild from scratch;
+//          QK_MAX_GLIBC=2.34  fail if a binary needs a newer glibc than this.
+'use strict';
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { which, tryLoad } = require('./install.js');
+
+const root = path.resolve(__dirname, '..');
+const NAME = 'node.napi.glibc.node';
+const ALLOWED_NEEDED = /^(libc\.so\.6|libm\.so\.6|libpthread\.so\.0|libdl\.so\.2|librt\.so\.1|ld-linux[-\w.]*\.so\.\d+)$/;
+
+const argv = process.argv.slice(2);
+const only = (argv.find((a) => a.startsWith('--only=')) || '').slice(7);
+const clean = argv.includes('--clean');
+
+const targets = [
+  {
+    arch: 'x64',
+    machine: 'Advanced Micro Devices X86-64',
+    fileRe: /ELF 64-bit LSB shared object, x86-64/,
+    out: 'build-prebuild-x64',
+    args: [],
+    tools: [],
+  },
+  {
+    arch: 'arm64',
+    machine: 'AArch64',
+    fileRe: /ELF 64-bit LSB shared object, ARM aarch64/,
+    out: 'build-prebuild-arm64',
+    args: [
+      '--arch', 'arm64',
+      '--cc', 'aarch64-linux-gnu-gcc', '--cxx', 'aarch64-linux-gnu-g++',
+      `--CDCMAKE_TOOLCHAIN_FILE=${path.join(root, 'cmake', 'aarch64-linux-gnu.cmake')}`,
+    ],
+    tools: [['aarch64-linux-gnu-g++', 'g++-aarch64-linux-gnu']],
+  },
+].filter((t) => !only || t.arch === only);
+
+function fail(msg) {
+  console.error(`\nprebuild: ${msg}\n`);
+  process.exit(1);
+}
+
+function run(cmd, args, opts = {}) {
+  console.log(`$ ${[cmd, ...args].map((a) => path.relative(root, a) && a.startsWith(root) ? path.relative(root, a) : a).join(' ')}`);
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', ...opts });
+  if (r.status !== 0) fail(`${path.basename(cmd)} failed (${r.error ? r.error.message : `exit code ${r.status}`})`);
+}
+
+function capture(cmd, args) {
+  const r = spawnSync(cmd, args, { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.status !== 0) fail(`${cmd} ${args.join(' ')} failed: ${r.stderr || r.error}`);
+  return r.stdout;
+}
+
+function cmpVersion(a, b) {
+  const pa = a.split('.').map(Number);
+  const pb = b.split('.').map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] || 0) - (pb[i] || 0);
+    if (d) return d;
+  }
+  return 0;
+}
+
+// Static checks with binutils (they read any ELF, so they work on the cross-built binary too).
+function inspect(file, t) {
+  const header = capture('readelf', ['-h', file]);
+  const machine = (/Machine:\s*(.*)/.exec(header) || [])[1];
+  if (machine !== t.machine) fail(`${file}: machine is "${machine}", expected "${t.machine}"`);
+  if (which('file')) {
+    const desc = capture('file', ['-b', file]).trim();
+    if (!t.fileRe.test(desc)) fail(`${file}: \`file\` says "${desc}"`);
+  }
+
+  const dyn = capture('readelf', ['-d', file]);
+  const needed = [...dyn.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
+  const bad = needed.filter((n) => !ALLOWED_NEEDED.test(n));
+  if (bad.length) fail(`${file} needs ${bad.join(', ')} (only libc/libm/libpthread/libdl are allowed; link libstdc++/libgcc statically)`);
+
+  const versions = capture('readelf', ['-V', file]);
+  const glibc = [...new Set([...versions.matchAll(/Name: GLIBC_([\d.]+)/g)].map((m) => m[1]))].sort(cmpVersion);
+  const maxGlibc = glibc[glibc.length - 1] || 'none';
+  const other = [...new Set([...versions.matchAll(/Name: ((?:GLIBCXX|CXXABI|GCC)_[\d.]+)/g)].map((m) => m[1]))];
+  if (other.length) fail(`${file} needs ${other.join(', ')} from a shared libstdc++/libgcc`);
+  if (process.env.QK_MAX_GLIBC && maxGlibc !== 'none' && cmpVersion(maxGlibc, process.env.QK_MAX_GLIBC) > 0)
+    fail(`${file} needs GLIBC_${maxGlibc}, newer than QK_MAX_GLIBC=${process.env.QK_MAX_GLIBC}`);
+
+  // Which symbols pull in the newest glibc version (useful when trying to lower it).
+  const dynsyms = capture('readelf', ['--dyn-syms', '-W', file]);
+  const newest = [...new Set([...dynsyms.matchAll(/ UND (\S+)@GLIBC_([\d.]+)/g)]
+    .filter((m) => m[2] === maxGlibc).map((m) => m[1]))];
+  if (!/\bnapi_register_module_v1\b/.test(dynsyms.split('\n').filter((l) => !/ UND /.test(l)).join('\n')))
+    fail(`${file} does not export napi_register_module_v1`);
+  const undefCxx = [...dynsyms.matchAll(/ UND (_Z\S+)/g)].map((m) => m[1]);
+  if (undefCxx.length) fail(`${file} has undefined C++ symbols: ${undefCxx.slice(0, 5).join(' ')}`);
+
+  return { needed, maxGlibc, newest, size: fs.statSync(file).size };
+}
+
+function buildTarget(t) {
+  for (const [tool, pkg] of t.tools) {
+    if (!which(tool)) fail(`${tool} is missing: apt-get install ${pkg}`);
+  }
+  const cmakeJs = require.resolve('cmake-js/bin/cmake-js', { paths: [root] });
+  const out = path.join(root, t.out);
+  if (clean) fs.rmSync(out, { recursive: true, force: true });
+  const jobs = String(Math.max(1, os.availableParallelism ? os.availableParallelism() : os.cpus().length));
+  // --prefer-make: a fixed generator, so a build dir is never reused across generators.
+  run(process.execPath, [cmakeJs, 'compile', '--directory', root, '--out', out, '--prefer-make',
+    '--parallel', jobs, '--log-level', 'warn', ...t.args]);
+  const built = path.join(out, 'Release', 'quantkit.node');
+  if (!fs.existsSync(built)) fail(`${built} was not produced`);
+
+  const dest = path.join(root, 'prebuilds', `linux-${t.arch}`, NAME);
+  fs.mkdirSync(path.dirname(dest), { recursive: true });
+  fs.copyFileSync(built, dest);
+  const info = inspect(dest, t);
+
+  if (t.arch === os.arch() && os.platform() === 'linux') {
+    const err = tryLoad(dest);
+    if (err) fail(`${dest} does not load: ${err}`);
+    info.loaded = 'loads in node, cpuInfo() ok';
+  } else {
+    info.loaded = 'not loaded (foreign architecture)';
+  }
+  return { dest, ...info };
+}
+
+if (os.platform() !== 'linux') fail('the prebuilt binaries are built on Linux (x64 host)');
+const results = targets.map(buildTarget);
+console.log('\nprebuild: done');
+for (const r of results) {
+  console.log(`  ${path.relative(root, r.dest)}  ${(r.size / 1024).toFixed(0)} KiB`);
+  console.log(`    NEEDED: ${r.needed.join(', ') || '(none)'}`);
+  console.log(`    max GLIBC_${r.maxGlibc}${r.newest.length ? ` (for ${r.newest.join(', ')})` : ''}`);
+  console.log(`    ${r.loaded}`);
+}
