@@ -24,7 +24,10 @@ const { which, tryLoad } = require('./install.js');
 
 const root = path.resolve(__dirname, '..');
 const NAME = 'node.napi.glibc.node';
-const ALLOWED_NEEDED = /^(libc\.so\.6|libm\.so\.6|libpthread\.so\.0|libdl\.so\.2|librt\.so\.1|ld-linux[-\w.]*\.so\.\d+)$/;
+// The C library family, plus libgcc_s.so.1 (the unwinder; every glibc system that runs the
+// official Node.js binaries has it, since node itself needs it). Never libstdc++.
+const ALLOWED_NEEDED = /^(libc\.so\.6|libm\.so\.6|libpthread\.so\.0|libdl\.so\.2|librt\.so\.1|libgcc_s\.so\.1|ld-linux[-\w.]*\.so\.\d+)$/;
+const COMPAT_SRC = path.join(root, 'cmake', 'glibc_compat.cc');
 
 const argv = process.argv.slice(2);
 const only = (argv.find((a) => a.startsWith('--only=')) || '').slice(7);
@@ -98,8 +101,11 @@ function inspect(file, t) {
   const versions = capture('readelf', ['-V', file]);
   const glibc = [...new Set([...versions.matchAll(/Name: GLIBC_([\d.]+)/g)].map((m) => m[1]))].sort(cmpVersion);
   const maxGlibc = glibc[glibc.length - 1] || 'none';
-  const other = [...new Set([...versions.matchAll(/Name: ((?:GLIBCXX|CXXABI|GCC)_[\d.]+)/g)].map((m) => m[1]))];
-  if (other.length) fail(`${file} needs ${other.join(', ')} from a shared libstdc++/libgcc`);
+  const cxx = [...new Set([...versions.matchAll(/Name: ((?:GLIBCXX|CXXABI)_[\d.]+)/g)].map((m) => m[1]))];
+  if (cxx.length) fail(`${file} needs ${cxx.join(', ')} from a shared libstdc++ (link it statically)`);
+  const gcc = [...new Set([...versions.matchAll(/Name: GCC_([\d.]+)/g)].map((m) => m[1]))].sort(cmpVersion);
+  if (gcc.length && cmpVersion(gcc[gcc.length - 1], '4.3') > 0)
+    fail(`${file} needs GCC_${gcc[gcc.length - 1]} from libgcc_s.so.1 (only GCC <= 4.3 symbol versions are allowed)`);
   if (process.env.QK_MAX_GLIBC && maxGlibc !== 'none' && cmpVersion(maxGlibc, process.env.QK_MAX_GLIBC) > 0)
     fail(`${file} needs GLIBC_${maxGlibc}, newer than QK_MAX_GLIBC=${process.env.QK_MAX_GLIBC}`);
 
@@ -109,10 +115,11 @@ function inspect(file, t) {
     .filter((m) => m[2] === maxGlibc).map((m) => m[1]))];
   if (!/\bnapi_register_module_v1\b/.test(dynsyms.split('\n').filter((l) => !/ UND /.test(l)).join('\n')))
     fail(`${file} does not export napi_register_module_v1`);
-  const undefCxx = [...dynsyms.matchAll(/ UND (_Z\S+)/g)].map((m) => m[1]);
+  // Weak undefined C++ symbols (the _ZGTt* transactional-memory clones of libstdc++) are fine.
+  const undefCxx = [...dynsyms.matchAll(/ GLOBAL +DEFAULT +UND (_Z\S+)/g)].map((m) => m[1]);
   if (undefCxx.length) fail(`${file} has undefined C++ symbols: ${undefCxx.slice(0, 5).join(' ')}`);
 
-  return { needed, maxGlibc, newest, size: fs.statSync(file).size };
+  return { needed, maxGlibc, newest, gcc: gcc.map((v) => `GCC_${v}`), size: fs.statSync(file).size };
 }
 
 function buildTarget(t) {
@@ -122,10 +129,16 @@ function buildTarget(t) {
   const cmakeJs = require.resolve('cmake-js/bin/cmake-js', { paths: [root] });
   const out = path.join(root, t.out);
   if (clean) fs.rmSync(out, { recursive: true, force: true });
+  // cmake/glibc_compat.cc keeps the required glibc down (see there). Until CMakeLists.txt adds it
+  // to the addon itself, it rides in CMAKE_JS_SRC (empty on Linux; the last -D wins).
+  const compat = /glibc_compat/.test(fs.readFileSync(path.join(root, 'CMakeLists.txt'), 'utf8'))
+    ? [] : [`--CDCMAKE_JS_SRC=${COMPAT_SRC}`];
   const jobs = String(Math.max(1, os.availableParallelism ? os.availableParallelism() : os.cpus().length));
-  // --prefer-make: a fixed generator, so a build dir is never reused across generators.
-  run(process.execPath, [cmakeJs, 'compile', '--directory', root, '--out', out, '--prefer-make',
-    '--parallel', jobs, '--log-level', 'warn', ...t.args]);
+  // Configure every time (cmake-js `compile` would keep a stale cache and ignore changed -D
+  // options), then build incrementally. --prefer-make: one generator for these build dirs.
+  const common = ['--directory', root, '--out', out, '--prefer-make', '--log-level', 'warn'];
+  run(process.execPath, [cmakeJs, 'configure', ...common, ...compat, ...t.args]);
+  run(process.execPath, [cmakeJs, 'build', ...common, '--parallel', jobs, ...t.args]);
   const built = path.join(out, 'Release', 'quantkit.node');
   if (!fs.existsSync(built)) fail(`${built} was not produced`);
 
@@ -149,7 +162,7 @@ const results = targets.map(buildTarget);
 console.log('\nprebuild: done');
 for (const r of results) {
   console.log(`  ${path.relative(root, r.dest)}  ${(r.size / 1024).toFixed(0)} KiB`);
-  console.log(`    NEEDED: ${r.needed.join(', ') || '(none)'}`);
+  console.log(`    NEEDED: ${r.needed.join(', ') || '(none)'}${r.gcc.length ? ` (libgcc_s: ${r.gcc.join(', ')})` : ''}`);
   console.log(`    max GLIBC_${r.maxGlibc}${r.newest.length ? ` (for ${r.newest.join(', ')})` : ''}`);
   console.log(`    ${r.loaded}`);
 }

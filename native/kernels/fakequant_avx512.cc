@@ -26,8 +26,8 @@ QK_X86_INLINE __m512 fq16(__m512 v, __m512 scale, __m512 lo, __m512 hi, __mmask1
 }
 
 template <bool kMask>
-QK_X86_INLINE void store_mask16(uint8_t* m, __mmask16 in, __mmask16 k) {
-  if (kMask) _mm_mask_storeu_epi8(m, k, _mm_maskz_mov_epi8(in, _mm_set1_epi8(1)));
+QK_X86_INLINE void store_mask16(uint8_t* mask, size_t i, __mmask16 in, __mmask16 k) {
+  if (kMask) _mm_mask_storeu_epi8(mask + i, k, _mm_maskz_mov_epi8(in, _mm_set1_epi8(1)));
 }
 
 template <bool kMul, bool kMask>
@@ -58,7 +58,7 @@ void fakequant_uniform_impl(const float* x, size_t n, float scale, float inv, in
     __mmask16 in;
     const __m512 f = fq16(vof(_mm512_maskz_loadu_ps(k, x + i)), s, lo, hi, &in);
     _mm512_mask_storeu_ps(out + i, k, f);
-    store_mask16<kMask>(mask + i, in, k);
+    store_mask16<kMask>(mask, i, in, k);
   }
 }
 
@@ -83,7 +83,7 @@ void fakequant_vec_impl(const float* x, size_t n, const float* scale, const int3
     const __m512 f = fq16_vec<kRecip>(_mm512_loadu_ps(x + i), _mm512_loadu_ps(scale + i),
                                       _mm512_loadu_si512(zp + i), qmin, qmax, &in);
     _mm512_storeu_ps(out + i, f);
-    store_mask16<kMask>(mask + i, in, 0xffff);
+    store_mask16<kMask>(mask, i, in, 0xffff);
   }
   if (i < n) {
     const __mmask16 k = tail_mask16(n - i);
@@ -92,7 +92,7 @@ void fakequant_vec_impl(const float* x, size_t n, const float* scale, const int3
                                       _mm512_maskz_loadu_ps(k, scale + i),
                                       _mm512_maskz_loadu_epi32(k, zp + i), qmin, qmax, &in);
     _mm512_mask_storeu_ps(out + i, k, f);
-    store_mask16<kMask>(mask + i, in, k);
+    store_mask16<kMask>(mask, i, in, k);
   }
 }
 
