@@ -2,10 +2,8 @@
 //   out = float(code - zp) * scale, code sign-extended from the byte when is_signed.
 // One multiply, no FMA. Tails (< 32 elements) run the same block on a padded copy.
 // Large outputs (>= x86::kStreamBytes) use non-temporal stores (see dequantize_avx512.cc).
-#include <immintrin.h>
-
+#include "x86_common.h"  // first: <immintrin.h>
 #include "kernel_decls.h"
-#include "x86_common.h"
 
 namespace qk {
 namespace {

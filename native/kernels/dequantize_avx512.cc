@@ -4,10 +4,8 @@
 // conversion otherwise; one multiply, no FMA.
 // Large outputs (>= x86::kStreamBytes) use non-temporal stores: dequantize writes 4 bytes per byte
 // read, and streaming saves the read-for-ownership of every output line.
-#include <immintrin.h>
-
+#include "x86_common.h"  // first: <immintrin.h>
 #include "kernel_decls.h"
-#include "x86_common.h"
 
 namespace qk {
 namespace {

@@ -63,6 +63,12 @@ void dequant_uniform_impl(const uint8_t* q, size_t n, float scale, int32_t zp, f
       vst1q_f32(out + i + 12, vmulq_f32(vcvtq_f32_s32(d3), vs));
     }
   }
+  const int32x4_t z32 = vdupq_n_s32(zp);
+  for (; i + 4 <= n; i += 4) {
+    const int32x4_t c = {code_at<kSigned>(q, i), code_at<kSigned>(q, i + 1),
+                         code_at<kSigned>(q, i + 2), code_at<kSigned>(q, i + 3)};
+    vst1q_f32(out + i, vmulq_f32(vcvtq_f32_s32(vsubq_s32(c, z32)), vs));
+  }
   for (; i < n; ++i) out[i] = static_cast<float>(code_at<kSigned>(q, i) - zp) * scale;
 }
 
@@ -81,6 +87,12 @@ void dequant_vec_impl(const uint8_t* q, size_t n, const float* scale, const int3
     vst1q_f32(out + i + 4, vmulq_f32(vcvtq_f32_s32(d1), vld1q_f32(scale + i + 4)));
     vst1q_f32(out + i + 8, vmulq_f32(vcvtq_f32_s32(d2), vld1q_f32(scale + i + 8)));
     vst1q_f32(out + i + 12, vmulq_f32(vcvtq_f32_s32(d3), vld1q_f32(scale + i + 12)));
+  }
+  for (; i + 4 <= n; i += 4) {
+    const int32x4_t c = {code_at<kSigned>(q, i), code_at<kSigned>(q, i + 1),
+                         code_at<kSigned>(q, i + 2), code_at<kSigned>(q, i + 3)};
+    vst1q_f32(out + i, vmulq_f32(vcvtq_f32_s32(vsubq_s32(c, vld1q_s32(zp + i))),
+                                 vld1q_f32(scale + i)));
   }
   for (; i < n; ++i) out[i] = static_cast<float>(code_at<kSigned>(q, i) - zp[i]) * scale[i];
 }

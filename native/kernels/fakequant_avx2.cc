@@ -3,10 +3,8 @@
 //   out = float(int(clamp(c))) * scale with NaN -> 0, i.e. float(code - zp) * scale.
 // The int round trip turns -0 into +0 as the reference's float(int) does.
 // Tails (< 32 elements) run the same block on a padded copy.
-#include <immintrin.h>
-
+#include "x86_common.h"  // first: <immintrin.h>
 #include "kernel_decls.h"
-#include "x86_common.h"
 
 namespace qk {
 namespace {

@@ -2,10 +2,8 @@
 //   c = nearbyint(v) (vrndscaleps under MXCSR), mask = lo <= c <= hi (ordered: NaN, Inf -> 0),
 //   out = float(int(clamp(c)) - 0) * scale with NaN -> 0, i.e. float(code - zp) * scale.
 // The int round trip turns -0 into +0 as the reference's float(int) does.
-#include <immintrin.h>
-
+#include "x86_common.h"  // first: <immintrin.h>
 #include "kernel_decls.h"
-#include "x86_common.h"
 
 namespace qk {
 namespace {

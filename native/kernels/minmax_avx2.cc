@@ -3,10 +3,8 @@
 // compare mask); vminps(x', m) returns m when x' is NaN and is otherwise exactly the
 // reference's x < m ? x : m, so minmax_vec is bit-identical; minmax_uniform may differ only in
 // the sign of a zero result (lanes are folded in a different order).
-#include <immintrin.h>
-
+#include "x86_common.h"  // first: <immintrin.h>
 #include "kernel_decls.h"
-#include "x86_common.h"
 
 namespace qk {
 namespace {

@@ -2,10 +2,8 @@
 // folded in, NaN and +-Inf are counted (vfpclassps) and skipped. vminps(x, m) is exactly the
 // reference's x < m ? x : m, so minmax_vec is bit-identical; minmax_uniform may differ only in the
 // sign of a zero result (lanes are folded in a different order).
-#include <immintrin.h>
-
+#include "x86_common.h"  // first: <immintrin.h>
 #include "kernel_decls.h"
-#include "x86_common.h"
 
 namespace qk {
 namespace {

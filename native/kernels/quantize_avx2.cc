@@ -6,10 +6,8 @@
 // otherwise turn them into lo). Codes are truncated to their low byte (and 0xff + unsigned
 // packs), which is exactly static_cast<uint8_t> for any int32.
 // Tails (< 32 elements) run the same 32-wide block on a zero-padded copy.
-#include <immintrin.h>
-
+#include "x86_common.h"  // first: <immintrin.h>
 #include "kernel_decls.h"
-#include "x86_common.h"
 
 namespace qk {
 namespace {

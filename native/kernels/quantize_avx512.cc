@@ -3,10 +3,8 @@
 // The clamp is done in float before the conversion (rounding commutes with clamping to integer
 // bounds), so vcvtps2dq (round to nearest even under the default MXCSR, like nearbyint) never
 // sees an out-of-range value; NaN lanes are zeroed with the ordered-compare mask.
-#include <immintrin.h>
-
+#include "x86_common.h"  // first: <immintrin.h>
 #include "kernel_decls.h"
-#include "x86_common.h"
 
 namespace qk {
 namespace {

@@ -9,6 +9,8 @@
 // (byte addition wraps exactly like the low byte of the int32 sum).
 #include <arm_neon.h>
 
+#include <cstring>
+
 #include "../core/ref.h"
 
 namespace qk {
@@ -20,6 +22,13 @@ inline uint8x16_t low_bytes(int32x4_t a, int32x4_t b, int32x4_t c, int32x4_t d) 
   const int16x8_t ab = vuzp1q_s16(vreinterpretq_s16_s32(a), vreinterpretq_s16_s32(b));
   const int16x8_t cd = vuzp1q_s16(vreinterpretq_s16_s32(c), vreinterpretq_s16_s32(d));
   return vreinterpretq_u8_s8(vuzp1q_s8(vreinterpretq_s8_s16(ab), vreinterpretq_s8_s16(cd)));
+}
+
+// Store the low bytes of one int32x4 (4 bytes, no alignment assumed).
+inline void store_low_bytes4(uint8_t* out, int32x4_t a) {
+  const int16x4_t h = vmovn_s32(a);
+  const uint32_t w = vget_lane_u32(vreinterpret_u32_s8(vmovn_s16(vcombine_s16(h, h))), 0);
+  std::memcpy(out, &w, 4);
 }
 
 // Rounded, clamped code offset (code - zp) of one vector; NaN -> 0.
@@ -49,6 +58,9 @@ void quant_uniform_impl(const float* x, size_t n, float scale, int32_t zp, const
     const int32x4_t d = offset4(scaled<kRecip>(vld1q_f32(x + i + 12), vs, vi), lo, hi);
     vst1q_u8(out + i, vaddq_u8(low_bytes(a, b, c, d), vzp));
   }
+  const int32x4_t vzp32 = vdupq_n_s32(zp);
+  for (; i + 4 <= n; i += 4)
+    store_low_bytes4(out + i, vaddq_s32(offset4(scaled<kRecip>(vld1q_f32(x + i), vs, vi), lo, hi), vzp32));
   for (; i < n; ++i) out[i] = static_cast<uint8_t>(quant_one(x[i], scale, inv, zp, r));
 }
 
@@ -77,6 +89,8 @@ void quant_vec_impl(const float* x, size_t n, const float* scale, const int32_t*
     const int32x4_t d = code4_vec<kRecip>(x + i + 12, scale + i + 12, zp + i + 12, qmin, qmax);
     vst1q_u8(out + i, low_bytes(a, b, c, d));
   }
+  for (; i + 4 <= n; i += 4)
+    store_low_bytes4(out + i, code4_vec<kRecip>(x + i, scale + i, zp + i, qmin, qmax));
   for (; i < n; ++i)
     out[i] = static_cast<uint8_t>(quant_one(x[i], scale[i], recip_of(scale[i]), zp[i], r));
 }

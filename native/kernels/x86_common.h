@@ -8,6 +8,16 @@
 #include <cstdint>
 #include <cstring>
 
+// The intrinsics header, included here for every kernel file. GCC 12.2 warns
+// -Wmaybe-uninitialized inside its own AVX-512 intrinsics (the `__Y = __Y` of the
+// _mm*_undefined_* helpers, GCC PR105593, fixed in 12.3); the warning points into the header, so
+// it is silenced for the header only. Including it needs no ISA flags (GCC guards each function
+// with a target pragma); which functions may be used is up to each file's flags.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+
 #include "../core/kernel_types.h"
 
 #define QK_X86_INLINE inline __attribute__((always_inline))
