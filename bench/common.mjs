@@ -17,10 +17,12 @@ const require = createRequire(path.join(root, 'package.json'));
  * same call shape, so the bench runs at any stage of the project.
  * @returns {Promise<{api: object, source: string, note?: string}>}
  */
-export async function loadQuantkit() {
+export async function loadQuantkit({ forceRaw = false } = {}) {
   const dist = path.join(root, 'dist/esm/index.mjs');
   let note;
-  if (existsSync(dist)) {
+  if (forceRaw) {
+    note = 'forced by --raw';
+  } else if (existsSync(dist)) {
     try {
       const m = await import(pathToFileURL(dist).href);
       if (typeof m.quantizeLinear === 'function' && typeof m.dequantizeLinear === 'function') {
@@ -37,7 +39,7 @@ export async function loadQuantkit() {
   return { api: rawAdapter(binding), source: 'raw binding (build/Release/quantkit.node)', note };
 }
 
-function loadRawBinding() {
+export function loadRawBinding() {
   const built = path.join(root, 'build/Release/quantkit.node');
   if (existsSync(built)) return require(built);
   try {
@@ -188,6 +190,46 @@ export async function timeAsync(fn, { warmup = 2, sampleNs = 2e6, minSamples = 5
     if (samples.length >= minSamples && (el >= minTimeNs || el >= maxTimeNs)) break;
   }
   return { ns: median(samples), samples: samples.length, batch };
+}
+
+/**
+ * Time several contestants interleaved: after each one's warm-up, every round takes one sample
+ * (a batch of calls lasting about `sampleNs`) of each contestant in turn, so slow drifts of a
+ * shared machine hit them alike and their ratios stay meaningful. Rounds continue until
+ * `minSamples` rounds and `minTimeNs` elapsed, or `maxSamples` rounds, or `maxTimeNs`.
+ * Contestants with `async: true` are awaited call by call.
+ * @param {{name: string, fn: () => any, async?: boolean}[]} contestants
+ * @returns {Promise<Record<string, {ns: number, samples: number, batch: number}>>} median ns per call
+ */
+export async function timeInterleaved(contestants, { warmup = 2, sampleNs = 2e6, minSamples = 5, maxSamples = 31, minTimeNs = 3e8, maxTimeNs = 2e10 } = {}) {
+  const batches = [];
+  for (const c of contestants) {
+    const half = Math.ceil(warmup / 2);
+    for (let i = 0; i < warmup - half; i++) (c.async ? await c.fn() : c.fn());
+    const t0 = now();
+    for (let i = 0; i < half; i++) (c.async ? await c.fn() : c.fn());
+    const per = Math.max(1, (now() - t0) / half);
+    batches.push(Math.max(1, Math.round(sampleNs / per)));
+  }
+  const samples = contestants.map(() => []);
+  const start = now();
+  for (let round = 0; round < maxSamples; round++) {
+    for (let k = 0; k < contestants.length; k++) {
+      const { fn } = contestants[k];
+      const batch = batches[k];
+      const t0 = now();
+      if (contestants[k].async) for (let i = 0; i < batch; i++) await fn();
+      else for (let i = 0; i < batch; i++) fn();
+      samples[k].push((now() - t0) / batch);
+    }
+    const el = now() - start;
+    if ((round + 1 >= minSamples && el >= minTimeNs) || el >= maxTimeNs) break;
+  }
+  const out = {};
+  contestants.forEach((c, k) => {
+    out[c.name] = { ns: median(samples[k]), samples: samples[k].length, batch: batches[k] };
+  });
+  return out;
 }
 
 // ---- formatting -----------------------------------------------------------------------------

@@ -9,7 +9,7 @@
 // See bench/README.md.
 import os from 'node:os';
 import {
-  loadQuantkit, loadOrt, ORT_INSTALL_HINT, ORT_SESSION_OPTIONS, rng, timeSync, timeAsync,
+  loadQuantkit, loadRawBinding, loadOrt, ORT_INSTALL_HINT, ORT_SESSION_OPTIONS, rng, timeSync, timeAsync, timeInterleaved,
   fmt, fmtElems, table,
 } from './common.mjs';
 import { quantizeLinearModel, dequantizeLinearModel } from './onnx-model.mjs';
@@ -17,8 +17,10 @@ import { quantizeLinearModel, dequantizeLinearModel } from './onnx-model.mjs';
 const argv = process.argv.slice(2);
 const JSON_OUT = argv.includes('--json');
 const QUICK = argv.includes('--quick');
+const NO_ORT = argv.includes('--no-ort');
+const RAW = argv.includes('--raw');
 if (argv.includes('--help') || argv.includes('-h')) {
-  console.log('usage: node bench/quantize.mjs [--json] [--quick]\n  --json   machine-readable results on stdout (the table goes to stderr)\n  --quick  shorter timing (noisier)');
+  console.log('usage: node bench/quantize.mjs [--json] [--quick] [--no-ort] [--raw]\n  --json    machine-readable results on stdout (the table goes to stderr)\n  --quick   shorter timing (noisier)\n  --no-ort  skip onnxruntime-node even when installed\n  --raw     call the raw addon (build/Release/quantkit.node) even when dist/ is built');
   process.exit(0);
 }
 const say = JSON_OUT ? (...a) => console.error(...a) : (...a) => console.log(...a);
@@ -44,12 +46,12 @@ const budget = (n) => (n >= 1 << 22 ? BIG : SMALL);
 
 // ---- setup ------------------------------------------------------------------------------------
 
-const qk = await loadQuantkit();
+const qk = await loadQuantkit({ forceRaw: RAW });
 const K = qk.api;
 if (typeof K.setNumThreads === 'function') K.setNumThreads(1);
 const threads = typeof K.getNumThreads === 'function' ? K.getNumThreads() : undefined;
 const cpu = typeof K.cpuInfo === 'function' ? K.cpuInfo() : {};
-const ortL = loadOrt();
+const ortL = NO_ORT ? { ort: null, binding: null, error: 'disabled by --no-ort' } : loadOrt();
 const ort = ortL.ort;
 
 const meta = {
@@ -178,14 +180,26 @@ for (const n of SIZES) {
   const d = makeData(n);
   const bytes = 5 * n; // 4n f32 + n int8, either direction
 
-  // memcpy references (TypedArray.set of same-typed arrays is a memmove)
+  // memcpy references: TypedArray.set of same-typed arrays and Buffer.copy are both a memmove;
+  // the faster of the two (f32-sized: 4n bytes copied, 8n counted) is timed beside every variant.
   const src32 = new Uint8Array(d.x.buffer);
   const dst32 = new Uint8Array(4 * n);
   const src8 = new Uint8Array(n).fill(7);
   const dst8 = new Uint8Array(n);
+  const bsrc = Buffer.from(d.x.buffer);
+  const bdst = Buffer.from(dst32.buffer);
+  const mt = await timeInterleaved([
+    { name: 'set', fn: () => dst32.set(src32) },
+    { name: 'copy', fn: () => bsrc.copy(bdst) },
+    { name: 'i8', fn: () => dst8.set(src8) },
+  ], { ...B, minTimeNs: B.minTimeNs / 2 });
+  const memcpyKind = mt.copy.ns < mt.set.ns ? 'Buffer.copy' : 'TypedArray.set';
+  const memcpyFn = mt.copy.ns < mt.set.ns ? () => bsrc.copy(bdst) : () => dst32.set(src32);
   const memcpy = {
-    f32: result(8 * n, timeSync(() => dst32.set(src32), B)),
-    i8: result(2 * n, timeSync(() => dst8.set(src8), B)),
+    kind: memcpyKind,
+    f32Set: result(8 * n, mt.set),
+    f32BufferCopy: result(8 * n, mt.copy),
+    i8Set: result(2 * n, mt.i8),
   };
 
   // dequantize inputs: the quantized data of each granularity (computed by the JS reference)
@@ -265,10 +279,9 @@ for (const n of SIZES) {
         ortOut = mkOut();
         fetches = { y: new ort.Tensor(isQ ? 'int8' : 'float32', ortOut, v.shape) };
         const res = await sess.run(feeds); // allocating path, for the check
-        const prealloc = await sess.run(feeds, fetches);
+        await sess.run(feeds, fetches); // writes ortOut
         const a = compare(res.y.data, ortOut);
         if (a.mismatches) errors.push(`${fmtElems(n)} ${v.id}: ORT's preallocated and allocated outputs differ (${a.mismatches})`);
-        void prealloc;
         if (qkOk) r.verify.ort = compare(qkOut, ortOut);
         r.verify.jsVsOrt = compare(jsOut, ortOut);
       } catch (e) {
@@ -284,26 +297,30 @@ for (const n of SIZES) {
       }
     }
 
-    // timing
-    if (qkOk) {
-      r.results.quantkit = result(bytes, timeSync(() => v.qk(qkOut), B));
-      if (v.qkAlloc) r.results.quantkitAlloc = result(bytes, timeSync(v.qkAlloc, B));
-    }
+    // timing: all contestants of this variant interleaved, round by round
+    const contestants = [];
+    if (qkOk) contestants.push({ name: 'quantkit', fn: () => v.qk(qkOut) });
+    contestants.push({ name: 'memcpy', fn: memcpyFn });
     if (sess) {
-      r.results.ortPrealloc = result(bytes, await timeAsync(() => sess.run(feeds, fetches), B));
-      r.results.ortAlloc = result(bytes, await timeAsync(() => sess.run(feeds), B));
-      await sess.release();
+      contestants.push({ name: 'ortPrealloc', fn: () => sess.run(feeds, fetches), async: true });
+      contestants.push({ name: 'ortAlloc', fn: () => sess.run(feeds), async: true });
     }
-    r.results.js = result(bytes, timeSync(() => v.js(jsOut), B));
+    contestants.push({ name: 'js', fn: () => v.js(jsOut) });
+    if (qkOk && v.qkAlloc) contestants.push({ name: 'quantkitAlloc', fn: v.qkAlloc });
+    const t = await timeInterleaved(contestants, B);
+    for (const c of contestants) {
+      r.results[c.name] = result(c.name === 'memcpy' ? 8 * n : bytes, t[c.name]);
+    }
+    if (sess) await sess.release();
 
     // ratios
     const q = r.results.quantkit?.gbps;
     const ortBest = Math.max(r.results.ortPrealloc?.gbps ?? 0, r.results.ortAlloc?.gbps ?? 0) || undefined;
     r.ratios = {
-      memcpy: q !== undefined ? q / memcpy.f32.gbps : undefined,
+      memcpy: q !== undefined ? q / r.results.memcpy.gbps : undefined,
       ort: q !== undefined && ortBest ? q / ortBest : undefined,
       js: q !== undefined ? q / r.results.js.gbps : undefined,
-      quantkitAllocVsMemcpy: r.results.quantkitAlloc ? r.results.quantkitAlloc.gbps / memcpy.f32.gbps : undefined,
+      quantkitAllocVsMemcpy: r.results.quantkitAlloc ? r.results.quantkitAlloc.gbps / r.results.memcpy.gbps : undefined,
       quantkitAllocVsOrt: r.results.quantkitAlloc && ortBest ? r.results.quantkitAlloc.gbps / ortBest : undefined,
     };
     vres.push(r);
@@ -340,6 +357,16 @@ const overhead = {};
   } catch (e) {
     overhead.dequantizeLinearAlloc = { error: e.message };
   }
+  if (!K.raw) {
+    // The raw addon under the public API (no JS-side checks): what the API layer itself costs.
+    try {
+      const b = loadRawBinding();
+      overhead.rawQuantize = timeSync(() => b.quantize(x, qOut, s, z, 0, 1, 1, n, 0, 0, -128, 127, 0), CALL);
+      overhead.rawDequantize = timeSync(() => b.dequantize(q, fOut, s, z, true, 0, 1, 1, n, 0, 0), CALL);
+    } catch (e) {
+      overhead.rawQuantize = { error: e.message };
+    }
+  }
   if (ort) {
     const ASYNC = { ...CALL, warmup: Math.ceil(CALL.warmup / 10), minTimeNs: CALL.minTimeNs / 2, maxSamples: Math.min(CALL.maxSamples, 101) };
     for (const [name, model, feed, outT] of [
@@ -370,7 +397,6 @@ const overhead = {};
 // ---- targets ----------------------------------------------------------------------------------------
 
 const targets = [];
-const big = sizes[sizes.length - 1];
 for (const sz of sizes) {
   const tag = fmtElems(sz.n);
   for (const v of sz.variants) {
@@ -392,7 +418,6 @@ for (const [k, label] of [['quantizeLinear', 'quantizeLinear'], ['dequantizeLine
   const ns = overhead[k]?.ns;
   targets.push({ name: `${label} on ${OVERHEAD_N} elements (with out) < ${T.callNs} ns per call`, value: ns ?? null, threshold: T.callNs, pass: ns === undefined ? null : ns < T.callNs });
 }
-void big;
 
 // ---- report --------------------------------------------------------------------------------------------
 
@@ -407,13 +432,14 @@ const checkCell = (v) => {
 for (const sz of sizes) {
   const mib = (b) => `${(b / 1048576).toFixed(b >= 1048576 ? 0 : 2)} MiB`;
   say(`== ${fmtElems(sz.n)} elements: each op reads + writes ${mib(5 * sz.n)} (f32 ${mib(4 * sz.n)} + int8 ${mib(sz.n)}); GB/s = 1e9 bytes/s ==`);
-  say(`memcpy reference (TypedArray.set, same run): f32-sized copy of ${mib(4 * sz.n)}: ${fmt(sz.memcpy.f32.gbps)} GB/s counted read+write ` +
-    `(${fmt(sz.memcpy.f32.gbps / 2)} GB/s copied); int8-sized copy of ${mib(sz.n)}: ${fmt(sz.memcpy.i8.gbps)} GB/s (info)`);
+  say(`memcpy reference: copy of the f32 tensor (${mib(4 * sz.n)} copied, ${mib(8 * sz.n)} counted read+write) with ${sz.memcpy.kind}, ` +
+    `re-timed beside each variant (the memcpy column). Up front: TypedArray.set ${fmt(sz.memcpy.f32Set.gbps)}, ` +
+    `Buffer.copy ${fmt(sz.memcpy.f32BufferCopy.gbps)} GB/s; int8-sized copy (${mib(sz.n)}) ${fmt(sz.memcpy.i8Set.gbps)} GB/s (info)`);
   const rows = [];
   for (const v of sz.variants) {
     const R = v.results;
     rows.push([
-      v.label, fmt(R.quantkit?.gbps), fmt(sz.memcpy.f32.gbps), fmt(R.ortPrealloc?.gbps), fmt(R.ortAlloc?.gbps), fmt(R.js?.gbps),
+      v.label, fmt(R.quantkit?.gbps), fmt(R.memcpy?.gbps), fmt(R.ortPrealloc?.gbps), fmt(R.ortAlloc?.gbps), fmt(R.js?.gbps),
       fmt(v.ratios.memcpy), fmt(v.ratios.ort), fmt(v.ratios.js), checkCell(v),
     ]);
     if (R.quantkitAlloc) {
@@ -435,10 +461,11 @@ say(`quantkit(out): reusable output passed as opts.out. ORT prealloc: session.ru
 say('');
 
 const ns = (k) => (overhead[k]?.ns !== undefined ? `${fmt(overhead[k].ns, 0)} ns` : overhead[k]?.error ? `error: ${overhead[k].error}` : '-');
-say(`== per-call overhead, ${OVERHEAD_N} elements, per-tensor int8 (median per call over many calls, nothing subtracted) ==`);
+say(`== per-call overhead, ${OVERHEAD_N} elements, per-tensor int8 (median over samples of ~${CALL.sampleNs / 1e6} ms of back-to-back calls, nothing subtracted) ==`);
 say(table(['call', 'quantize', 'dequantize'], [
   ['quantkit quantizeLinear / dequantizeLinear with out', ns('quantizeLinear'), ns('dequantizeLinear')],
   ['quantkit dequantizeLinear without out (allocates)', '', ns('dequantizeLinearAlloc')],
+  ...(overhead.rawQuantize ? [['quantkit raw addon quantize()/dequantize() under the API (info)', ns('rawQuantize'), ns('rawDequantize')]] : []),
   ['ORT await session.run(feeds)', ns('ortQuantizeRun'), ns('ortDequantizeRun')],
   ['ORT await session.run(feeds, {y: prealloc})', ns('ortQuantizeRunPrealloc'), ns('ortDequantizeRunPrealloc')],
   ['ORT binding run(), synchronous (internal API, info)', ns('ortQuantizeBindingSync'), ns('ortDequantizeBindingSync')],

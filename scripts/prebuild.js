@@ -122,6 +122,38 @@ function inspect(file, t) {
   return { needed, maxGlibc, newest, gcc: gcc.map((v) => `GCC_${v}`), size: fs.statSync(file).size };
 }
 
+// No arm64 node here, so: dlopen the arm64 binary under qemu from a small host program that
+// defines every napi_* function it imports (as aborting stubs). That proves the dynamic loader
+// accepts it (NEEDED libraries, symbol versions against the cross sysroot's glibc) and that its
+// static initializers run; napi_register_module_v1 is looked up, not called.
+function dlopenUnderQemu(file, t) {
+  const qemu = which('qemu-aarch64-static') || which('qemu-aarch64');
+  const cc = which('aarch64-linux-gnu-gcc');
+  if (t.arch !== 'arm64' || !qemu || !cc) return 'not loaded (no qemu-aarch64 / aarch64-linux-gnu-gcc)';
+  const dynsyms = capture('readelf', ['--dyn-syms', '-W', file]);
+  const napi = [...new Set([...dynsyms.matchAll(/ UND (napi_\w+|node_api_\w+)$/gm)].map((m) => m[1]))];
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'qk-dlopen-'));
+  try {
+    const src = path.join(tmp, 'load.c');
+    fs.writeFileSync(src, [
+      '#include <dlfcn.h>', '#include <stdio.h>', '#include <stdlib.h>',
+      ...napi.map((n) => `void ${n}(void) { abort(); }`),
+      'int main(int argc, char** argv) {',
+      '  void* h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);',
+      '  if (!h) { fprintf(stderr, "%s\\n", dlerror()); return 1; }',
+      '  if (!dlsym(h, "napi_register_module_v1")) { fprintf(stderr, "no napi_register_module_v1\\n"); return 2; }',
+      '  return 0;', '}', ''].join('\n'));
+    const exe = path.join(tmp, 'load');
+    const c = spawnSync(cc, ['-O1', '-rdynamic', '-o', exe, src, '-ldl'], { encoding: 'utf8' });
+    if (c.status !== 0) fail(`compiling the arm64 dlopen check failed: ${c.stderr}`);
+    const r = spawnSync(qemu, ['-L', '/usr/aarch64-linux-gnu', exe, file], { encoding: 'utf8', timeout: 60000 });
+    if (r.status !== 0) fail(`${file} does not dlopen under qemu: ${(r.stderr || r.error || `exit ${r.status}`).toString().trim()}`);
+    return `dlopen ok under ${path.basename(qemu)} (RTLD_NOW, ${napi.length} napi_* stubs)`;
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
 function buildTarget(t) {
   for (const [tool, pkg] of t.tools) {
     if (!which(tool)) fail(`${tool} is missing: apt-get install ${pkg}`);
@@ -152,7 +184,7 @@ function buildTarget(t) {
     if (err) fail(`${dest} does not load: ${err}`);
     info.loaded = 'loads in node, cpuInfo() ok';
   } else {
-    info.loaded = 'not loaded (foreign architecture)';
+    info.loaded = dlopenUnderQemu(dest, t);
   }
   return { dest, ...info };
 }

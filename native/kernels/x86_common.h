@@ -1,6 +1,6 @@
 // Shared helpers for the x86-64 kernels (native/kernels/*_avx2.cc, *_avx512.cc).
-// ISA-free on purpose: plain C++ only, no intrinsics, so it can be included from files compiled
-// with any set of ISA flags. Everything is in an unnamed namespace: each kernel file gets its own
+// ISA-free on purpose: it includes <immintrin.h> but uses no intrinsic, so it can be included from
+// files compiled with any set of ISA flags. Everything is in an unnamed namespace: each kernel file gets its own
 // copy, so no inline function compiled with -mavx512f can be picked by the linker for a caller
 // compiled with fewer flags (the usual ODR trap of per-file ISA flags).
 #pragma once
@@ -9,14 +9,19 @@
 #include <cstring>
 
 // The intrinsics header, included here for every kernel file. GCC 12.2 warns
-// -Wmaybe-uninitialized inside its own AVX-512 intrinsics (the `__Y = __Y` of the
+// -W(maybe-)uninitialized inside its own AVX-512 intrinsics (the `__Y = __Y` of the
 // _mm*_undefined_* helpers, GCC PR105593, fixed in 12.3); the warning points into the header, so
 // it is silenced for the header only. Including it needs no ISA flags (GCC guards each function
 // with a target pragma); which functions may be used is up to each file's flags.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 #pragma GCC diagnostic pop
+#else
+#include <immintrin.h>
+#endif
 
 #include "../core/kernel_types.h"
 
