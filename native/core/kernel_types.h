@@ -46,3 +46,6 @@ using minmax_uniform_fn = void (*)(const float* x, size_t n, MinMaxAcc* acc);
 using minmax_vec_fn = void (*)(const float* x, size_t n, float* mins, float* maxs, MinMaxAcc* acc);
 
 }  // namespace qk
+
+#include "kernel_types_gemm.h"
+#include "kernel_types_observe.h"

@@ -44,3 +44,6 @@ void minmax_uniform_ref(const float* x, size_t n, MinMaxAcc* acc);
 void minmax_vec_ref(const float* x, size_t n, float* mins, float* maxs, MinMaxAcc* acc);
 
 }  // namespace qk
+
+#include "ref_gemm.h"
+#include "ref_observe.h"

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "args.h"
+#include "registry.h"
 #include "core/quant.h"
 #include "core/threadpool.h"
 #include "dispatch/cpu.h"
@@ -301,6 +302,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
+  register_all(env, exports);  // functions of the other native/napi/*.cc files
   return exports;
 }
 

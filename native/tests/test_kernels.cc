@@ -41,7 +41,7 @@ template <class Fn>
 void for_paths(Op op, Fn&& fn) {
   for (const KernelEntry& e : kernel_list()) {
     if (e.op != op || e.isa == Isa::scalar || !isa_supported(e.isa)) continue;
-    g_exercised[std::string(op_name(op)) + "/" + isa_name(e.isa)]++;
+    note_exercised(e);
     fn(e);
   }
 }
@@ -186,7 +186,21 @@ void test_minmax() {
   }
 }
 
+struct Suite {
+  const char* name;
+  void (*fn)();
+};
+std::vector<Suite>& suites() {
+  static std::vector<Suite> s;
+  return s;
+}
+
 }  // namespace
+
+namespace qk {
+TestSuite::TestSuite(const char* name, void (*fn)()) { suites().push_back({name, fn}); }
+void note_exercised(const KernelEntry& e) { g_exercised[std::string(op_name(e.op)) + "/" + isa_name(e.isa)]++; }
+}  // namespace qk
 
 int main() {
   std::printf("kernels: %zu entries; paths supported here:", kernel_list().size());
@@ -199,6 +213,10 @@ int main() {
   test_fakequant();
   test_minmax();
   run_layout_tests();  // test_layout.cc
+  for (const Suite& s : suites()) {
+    std::printf("suite %s\n", s.name);
+    s.fn();
+  }
 
   // Every supported (op, path) must have been exercised.
   for (const KernelEntry& e : kernel_list()) {

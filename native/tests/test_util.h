@@ -96,4 +96,11 @@ inline std::vector<float> adversarial(size_t n, float scale, uint32_t seed) {
 
 void run_layout_tests();
 
+// Test registry: a test file adds its suites with `static TestSuite s("name", fn);` and main runs
+// them all. Kernel tests call note_exercised(entry) for each (op, path) they run.
+struct TestSuite {
+  TestSuite(const char* name, void (*fn)());
+};
+void note_exercised(const KernelEntry& e);
+
 }  // namespace qk

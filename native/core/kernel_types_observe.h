@@ -1,0 +1,6 @@
+// Observer kernel signatures (see kernel_types.h).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace qk {}  // namespace qk
