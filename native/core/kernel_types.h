@@ -48,4 +48,5 @@ using minmax_vec_fn = void (*)(const float* x, size_t n, float* mins, float* max
 }  // namespace qk
 
 #include "kernel_types_gemm.h"
+#include "kernel_types_sgemm.h"
 #include "kernel_types_observe.h"

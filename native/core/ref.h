@@ -46,4 +46,5 @@ void minmax_vec_ref(const float* x, size_t n, float* mins, float* maxs, MinMaxAc
 }  // namespace qk
 
 #include "ref_gemm.h"
+#include "ref_sgemm.h"
 #include "ref_observe.h"
