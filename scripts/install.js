@@ -7,7 +7,7 @@
 //   2. Otherwise build from source with cmake-js into build/ (never node-gyp). Before building,
 //      check for cmake, make/ninja and a working C++ compiler, and fail with what to install.
 //
-// QUANTKIT_BUILD_FROM_SOURCE=1 skips step 1. Needs nothing from dist/ (npm runs `install` before
+// QUANTKIT_BUILD_FROM_SOURCE=1 (or `npm install --build-from-source`) skips step 1. Needs nothing from dist/ (npm runs `install` before
 // `prepare`). Self-contained on purpose: only this file of scripts/ is published.
 'use strict';
 const { spawnSync } = require('node:child_process');
@@ -134,14 +134,20 @@ function checkToolchain() {
   if (process.platform !== 'win32') {
     if (!which('ninja') && !which('make')) problems.push('neither make nor ninja was found on PATH');
 
-    // cmake-js insists on g++ or clang++ on PATH unless it is given the compilers explicitly.
+    // CMake honours $CXX; cmake-js, though, insists on g++ or clang++ on PATH unless it is given
+    // the compilers explicitly.
     let cxx = null;
+    let cxxArgs = [];
+    const onPath = which('g++') || which('clang++');
     if (process.env.CXX) {
-      cxx = which(process.env.CXX.split(' ')[0]);
-      if (!cxx) problems.push(`CXX=${process.env.CXX} was not found`);
-      else args.push('--cxx', cxx, '--cc', which(process.env.CC || 'cc') || process.env.CC || 'cc');
+      const [cmd, ...rest] = process.env.CXX.trim().split(/\s+/);
+      cxx = which(cmd);
+      cxxArgs = rest;
+      if (!cxx) problems.push(`CXX=${process.env.CXX}: ${cmd} was not found`);
+      else if (!onPath && !rest.length) args.push('--cxx', cxx, '--cc', which(process.env.CC || 'cc') || 'cc');
+      else if (!onPath) problems.push('cmake-js needs g++ or clang++ on PATH (or CXX naming a compiler without arguments)');
     } else {
-      cxx = which('g++') || which('clang++');
+      cxx = onPath;
       if (!cxx) problems.push('no C++ compiler (g++ or clang++) was found on PATH');
     }
     if (cxx) {
@@ -150,9 +156,10 @@ function checkToolchain() {
       try {
         const src = path.join(tmp, 't.cc');
         fs.writeFileSync(src, '#include <vector>\n#include <thread>\nint main() { std::vector<int> v(1); return v[0]; }\n');
-        const r = spawnSync(cxx, ['-std=c++17', '-c', src, '-o', path.join(tmp, 't.o')], { encoding: 'utf8' });
+        const r = spawnSync(cxx, [...cxxArgs, '-std=c++17', '-c', src, '-o', path.join(tmp, 't.o')], { encoding: 'utf8' });
         if (r.status !== 0) {
-          const first = `${r.stderr || (r.error && r.error.message) || ''}`.trim().split('\n').slice(0, 3).join('\n    ');
+          const first = (`${r.stderr || (r.error && r.error.message) || ''}`.trim() || `exit code ${r.status}`)
+            .split('\n').slice(0, 3).join('\n    ');
           problems.push(`the C++ compiler ${cxx} cannot compile a C++17 file:\n    ${first}`);
         }
       } finally {
@@ -167,7 +174,7 @@ function checkToolchain() {
       problems.map((p) => `  - ${p}`).join('\n') + '\n\n' +
       'Install a C++17 compiler, CMake >= 3.18 and make, then reinstall:\n' + installHint() + '\n\n' +
       `Prebuilt binaries are included for ${PREBUILT} on Node.js >= 20.17 (no compiler needed there)` +
-      (process.env.QUANTKIT_BUILD_FROM_SOURCE === '1' ? '; unset QUANTKIT_BUILD_FROM_SOURCE to use them.' : '.'));
+      (forcedSourceBuild() ? `; drop ${forcedSourceBuild()} to use them.` : '.'));
   }
   return args;
 }
@@ -199,9 +206,18 @@ function buildFromSource() {
   log(`built ${path.relative(root, file)}`);
 }
 
+// QUANTKIT_BUILD_FROM_SOURCE=1, or npm's --build-from-source (for all packages, or =quantkit).
+function forcedSourceBuild() {
+  if (process.env.QUANTKIT_BUILD_FROM_SOURCE === '1') return 'QUANTKIT_BUILD_FROM_SOURCE=1';
+  const npmFlag = process.env.npm_config_build_from_source;
+  if (npmFlag === 'true' || (npmFlag && npmFlag.split(',').includes('quantkit'))) return '--build-from-source';
+  return null;
+}
+
 function main() {
-  if (process.env.QUANTKIT_BUILD_FROM_SOURCE === '1') {
-    log('QUANTKIT_BUILD_FROM_SOURCE=1: building from source');
+  const forced = forcedSourceBuild();
+  if (forced) {
+    log(`${forced}: building from source`);
     return buildFromSource();
   }
   const { file, reason } = resolveBinary();

@@ -8,7 +8,7 @@
 #      quantizeLinear call work;
 #   4. the same tarball without prebuilds/ (a platform with no prebuilt binary) fails to install
 #      with the "what to install" message from scripts/install.js, not a stack trace; and so does
-#      QUANTKIT_BUILD_FROM_SOURCE=1 with the full tarball.
+#      a prebuilt binary that exists but cannot load, and QUANTKIT_BUILD_FROM_SOURCE=1.
 #
 # QK_PACK_KEEP=1 keeps the temp dir. Dependencies come from the npm cache or registry.
 set -euo pipefail
@@ -65,9 +65,13 @@ done
 if grep -E '^package/(build|build-[^/]*|node_modules|test|bench)/' "$work/contents.txt" | head -3 | grep .; then
   fail "the tarball contains build outputs, node_modules, tests or benchmarks (above)"
 fi
-tar xzf "$tgz" -C "$work" package/prebuilds
-file -b "$work/package/prebuilds/linux-arm64/node.napi.glibc.node" | grep -q 'ARM aarch64' || fail "prebuilds/linux-arm64 is not an aarch64 ELF"
-file -b "$work/package/prebuilds/linux-x64/node.napi.glibc.node" | grep -q 'x86-64' || fail "prebuilds/linux-x64 is not an x86-64 ELF"
+tar xzf "$tgz" -C "$work" package/prebuilds package/package.json
+# cmake-js builds against node-api-headers (no header download) only while this is set.
+node -e "const p = require(process.argv[1]); if (!(p.binary && p.binary.napi_versions && p.binary.napi_versions.length)) process.exit(1)" \
+  "$work/package/package.json" || fail "package.json lacks binary.napi_versions (cmake-js would download Node headers)"
+machine() { readelf -h "$work/package/prebuilds/$1/node.napi.glibc.node" | sed -n 's/^ *Machine: *//p'; }
+[ "$(machine linux-arm64)" = AArch64 ] || fail "prebuilds/linux-arm64 is not an AArch64 ELF ($(machine linux-arm64))"
+[ "$(machine linux-x64)" = "Advanced Micro Devices X86-64" ] || fail "prebuilds/linux-x64 is not an x86-64 ELF ($(machine linux-x64))"
 echo "ok: prebuilds/linux-x64, prebuilds/linux-arm64, dist/cjs, dist/esm, sources"
 
 # ---------------------------------------------------------------------------------------------
@@ -153,8 +157,9 @@ check_no_toolchain_failure() { # log what
   if grep -E '^\s+at .*(\(|/)[^ ]*:[0-9]+:[0-9]+\)?$' "$log" | head -3 | grep .; then
     fail "$what: the install printed a stack trace (above)"
   fi
-  echo "ok: $what fails with the install hint:"
-  sed -n '/cannot build the native addon/,/Prebuilt binaries/p' "$log" | sed 's/^/    /'
+  echo "ok: $what fails with the install hint"
+  [ -n "${hint_shown:-}" ] || sed -n '/cannot build the native addon/,/Prebuilt binaries/p' "$log" | sed 's/^/    /'
+  hint_shown=1
 }
 
 step "no prebuilt binary and no cmake: the install must fail with what to install"
@@ -170,6 +175,24 @@ if npm_install "$app2" "$tgz2" >"$work/install2.log" 2>&1; then
   fail "installing without prebuilds and without cmake succeeded?"
 fi
 check_no_toolchain_failure "$work/install2.log" "no prebuilds"
+
+step "a prebuilt binary that does not load (arm64 code as linux-$arch) and no cmake: must fail with what to install"
+other=arm64; [ "$arch" = arm64 ] && other=x64
+mkdir "$work/broken"
+tar xzf "$tgz" -C "$work/broken"
+cp "$work/broken/package/prebuilds/linux-$other/node.napi.glibc.node" "$work/broken/package/prebuilds/linux-$arch/node.napi.glibc.node"
+tgz4="$work/broken/quantkit-broken.tgz"
+tar czf "$tgz4" -C "$work/broken" package
+app4="$work/app-broken"
+new_app "$app4"
+if npm_install "$app4" "$tgz4" >"$work/install4.log" 2>&1; then
+  cat "$work/install4.log" >&2
+  fail "installing with a prebuilt binary that cannot load, and without cmake, succeeded?"
+fi
+grep -q "node.napi.glibc.node does not load here" "$work/install4.log" ||
+  { cat "$work/install4.log" >&2; fail "the install did not notice that the prebuilt binary does not load"; }
+grep "does not load here" "$work/install4.log" | cut -c1-200
+check_no_toolchain_failure "$work/install4.log" "unloadable prebuild"
 
 step "QUANTKIT_BUILD_FROM_SOURCE=1 and no cmake: the install must fail with what to install"
 app3="$work/app-fromsource"

@@ -9,9 +9,12 @@
 // node-gyp-build picks these by tags: "node" + "napi" (any Node.js with N-API 8) + "glibc" (never
 // chosen on Alpine/musl, where scripts/install.js builds from source instead).
 //
-// Each binary is checked: ELF machine, NEEDED libraries (only the C library family: libstdc++ and
-// libgcc are linked statically), the highest GLIBC_ symbol version it needs, that it exports
-// napi_register_module_v1, and (x64, on an x64 host) that it loads in node and cpuInfo() works.
+// Each binary is stripped (--strip-unneeded, as prebuildify does) and checked before it is copied
+// to prebuilds/: ELF machine (readelf, `file`), NEEDED libraries (the libc family, libgcc_s.so.1 at
+// most; never libstdc++, which is linked statically), no GLIBCXX_/CXXABI_ versions, the highest
+// GLIBC_ version it needs (printed, with the symbols that need it), that it exports
+// napi_register_module_v1; then x64 is loaded in node (cpuInfo() called) and arm64 is dlopen()ed
+// under qemu-aarch64.
 //
 // Options: --only=x64|arm64  build one of them; --clean  rebuild from scratch;
 //          QK_MAX_GLIBC=2.34  fail if a binary needs a newer glibc than this.
@@ -40,6 +43,7 @@ const targets = [
     fileRe: /ELF 64-bit LSB shared object, x86-64/,
     out: 'build-prebuild-x64',
     args: [],
+    strip: 'strip',
     tools: [],
   },
   {
@@ -52,9 +56,14 @@ const targets = [
       '--cc', 'aarch64-linux-gnu-gcc', '--cxx', 'aarch64-linux-gnu-g++',
       `--CDCMAKE_TOOLCHAIN_FILE=${path.join(root, 'cmake', 'aarch64-linux-gnu.cmake')}`,
     ],
-    tools: [['aarch64-linux-gnu-g++', 'g++-aarch64-linux-gnu']],
+    strip: 'aarch64-linux-gnu-strip',
+    tools: [['aarch64-linux-gnu-g++', 'g++-aarch64-linux-gnu'], ['aarch64-linux-gnu-strip', 'binutils-aarch64-linux-gnu']],
   },
 ].filter((t) => !only || t.arch === only);
+if (!targets.length) {
+  console.error(`prebuild: --only=${only}: expected x64 or arm64`);
+  process.exit(1);
+}
 
 function fail(msg) {
   console.error(`\nprebuild: ${msg}\n`);
@@ -62,7 +71,7 @@ function fail(msg) {
 }
 
 function run(cmd, args, opts = {}) {
-  console.log(`$ ${[cmd, ...args].map((a) => path.relative(root, a) && a.startsWith(root) ? path.relative(root, a) : a).join(' ')}`);
+  console.log(`$ ${[cmd, ...args].map((a) => (a.startsWith(root + path.sep) ? path.relative(root, a) : a)).join(' ')}`);
   const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', ...opts });
   if (r.status !== 0) fail(`${path.basename(cmd)} failed (${r.error ? r.error.message : `exit code ${r.status}`})`);
 }
@@ -96,7 +105,7 @@ function inspect(file, t) {
   const dyn = capture('readelf', ['-d', file]);
   const needed = [...dyn.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
   const bad = needed.filter((n) => !ALLOWED_NEEDED.test(n));
-  if (bad.length) fail(`${file} needs ${bad.join(', ')} (only libc/libm/libpthread/libdl are allowed; link libstdc++/libgcc statically)`);
+  if (bad.length) fail(`${file} needs ${bad.join(', ')} (only the libc family and libgcc_s.so.1 are allowed; link libstdc++ statically)`);
 
   const versions = capture('readelf', ['-V', file]);
   const glibc = [...new Set([...versions.matchAll(/Name: GLIBC_([\d.]+)/g)].map((m) => m[1]))].sort(cmpVersion);
@@ -160,6 +169,8 @@ function buildTarget(t) {
   }
   const cmakeJs = require.resolve('cmake-js/bin/cmake-js', { paths: [root] });
   const out = path.join(root, t.out);
+  const dest = path.join(root, 'prebuilds', `linux-${t.arch}`, NAME);
+  fs.rmSync(dest, { force: true }); // never leave a stale binary behind a failed build
   if (clean) fs.rmSync(out, { recursive: true, force: true });
   // cmake/glibc_compat.cc keeps the required glibc down (see there). Until CMakeLists.txt adds it
   // to the addon itself, it rides in CMAKE_JS_SRC (empty on Linux; the last -D wins).
@@ -174,22 +185,23 @@ function buildTarget(t) {
   const built = path.join(out, 'Release', 'quantkit.node');
   if (!fs.existsSync(built)) fail(`${built} was not produced`);
 
-  const dest = path.join(root, 'prebuilds', `linux-${t.arch}`, NAME);
-  fs.mkdirSync(path.dirname(dest), { recursive: true });
-  fs.copyFileSync(built, dest);
-  const info = inspect(dest, t);
-
-  if (t.arch === os.arch() && os.platform() === 'linux') {
-    const err = tryLoad(dest);
-    if (err) fail(`${dest} does not load: ${err}`);
+  const stripped = path.join(out, 'Release', NAME);
+  run(which(t.strip) || t.strip, ['--strip-unneeded', '-o', stripped, built]);
+  const info = inspect(stripped, t);
+  if (t.arch === os.arch()) {
+    const err = tryLoad(stripped);
+    if (err) fail(`${stripped} does not load: ${err}`);
     info.loaded = 'loads in node, cpuInfo() ok';
   } else {
-    info.loaded = dlopenUnderQemu(dest, t);
+    info.loaded = dlopenUnderQemu(stripped, t);
   }
+  fs.mkdirSync(path.dirname(dest), { recursive: true });
+  fs.copyFileSync(stripped, dest);
   return { dest, ...info };
 }
 
-if (os.platform() !== 'linux') fail('the prebuilt binaries are built on Linux (x64 host)');
+if (os.platform() !== 'linux' || os.arch() !== 'x64')
+  fail('the prebuilt binaries are built on a Linux x64 host (arm64 is cross-compiled)');
 const results = targets.map(buildTarget);
 console.log('\nprebuild: done');
 for (const r of results) {
