@@ -1,22 +1,50 @@
 // Dequantize, AVX2. Bit-identical to dequant_uniform_ref / dequant_vec_ref:
 //   out = float(code - zp) * scale, code sign-extended from the byte when is_signed.
-// One multiply, no FMA. Tails (< 32 elements) run the same block on a padded copy.
-// Large outputs (>= x86::kStreamBytes) use non-temporal stores (see dequantize_avx512.cc).
+// One multiply, no FMA. Blocks of 32, then of 8, then one block of < 8 (partial loads/stores).
+// Large calls (bytes read + written >= x86::kStreamBytes) use non-temporal stores.
 #include "x86_common.h"  // first: <immintrin.h>
 #include "kernel_decls.h"
 
 namespace qk {
 namespace {
 
-template <bool kSigned>
-QK_X86_INLINE __m256i widen8(const uint8_t* p) {
-  const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
-  return kSigned ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b);
+QK_X86_INLINE __m256i lane_mask(size_t m) {  // lanes [0, m) all ones, m <= 8
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x86::kLaneMask + 8 - m));
+}
+
+// Stores lanes [0, m) of v, m < 8, in pieces of 4, 2 and 1 floats (AMD's vmaskmovps store is
+// slow).
+QK_X86_INLINE void store_partial_ps(float* p, __m256 v, size_t m) {
+  __m128 h = _mm256_castps256_ps128(v);
+  if (m & 4) {
+    _mm_storeu_ps(p, h);
+    h = _mm256_extractf128_ps(v, 1);
+    p += 4;
+  }
+  if (m & 2) {
+    _mm_storel_pi(reinterpret_cast<__m64*>(p), h);
+    h = _mm_movehl_ps(h, h);
+    p += 2;
+  }
+  if (m & 1) _mm_store_ss(p, h);
 }
 
 template <bool kSigned>
-QK_X86_INLINE __m256 deq8(const uint8_t* p, __m256i zp, __m256 s) {
-  return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(widen8<kSigned>(p), zp)), s);
+QK_X86_INLINE __m256i widen8(__m128i b) {
+  return kSigned ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b);
+}
+
+QK_X86_INLINE __m128i load8(const uint8_t* p) {
+  return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+}
+
+QK_X86_INLINE __m128i load_partial(const uint8_t* p, size_t m) {  // m < 8
+  return _mm_cvtsi64_si128(static_cast<long long>(x86::load_bytes(p, m)));
+}
+
+template <bool kSigned>
+QK_X86_INLINE __m256 deq8(__m128i b, __m256i zp, __m256 s) {
+  return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(widen8<kSigned>(b), zp)), s);
 }
 
 template <bool kStream>
@@ -27,8 +55,8 @@ QK_X86_INLINE void store8f(float* p, __m256 v) {
 
 template <bool kSigned, bool kStream>
 QK_X86_INLINE void deq_block(const uint8_t* q, __m256 s, __m256i z, float* out) {
-  const __m256 f0 = deq8<kSigned>(q, z, s), f1 = deq8<kSigned>(q + 8, z, s);
-  const __m256 f2 = deq8<kSigned>(q + 16, z, s), f3 = deq8<kSigned>(q + 24, z, s);
+  const __m256 f0 = deq8<kSigned>(load8(q), z, s), f1 = deq8<kSigned>(load8(q + 8), z, s);
+  const __m256 f2 = deq8<kSigned>(load8(q + 16), z, s), f3 = deq8<kSigned>(load8(q + 24), z, s);
   store8f<kStream>(out, f0);
   store8f<kStream>(out + 8, f1);
   store8f<kStream>(out + 16, f2);
@@ -41,11 +69,12 @@ void dequant_uniform_impl(const uint8_t* q, size_t n, float scale, int32_t zp, f
   const __m256i z = _mm256_set1_epi32(zp);
   size_t i = 0;
   const uintptr_t addr = reinterpret_cast<uintptr_t>(out);
-  if (n * sizeof(float) >= x86::kStreamBytes && (addr & 3) == 0) {
-    // Scalar-free head: one unaligned block, then restart at the first 32-byte boundary.
+  if (n * (1 + sizeof(float)) >= x86::kStreamBytes && (addr & 3) == 0) {
+    // One unaligned block (n is large, so all 32 elements exist), then aligned streaming stores
+    // from the first 32-byte boundary of out; the overlap is written twice with equal values.
     const size_t head = ((32 - (addr & 31)) & 31) / sizeof(float);
     if (head) {
-      deq_block<kSigned, false>(q, s, z, out);  // n is large: 32 elements are in range
+      deq_block<kSigned, false>(q, s, z, out);
       i = head;
     }
     for (; i + 32 <= n; i += 32) deq_block<kSigned, true>(q + i, s, z, out + i);
@@ -53,49 +82,42 @@ void dequant_uniform_impl(const uint8_t* q, size_t n, float scale, int32_t zp, f
   } else {
     for (; i + 32 <= n; i += 32) deq_block<kSigned, false>(q + i, s, z, out + i);
   }
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, deq8<kSigned>(load8(q + i), z, s));
   if (i < n) {
     const size_t m = n - i;
-    alignas(32) uint8_t qb[32] = {};
-    alignas(32) float ob[32];
-    std::memcpy(qb, q + i, m);
-    deq_block<kSigned, false>(qb, s, z, ob);
-    std::memcpy(out + i, ob, m * sizeof(float));
+    store_partial_ps(out + i, deq8<kSigned>(load_partial(q + i, m), z, s), m);
   }
 }
 
 template <bool kSigned>
 QK_X86_INLINE __m256 deq8_vec(const uint8_t* q, const float* s, const int32_t* zp) {
-  return deq8<kSigned>(q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zp)),
+  return deq8<kSigned>(load8(q), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zp)),
                        _mm256_loadu_ps(s));
-}
-
-template <bool kSigned>
-QK_X86_INLINE void deq_vec_block(const uint8_t* q, const float* s, const int32_t* zp, float* out) {
-  const __m256 f0 = deq8_vec<kSigned>(q, s, zp), f1 = deq8_vec<kSigned>(q + 8, s + 8, zp + 8);
-  const __m256 f2 = deq8_vec<kSigned>(q + 16, s + 16, zp + 16);
-  const __m256 f3 = deq8_vec<kSigned>(q + 24, s + 24, zp + 24);
-  _mm256_storeu_ps(out, f0);
-  _mm256_storeu_ps(out + 8, f1);
-  _mm256_storeu_ps(out + 16, f2);
-  _mm256_storeu_ps(out + 24, f3);
 }
 
 template <bool kSigned>
 void dequant_vec_impl(const uint8_t* q, size_t n, const float* scale, const int32_t* zp,
                       float* out) {
   size_t i = 0;
-  for (; i + 32 <= n; i += 32) deq_vec_block<kSigned>(q + i, scale + i, zp + i, out + i);
+  for (; i + 32 <= n; i += 32) {
+    _mm_prefetch(x86::ahead(out + i, x86::kPrefetchAhead), _MM_HINT_T1);
+    _mm_prefetch(x86::ahead(out + i, x86::kPrefetchAhead + 16), _MM_HINT_T1);
+    const __m256 f0 = deq8_vec<kSigned>(q + i, scale + i, zp + i);
+    const __m256 f1 = deq8_vec<kSigned>(q + i + 8, scale + i + 8, zp + i + 8);
+    const __m256 f2 = deq8_vec<kSigned>(q + i + 16, scale + i + 16, zp + i + 16);
+    const __m256 f3 = deq8_vec<kSigned>(q + i + 24, scale + i + 24, zp + i + 24);
+    _mm256_storeu_ps(out + i, f0);
+    _mm256_storeu_ps(out + i + 8, f1);
+    _mm256_storeu_ps(out + i + 16, f2);
+    _mm256_storeu_ps(out + i + 24, f3);
+  }
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, deq8_vec<kSigned>(q + i, scale + i, zp + i));
   if (i < n) {
     const size_t m = n - i;
-    alignas(32) uint8_t qb[32] = {};
-    alignas(32) float sb[32] = {};
-    alignas(32) int32_t zb[32] = {};
-    alignas(32) float ob[32];
-    std::memcpy(qb, q + i, m);
-    std::memcpy(sb, scale + i, m * sizeof(float));
-    std::memcpy(zb, zp + i, m * sizeof(int32_t));
-    deq_vec_block<kSigned>(qb, sb, zb, ob);
-    std::memcpy(out + i, ob, m * sizeof(float));
+    const __m256i k = lane_mask(m);
+    const __m256 f = deq8<kSigned>(load_partial(q + i, m), _mm256_maskload_epi32(zp + i, k),
+                                   _mm256_maskload_ps(scale + i, k));
+    store_partial_ps(out + i, f, m);
   }
 }
 

@@ -2,8 +2,8 @@
 //   out = float(code - zp) * scale, code sign-extended from the byte when is_signed.
 // int32 -> float is exact for these magnitudes and rounds under MXCSR like the scalar
 // conversion otherwise; one multiply, no FMA.
-// Large outputs (>= x86::kStreamBytes) use non-temporal stores: dequantize writes 4 bytes per byte
-// read, and streaming saves the read-for-ownership of every output line.
+// Large calls (bytes read + written >= x86::kStreamBytes) use non-temporal stores: dequantize
+// writes 4 bytes per byte read, and streaming saves the read-for-ownership of every output line.
 #include "x86_common.h"  // first: <immintrin.h>
 #include "kernel_decls.h"
 
@@ -57,7 +57,7 @@ void dequant_uniform_impl(const uint8_t* q, size_t n, float scale, int32_t zp, f
   const __m512i z = _mm512_set1_epi32(zp);
   size_t i = 0;
   const uintptr_t addr = reinterpret_cast<uintptr_t>(out);
-  if (n * sizeof(float) >= x86::kStreamBytes && (addr & 3) == 0) {
+  if (n * (1 + sizeof(float)) >= x86::kStreamBytes && (addr & 3) == 0) {
     // Head up to a 64-byte boundary of out, then aligned streaming stores.
     const size_t head = ((64 - (addr & 63)) & 63) / sizeof(float);
     if (head) {
@@ -85,6 +85,8 @@ void dequant_vec_impl(const uint8_t* q, size_t n, const float* scale, const int3
                       float* out) {
   size_t i = 0;
   for (; i + 32 <= n; i += 32) {
+    _mm_prefetch(x86::ahead(out + i, x86::kPrefetchAhead), _MM_HINT_T1);
+    _mm_prefetch(x86::ahead(out + i, x86::kPrefetchAhead + 16), _MM_HINT_T1);
     const __m512 f0 = deq16_vec<kSigned>(q + i, scale + i, zp + i);
     const __m512 f1 = deq16_vec<kSigned>(q + i + 16, scale + i + 16, zp + i + 16);
     _mm512_storeu_ps(out + i, f0);

@@ -2,7 +2,8 @@
 //   c = nearbyint(v) (vroundps under MXCSR), mask = lo <= c <= hi (ordered: NaN, Inf -> 0),
 //   out = float(int(clamp(c))) * scale with NaN -> 0, i.e. float(code - zp) * scale.
 // The int round trip turns -0 into +0 as the reference's float(int) does.
-// Tails (< 32 elements) run the same block on a padded copy.
+// Blocks of 32, then of 8, then one block of < 8 (vmaskmov loads, piecewise stores).
+// Large uniform calls (bytes read + written >= x86::kStreamBytes) stream the float output.
 #include "x86_common.h"  // first: <immintrin.h>
 #include "kernel_decls.h"
 
@@ -10,6 +11,27 @@ namespace qk {
 namespace {
 
 constexpr int kRoundCur = _MM_FROUND_CUR_DIRECTION | _MM_FROUND_NO_EXC;
+
+QK_X86_INLINE __m256i lane_mask(size_t m) {  // lanes [0, m) all ones, m <= 8
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x86::kLaneMask + 8 - m));
+}
+
+// Stores lanes [0, m) of v, m < 8, in pieces of 4, 2 and 1 floats (AMD's vmaskmovps store is
+// slow).
+QK_X86_INLINE void store_partial_ps(float* p, __m256 v, size_t m) {
+  __m128 h = _mm256_castps256_ps128(v);
+  if (m & 4) {
+    _mm_storeu_ps(p, h);
+    h = _mm256_extractf128_ps(v, 1);
+    p += 4;
+  }
+  if (m & 2) {
+    _mm_storel_pi(reinterpret_cast<__m64*>(p), h);
+    h = _mm_movehl_ps(h, h);
+    p += 2;
+  }
+  if (m & 1) _mm_store_ss(p, h);
+}
 
 // out for 8 values given v; *in = in-range lanes (all ones / zero).
 QK_X86_INLINE __m256 fq8(__m256 v, __m256 scale, __m256 lo, __m256 hi, __m256i* in) {
@@ -28,96 +50,145 @@ QK_X86_INLINE __m256i mask_bytes(__m256i a, __m256i b, __m256i c, __m256i d) {
   return _mm256_and_si256(ord, _mm256_set1_epi8(1));
 }
 
+// 8 lane masks (-1 / 0) -> 8 bytes 1 / 0 in the low 64 bits.
+QK_X86_INLINE uint64_t mask_bytes8(__m256i a) {
+  const __m256i t = _mm256_and_si256(a, _mm256_set1_epi32(1));
+  const __m256i w = _mm256_packus_epi16(_mm256_packus_epi32(t, t), t);  // lane k: bytes 4k..4k+3
+  return static_cast<uint64_t>(_mm_cvtsi128_si64(
+      _mm_unpacklo_epi32(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1))));
+}
+
+QK_X86_INLINE void store_mask8(uint8_t* mask, __m256i in) {
+  const uint64_t b = mask_bytes8(in);
+  std::memcpy(mask, &b, 8);
+}
+
+// Uniform scale: d is the divisor (or, kMul, the reciprocal), s the scale for the output.
 template <bool kMul, bool kMask>
-struct UniformBlock {
+struct Uniform {
   __m256 s, d, lo, hi;
-  QK_X86_INLINE __m256 one(const float* x, __m256i* in) const {
-    const __m256 xv = _mm256_loadu_ps(x);
+  QK_X86_INLINE __m256 one(__m256 xv, __m256i* in) const {
     return fq8(kMul ? _mm256_mul_ps(xv, d) : _mm256_div_ps(xv, d), s, lo, hi, in);
   }
-  QK_X86_INLINE void operator()(const float* x, float* out, uint8_t* mask) const {
+  // 32 elements from i; kStream: streaming stores for out (out + i 32-byte aligned).
+  template <bool kStream>
+  QK_X86_INLINE void block32(const float* x, float* out, uint8_t* mask, size_t i) const {
     __m256i in0, in1, in2, in3;
-    const __m256 f0 = one(x, &in0), f1 = one(x + 8, &in1);
-    const __m256 f2 = one(x + 16, &in2), f3 = one(x + 24, &in3);
-    _mm256_storeu_ps(out, f0);
-    _mm256_storeu_ps(out + 8, f1);
-    _mm256_storeu_ps(out + 16, f2);
-    _mm256_storeu_ps(out + 24, f3);
+    const __m256 f0 = one(_mm256_loadu_ps(x + i), &in0);
+    const __m256 f1 = one(_mm256_loadu_ps(x + i + 8), &in1);
+    const __m256 f2 = one(_mm256_loadu_ps(x + i + 16), &in2);
+    const __m256 f3 = one(_mm256_loadu_ps(x + i + 24), &in3);
+    if (kStream) {
+      _mm256_stream_ps(out + i, f0);
+      _mm256_stream_ps(out + i + 8, f1);
+      _mm256_stream_ps(out + i + 16, f2);
+      _mm256_stream_ps(out + i + 24, f3);
+    } else {
+      _mm256_storeu_ps(out + i, f0);
+      _mm256_storeu_ps(out + i + 8, f1);
+      _mm256_storeu_ps(out + i + 16, f2);
+      _mm256_storeu_ps(out + i + 24, f3);
+    }
     if (kMask)
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(mask), mask_bytes(in0, in1, in2, in3));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(mask + i), mask_bytes(in0, in1, in2, in3));
+  }
+  QK_X86_INLINE void block8(const float* x, float* out, uint8_t* mask, size_t i) const {
+    __m256i in;
+    _mm256_storeu_ps(out + i, one(_mm256_loadu_ps(x + i), &in));
+    if (kMask) store_mask8(mask + i, in);
+  }
+  QK_X86_INLINE void partial(const float* x, float* out, uint8_t* mask, size_t i,
+                             size_t m) const {
+    const __m256i k = lane_mask(m);
+    __m256i in;
+    store_partial_ps(out + i, one(_mm256_maskload_ps(x + i, k), &in), m);
+    if (kMask) x86::store_bytes(mask + i, mask_bytes8(in), m);
+  }
+};
+
+// Per-element scale / zero point (lo / hi per lane, reciprocal 1.0f / scale per lane).
+template <bool kRecip, bool kMask>
+struct Vec {
+  __m256i qmin, qmax;
+  QK_X86_INLINE __m256 one(__m256 xv, __m256 s, __m256i z, __m256i* in) const {
+    const __m256 lo = _mm256_cvtepi32_ps(_mm256_sub_epi32(qmin, z));
+    const __m256 hi = _mm256_cvtepi32_ps(_mm256_sub_epi32(qmax, z));
+    const __m256 v = kRecip ? _mm256_mul_ps(xv, _mm256_div_ps(_mm256_set1_ps(1.0f), s))
+                            : _mm256_div_ps(xv, s);
+    return fq8(v, s, lo, hi, in);
+  }
+  QK_X86_INLINE __m256 at(const float* x, const float* sp, const int32_t* zp, __m256i* in) const {
+    return one(_mm256_loadu_ps(x), _mm256_loadu_ps(sp),
+               _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zp)), in);
+  }
+  QK_X86_INLINE void block32(const float* x, const float* s, const int32_t* zp, float* out,
+                             uint8_t* mask, size_t i) const {
+    __m256i in0, in1, in2, in3;
+    const __m256 f0 = at(x + i, s + i, zp + i, &in0);
+    const __m256 f1 = at(x + i + 8, s + i + 8, zp + i + 8, &in1);
+    const __m256 f2 = at(x + i + 16, s + i + 16, zp + i + 16, &in2);
+    const __m256 f3 = at(x + i + 24, s + i + 24, zp + i + 24, &in3);
+    _mm256_storeu_ps(out + i, f0);
+    _mm256_storeu_ps(out + i + 8, f1);
+    _mm256_storeu_ps(out + i + 16, f2);
+    _mm256_storeu_ps(out + i + 24, f3);
+    if (kMask)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(mask + i), mask_bytes(in0, in1, in2, in3));
+  }
+  QK_X86_INLINE void block8(const float* x, const float* s, const int32_t* zp, float* out,
+                            uint8_t* mask, size_t i) const {
+    __m256i in;
+    _mm256_storeu_ps(out + i, at(x + i, s + i, zp + i, &in));
+    if (kMask) store_mask8(mask + i, in);
+  }
+  QK_X86_INLINE void partial(const float* x, const float* s, const int32_t* zp, float* out,
+                             uint8_t* mask, size_t i, size_t m) const {
+    const __m256i k = lane_mask(m);
+    __m256i in;
+    // Masked-off lanes load 0: 0 / 0 there is a quiet NaN, never stored.
+    const __m256 f = one(_mm256_maskload_ps(x + i, k), _mm256_maskload_ps(s + i, k),
+                         _mm256_maskload_epi32(zp + i, k), &in);
+    store_partial_ps(out + i, f, m);
+    if (kMask) x86::store_bytes(mask + i, mask_bytes8(in), m);
   }
 };
 
 template <bool kMul, bool kMask>
 void fakequant_uniform_impl(const float* x, size_t n, float scale, float inv, int32_t zp,
                             const QRange& r, float* out, uint8_t* mask) {
-  const UniformBlock<kMul, kMask> blk{_mm256_set1_ps(scale), _mm256_set1_ps(kMul ? inv : scale),
-                                      _mm256_set1_ps(static_cast<float>(r.qmin - zp)),
-                                      _mm256_set1_ps(static_cast<float>(r.qmax - zp))};
+  const Uniform<kMul, kMask> u{_mm256_set1_ps(scale), _mm256_set1_ps(kMul ? inv : scale),
+                               _mm256_set1_ps(static_cast<float>(r.qmin - zp)),
+                               _mm256_set1_ps(static_cast<float>(r.qmax - zp))};
   size_t i = 0;
-  for (; i + 32 <= n; i += 32) blk(x + i, out + i, kMask ? mask + i : nullptr);
-  if (i < n) {
-    const size_t m = n - i;
-    alignas(32) float xb[32] = {};
-    alignas(32) float ob[32];
-    alignas(32) uint8_t mb[32];
-    std::memcpy(xb, x + i, m * sizeof(float));
-    blk(xb, ob, mb);
-    std::memcpy(out + i, ob, m * sizeof(float));
-    if (kMask) std::memcpy(mask + i, mb, m);
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(out);
+  if (n * (2 * sizeof(float) + (kMask ? 1 : 0)) >= x86::kStreamBytes && (addr & 3) == 0) {
+    // One unaligned block (n is large), then streaming stores from the first 32-byte boundary
+    // of out; the overlap is written twice with equal values.
+    u.template block32<false>(x, out, mask, 0);
+    i = ((32 - (addr & 31)) & 31) / sizeof(float);
+    for (; i + 32 <= n; i += 32) u.template block32<true>(x, out, mask, i);
+    _mm_sfence();
+  } else {
+    for (; i + 32 <= n; i += 32) u.template block32<false>(x, out, mask, i);
   }
+  for (; i + 8 <= n; i += 8) u.block8(x, out, mask, i);
+  if (i < n) u.partial(x, out, mask, i, n - i);
 }
-
-template <bool kRecip, bool kMask>
-struct VecBlock {
-  __m256i qmin, qmax;
-  QK_X86_INLINE __m256 one(const float* x, const float* sp, const int32_t* zp, __m256i* in) const {
-    const __m256 s = _mm256_loadu_ps(sp);
-    const __m256i z = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zp));
-    const __m256 lo = _mm256_cvtepi32_ps(_mm256_sub_epi32(qmin, z));
-    const __m256 hi = _mm256_cvtepi32_ps(_mm256_sub_epi32(qmax, z));
-    const __m256 xv = _mm256_loadu_ps(x);
-    const __m256 v = kRecip ? _mm256_mul_ps(xv, _mm256_div_ps(_mm256_set1_ps(1.0f), s))
-                            : _mm256_div_ps(xv, s);
-    return fq8(v, s, lo, hi, in);
-  }
-  QK_X86_INLINE void operator()(const float* x, const float* s, const int32_t* zp, float* out,
-                                uint8_t* mask) const {
-    __m256i in0, in1, in2, in3;
-    const __m256 f0 = one(x, s, zp, &in0), f1 = one(x + 8, s + 8, zp + 8, &in1);
-    const __m256 f2 = one(x + 16, s + 16, zp + 16, &in2);
-    const __m256 f3 = one(x + 24, s + 24, zp + 24, &in3);
-    _mm256_storeu_ps(out, f0);
-    _mm256_storeu_ps(out + 8, f1);
-    _mm256_storeu_ps(out + 16, f2);
-    _mm256_storeu_ps(out + 24, f3);
-    if (kMask)
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(mask), mask_bytes(in0, in1, in2, in3));
-  }
-};
 
 template <bool kRecip, bool kMask>
 void fakequant_vec_impl(const float* x, size_t n, const float* scale, const int32_t* zp,
                         const QRange& r, float* out, uint8_t* mask) {
-  const VecBlock<kRecip, kMask> blk{_mm256_set1_epi32(r.qmin), _mm256_set1_epi32(r.qmax)};
+  const Vec<kRecip, kMask> v{_mm256_set1_epi32(r.qmin), _mm256_set1_epi32(r.qmax)};
   size_t i = 0;
-  for (; i + 32 <= n; i += 32)
-    blk(x + i, scale + i, zp + i, out + i, kMask ? mask + i : nullptr);
-  if (i < n) {
-    const size_t m = n - i;
-    alignas(32) float xb[32] = {};
-    alignas(32) float sb[32];
-    alignas(32) int32_t zb[32] = {};
-    alignas(32) float ob[32];
-    alignas(32) uint8_t mb[32];
-    for (size_t j = 0; j < 32; ++j) sb[j] = 1.0f;
-    std::memcpy(xb, x + i, m * sizeof(float));
-    std::memcpy(sb, scale + i, m * sizeof(float));
-    std::memcpy(zb, zp + i, m * sizeof(int32_t));
-    blk(xb, sb, zb, ob, mb);
-    std::memcpy(out + i, ob, m * sizeof(float));
-    if (kMask) std::memcpy(mask + i, mb, m);
+  for (; i + 32 <= n; i += 32) {
+    _mm_prefetch(x86::ahead(x + i, x86::kPrefetchAhead), _MM_HINT_T1);
+    _mm_prefetch(x86::ahead(x + i, x86::kPrefetchAhead + 16), _MM_HINT_T1);
+    _mm_prefetch(x86::ahead(out + i, x86::kPrefetchAhead), _MM_HINT_T1);
+    _mm_prefetch(x86::ahead(out + i, x86::kPrefetchAhead + 16), _MM_HINT_T1);
+    v.block32(x, scale, zp, out, mask, i);
   }
+  for (; i + 8 <= n; i += 8) v.block8(x, scale, zp, out, mask, i);
+  if (i < n) v.partial(x, scale, zp, out, mask, i, n - i);
 }
 
 }  // namespace

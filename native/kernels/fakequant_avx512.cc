@@ -1,7 +1,10 @@
 // Fake-quantize, AVX-512 (F/BW/DQ/VL). Bit-identical to fakequant_uniform_ref / fakequant_vec_ref:
 //   c = nearbyint(v) (vrndscaleps under MXCSR), mask = lo <= c <= hi (ordered: NaN, Inf -> 0),
-//   out = float(int(clamp(c)) - 0) * scale with NaN -> 0, i.e. float(code - zp) * scale.
+//   out = float(int(clamp(c))) * scale with NaN -> 0, i.e. float(code - zp) * scale.
 // The int round trip turns -0 into +0 as the reference's float(int) does.
+// Large uniform calls (bytes read + written >= x86::kStreamBytes) stream the float output.
+#include <type_traits>
+
 #include "x86_common.h"  // first: <immintrin.h>
 #include "kernel_decls.h"
 
@@ -36,20 +39,37 @@ void fakequant_uniform_impl(const float* x, size_t n, float scale, float inv, in
   const __m512 lo = _mm512_set1_ps(static_cast<float>(r.qmin - zp));
   const __m512 hi = _mm512_set1_ps(static_cast<float>(r.qmax - zp));
   auto vof = [&](__m512 xv) { return kMul ? _mm512_mul_ps(xv, d) : _mm512_div_ps(xv, d); };
-  size_t i = 0;
-  for (; i + 32 <= n; i += 32) {
+  // 32 elements from i; out stored with streaming stores when kStream (out + i 64-byte aligned).
+  auto block32 = [&](size_t i, auto stream) {
     __mmask16 in0, in1;
     const __m512 f0 = fq16(vof(_mm512_loadu_ps(x + i)), s, lo, hi, &in0);
     const __m512 f1 = fq16(vof(_mm512_loadu_ps(x + i + 16)), s, lo, hi, &in1);
-    _mm512_storeu_ps(out + i, f0);
-    _mm512_storeu_ps(out + i + 16, f1);
-    if (kMask) {
-      const __m256i ones = _mm256_set1_epi8(1);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(mask + i),
-                          _mm256_maskz_mov_epi8(static_cast<__mmask32>(in0) |
-                                                    (static_cast<__mmask32>(in1) << 16),
-                                                ones));
+    if (decltype(stream)::value) {
+      _mm512_stream_ps(out + i, f0);
+      _mm512_stream_ps(out + i + 16, f1);
+    } else {
+      _mm512_storeu_ps(out + i, f0);
+      _mm512_storeu_ps(out + i + 16, f1);
     }
+    if (kMask) {
+      const __mmask32 in = static_cast<__mmask32>(in0) | (static_cast<__mmask32>(in1) << 16);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(mask + i),
+                          _mm256_maskz_mov_epi8(in, _mm256_set1_epi8(1)));
+    }
+  };
+  using Cached = std::integral_constant<bool, false>;
+  using Stream = std::integral_constant<bool, true>;
+  size_t i = 0;
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(out);
+  if (n * (2 * sizeof(float) + (kMask ? 1 : 0)) >= x86::kStreamBytes && (addr & 3) == 0) {
+    // One unaligned block (n is large), then streaming stores from the first 64-byte boundary
+    // of out; the overlap is written twice with equal values.
+    block32(0, Cached());
+    i = ((64 - (addr & 63)) & 63) / sizeof(float);
+    for (; i + 32 <= n; i += 32) block32(i, Stream());
+    _mm_sfence();
+  } else {
+    for (; i + 32 <= n; i += 32) block32(i, Cached());
   }
   for (; i < n; i += 16) {
     const __mmask16 k = tail_mask16(n - i);
@@ -77,6 +97,8 @@ void fakequant_vec_impl(const float* x, size_t n, const float* scale, const int3
   const __m512i qmax = _mm512_set1_epi32(r.qmax);
   size_t i = 0;
   for (; i + 16 <= n; i += 16) {
+    _mm_prefetch(x86::ahead(x + i, x86::kPrefetchAhead), _MM_HINT_T1);
+    _mm_prefetch(x86::ahead(out + i, x86::kPrefetchAhead), _MM_HINT_T1);
     __mmask16 in;
     const __m512 f = fq16_vec<kRecip>(_mm512_loadu_ps(x + i), _mm512_loadu_ps(scale + i),
                                       _mm512_loadu_si512(zp + i), qmin, qmax, &in);

@@ -64,8 +64,10 @@ void minmax_uniform_avx512(const float* x, size_t n, MinMaxAcc* acc) {
     mx0 = _mm512_mask_max_ps(mx0, fin, v, mx0);
     if (f) cnt.add(v, f);
   }
-  const float lmin = _mm512_reduce_min_ps(_mm512_min_ps(_mm512_min_ps(mn0, mn1), _mm512_min_ps(mn2, mn3)));
-  const float lmax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(mx0, mx1), _mm512_max_ps(mx2, mx3)));
+  const __m512 mn = _mm512_min_ps(_mm512_min_ps(mn0, mn1), _mm512_min_ps(mn2, mn3));
+  const __m512 mx = _mm512_max_ps(_mm512_max_ps(mx0, mx1), _mm512_max_ps(mx2, mx3));
+  const float lmin = _mm512_reduce_min_ps(mn);  // lanes hold finite values or +-inf, no NaN
+  const float lmax = _mm512_reduce_max_ps(mx);
   // Fold as the reference would (keeps an incoming NaN, ignores +-inf lanes that saw nothing).
   acc->min = lmin < acc->min ? lmin : acc->min;
   acc->max = lmax > acc->max ? lmax : acc->max;

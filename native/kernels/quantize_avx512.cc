@@ -3,6 +3,7 @@
 // The clamp is done in float before the conversion (rounding commutes with clamping to integer
 // bounds), so vcvtps2dq (round to nearest even under the default MXCSR, like nearbyint) never
 // sees an out-of-range value; NaN lanes are zeroed with the ordered-compare mask.
+// Large calls (bytes read + written >= x86::kStreamBytes) use non-temporal stores.
 #include "x86_common.h"  // first: <immintrin.h>
 #include "kernel_decls.h"
 
@@ -23,27 +24,53 @@ QK_X86_INLINE __m512i code16(__m512 x, __m512 s, __m512 lo, __m512 hi, __m512i z
 }
 
 template <bool kMul>
+struct Uniform {
+  __m512 s, lo, hi;
+  __m512i z;
+  // 64 codes from x[i, i + 64), as bytes in order.
+  QK_X86_INLINE __m512i block64(const float* x, size_t i) const {
+    const __m128i b0 = bytes16(x + i), b1 = bytes16(x + i + 16);
+    const __m128i b2 = bytes16(x + i + 32), b3 = bytes16(x + i + 48);
+    const __m256i b01 = _mm256_inserti128_si256(_mm256_castsi128_si256(b0), b1, 1);
+    const __m256i b23 = _mm256_inserti128_si256(_mm256_castsi128_si256(b2), b3, 1);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(b01), b23, 1);
+  }
+  // Codes of the first 16 values at x (vpmovdb: the low byte of each).
+  QK_X86_INLINE __m128i bytes16(const float* x) const {
+    return _mm512_cvtepi32_epi8(code16<kMul>(_mm512_loadu_ps(x), s, lo, hi, z));
+  }
+  QK_X86_INLINE __m128i bytes16(const float* x, __mmask16 k) const {  // masked-off lanes: 0
+    return _mm512_cvtepi32_epi8(code16<kMul>(_mm512_maskz_loadu_ps(k, x), s, lo, hi, z));
+  }
+};
+
+template <bool kMul>
 void quant_uniform_impl(const float* x, size_t n, float s_or_inv, int32_t zp, const QRange& r,
                         uint8_t* out) {
-  const __m512 s = _mm512_set1_ps(s_or_inv);
-  const __m512 lo = _mm512_set1_ps(static_cast<float>(r.qmin - zp));
-  const __m512 hi = _mm512_set1_ps(static_cast<float>(r.qmax - zp));
-  const __m512i z = _mm512_set1_epi32(zp);
+  const Uniform<kMul> u{_mm512_set1_ps(s_or_inv), _mm512_set1_ps(static_cast<float>(r.qmin - zp)),
+                        _mm512_set1_ps(static_cast<float>(r.qmax - zp)), _mm512_set1_epi32(zp)};
   size_t i = 0;
-  for (; i + 64 <= n; i += 64) {
-    const __m512i q0 = code16<kMul>(_mm512_loadu_ps(x + i), s, lo, hi, z);
-    const __m512i q1 = code16<kMul>(_mm512_loadu_ps(x + i + 16), s, lo, hi, z);
-    const __m512i q2 = code16<kMul>(_mm512_loadu_ps(x + i + 32), s, lo, hi, z);
-    const __m512i q3 = code16<kMul>(_mm512_loadu_ps(x + i + 48), s, lo, hi, z);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm512_cvtepi32_epi8(q0));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i + 16), _mm512_cvtepi32_epi8(q1));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i + 32), _mm512_cvtepi32_epi8(q2));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i + 48), _mm512_cvtepi32_epi8(q3));
+  if (n * (sizeof(float) + 1) >= x86::kStreamBytes) {
+    // One unaligned block (n is large), then aligned streaming stores from the first 64-byte
+    // boundary of out; the overlap is written twice with equal values.
+    _mm512_storeu_si512(out, u.block64(x, 0));
+    i = (64 - (reinterpret_cast<uintptr_t>(out) & 63)) & 63;
+    for (; i + 64 <= n; i += 64)
+      _mm512_stream_si512(reinterpret_cast<__m512i*>(out + i), u.block64(x, i));
+    _mm_sfence();
+  } else {
+    for (; i + 64 <= n; i += 64) {  // four 16-byte stores: a little faster in cache
+      const __m128i b0 = u.bytes16(x + i), b1 = u.bytes16(x + i + 16);
+      const __m128i b2 = u.bytes16(x + i + 32), b3 = u.bytes16(x + i + 48);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), b0);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i + 16), b1);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i + 32), b2);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i + 48), b3);
+    }
   }
   for (; i < n; i += 16) {
     const __mmask16 k = tail_mask16(n - i);
-    const __m512i q = code16<kMul>(_mm512_maskz_loadu_ps(k, x + i), s, lo, hi, z);
-    _mm_mask_storeu_epi8(out + i, k, _mm512_cvtepi32_epi8(q));
+    _mm_mask_storeu_epi8(out + i, k, u.bytes16(x + i, k));
   }
 }
 
@@ -67,6 +94,8 @@ void quant_vec_impl(const float* x, size_t n, const float* scale, const int32_t*
   const __m512i qmax = _mm512_set1_epi32(r.qmax);
   size_t i = 0;
   for (; i + 32 <= n; i += 32) {
+    _mm_prefetch(x86::ahead(x + i, x86::kPrefetchAhead), _MM_HINT_T1);
+    _mm_prefetch(x86::ahead(x + i, x86::kPrefetchAhead + 16), _MM_HINT_T1);
     const __m512i q0 = code16_vec<kRecip>(_mm512_loadu_ps(x + i), _mm512_loadu_ps(scale + i),
                                           _mm512_loadu_si512(zp + i), qmin, qmax);
     const __m512i q1 = code16_vec<kRecip>(_mm512_loadu_ps(x + i + 16),

@@ -143,6 +143,38 @@ void test_fakequant() {
     }
 }
 
+// Calls large enough for the non-temporal-store variants (x86 kernels switch at 32 MiB of traffic).
+void test_large() {
+  const size_t n = (size_t{9} << 20) + 13;
+  const QRange r{-128, 127, 0};
+  std::vector<float> x = adversarial(n, 0.05f, 77);
+  std::vector<uint8_t> qref(n + 64, 0xAB), qgot(n + 64, 0xAB);
+  quant_uniform_ref(x.data(), n, 0.05f, 3, r, qref.data());
+  for_paths(Op::quant_uniform, [&](const KernelEntry& e) {
+    std::fill(qgot.begin(), qgot.end(), 0xAB);
+    reinterpret_cast<quant_uniform_fn>(const_cast<void*>(e.fn))(x.data(), n, 0.05f, 3, r, qgot.data() + 1);
+    std::vector<uint8_t> shifted(qgot.begin() + 1, qgot.end());
+    shifted.push_back(0xAB);
+    CHECK_BYTES(e, qref, shifted, n + 63, "large n=%zu (output offset 1)", n);
+  });
+  std::vector<float> fref(n + 16, 7.0f), fgot(n + 16, 7.0f);
+  dequant_uniform_ref(qref.data(), n, true, 0.05f, 3, fref.data());
+  for_paths(Op::dequant_uniform, [&](const KernelEntry& e) {
+    std::fill(fgot.begin(), fgot.end(), 7.0f);
+    reinterpret_cast<dequant_uniform_fn>(const_cast<void*>(e.fn))(qref.data(), n, true, 0.05f, 3, fgot.data());
+    CHECK_FLOATS(e, fref, fgot, n + 16, "large dequant n=%zu", n);
+  });
+  std::vector<uint8_t> mref(n + 16, 9), mgot(n + 16, 9);
+  fakequant_uniform_ref(x.data(), n, 0.05f, 3, r, fref.data(), mref.data());
+  for_paths(Op::fakequant_uniform, [&](const KernelEntry& e) {
+    std::fill(fgot.begin(), fgot.end(), 7.0f);
+    std::fill(mgot.begin(), mgot.end(), 9);
+    reinterpret_cast<fakequant_uniform_fn>(const_cast<void*>(e.fn))(x.data(), n, 0.05f, 3, r, fgot.data(), mgot.data());
+    CHECK_FLOATS(e, fref, fgot, n + 16, "large fakequant n=%zu", n);
+    CHECK_BYTES(e, mref, mgot, n + 16, "large fakequant mask n=%zu", n);
+  });
+}
+
 bool same_acc(const MinMaxAcc& a, const MinMaxAcc& b) {
   // min/max compared as values with -0 == +0 (the core canonicalises zeros afterwards).
   return a.min == b.min && a.max == b.max && a.nan == b.nan && a.inf == b.inf &&
@@ -212,6 +244,7 @@ int main() {
   test_dequant();
   test_fakequant();
   test_minmax();
+  test_large();
   run_layout_tests();  // test_layout.cc
   for (const Suite& s : suites()) {
     std::printf("suite %s\n", s.name);
