@@ -44,6 +44,9 @@ export interface Binding {
     inner: number, granularity: GranularityCode, blockSize: number): [number, number];
   /** ONNX DynamicQuantizeLinear into out; returns [scale, zeroPoint]. */
   dynamicQuantize(x: Float32Array, out: Uint8Array): [number, number];
+  /** Adds counts of finite values in [lo, hi] (of |x| when abs) to counts, per tensor or per axis index. */
+  histogram(x: Float32Array, counts: Float64Array, lo: Float32Array, hi: Float32Array, nbins: number, abs: 0 | 1,
+    outer: number, axisDim: number, inner: number, granularity: 0 | 1): void;
   cpuInfo(): NativeCpuInfo;
   kernelList(): NativeKernelEntry[];
   setIsa(name: string): void;

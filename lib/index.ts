@@ -11,6 +11,20 @@ export type { FakeQuantizeOptions, MinMaxResult } from './tensor';
 export { resolveSpec, codeRange } from './spec';
 export type { QuantSpec, ResolvedSpec, Scheme, Range, Formula, StorageDtype } from './spec';
 export type { Granularity } from './layout';
+export {
+  Observer, MinMaxObserver, MovingAverageMinMaxObserver, PerChannelMinMaxObserver, MovingAveragePerChannelMinMaxObserver,
+  HistogramObserver, PercentileObserver, MSEObserver, EntropyObserver, SoftmaxCrossEntropyObserver,
+} from './observers';
+export type {
+  ObserverQParams, ObserverStats, ObserverState, MinMaxObserverOptions, MovingAverageOptions, PerChannelOptions,
+  MovingAveragePerChannelOptions, HistogramObserverOptions, PercentileObserverOptions, MSEObserverOptions,
+  EntropyObserverOptions, SoftmaxCrossEntropyObserverOptions,
+} from './observers';
+export {
+  loadTfjsWeights, loadTfjsWeightsSync, loadGnubgWeights, loadGnubgWeightsSync, parseGnubgWeights,
+  WeightFileError, GNUBG_WEIGHTS_PATH, GNUBG_NET_NAMES,
+} from './io';
+export type { TfjsWeight, TfjsDtype, TfjsQuantization, GnubgNet, GnubgMatrix } from './io';
 
 export interface CpuInfo {
   /** 'x86_64', 'arm64' or 'other'. */
