@@ -47,6 +47,20 @@ export interface Binding {
   /** Adds counts of finite values in [lo, hi] (of |x| when abs) to counts, per tensor or per axis index. */
   histogram(x: Float32Array, counts: Float64Array, lo: Float32Array, hi: Float32Array, nbins: number, abs: 0 | 1,
     outer: number, axisDim: number, inner: number, granularity: 0 | 1): void;
+  // int8 GEMM (native/napi/gemm.cc); `packed` is the opaque handle gemmPack returns.
+
+  gemmPack(b: ByteCodes, isSigned: boolean, K: number, N: number, transposed: boolean,
+    zeroPoint: ZeroPointArg, scale: number | Float32Array): [unknown, number];
+  gemm(a: ByteCodes, aSigned: boolean, M: number, packed: unknown, aZeroPoint: ZeroPointArg, outKind: number,
+    out: ArrayBufferView, aScale: number | Float32Array | null, bias: Float32Array | null, relu: boolean,
+    outScale: number, outZeroPoint: number): void;
+  gemmAsync(a: ByteCodes, aSigned: boolean, M: number, packed: unknown, aZeroPoint: ZeroPointArg, outKind: number,
+    out: ArrayBufferView, aScale: number | Float32Array | null, bias: Float32Array | null, relu: boolean,
+    outScale: number, outZeroPoint: number): Promise<ArrayBufferView>;
+  linearDynamic(x: Float32Array, M: number, packed: unknown, bias: Float32Array | null, relu: boolean,
+    perRow: boolean, actSigned: boolean, out: Float32Array): void;
+  linearDynamicAsync(x: Float32Array, M: number, packed: unknown, bias: Float32Array | null, relu: boolean,
+    perRow: boolean, actSigned: boolean, out: Float32Array): Promise<Float32Array>;
   cpuInfo(): NativeCpuInfo;
   kernelList(): NativeKernelEntry[];
   setIsa(name: string): void;

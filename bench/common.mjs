@@ -252,3 +252,43 @@ export function table(header, rows, align) {
   const line = (r) => r.map(cell).join('  ').trimEnd();
   return [line(header), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
 }
+
+/**
+ * timeInterleaved, also returning each contestant's fastest sample (`minNs`) beside the median
+ * (`ns`): on a shared machine the fastest sample is the better estimate of the uncontended speed,
+ * the median of the typical one. Same options and rounds as timeInterleaved. A contestant may
+ * have an `after` function (awaited, not timed) run after each of its samples, e.g. a pause that
+ * lets a library's spinning worker threads go to sleep before the next contestant is timed.
+ * @returns {Promise<Record<string, {ns: number, minNs: number, samples: number, batch: number}>>}
+ */
+export async function timeInterleavedStats(contestants, { warmup = 2, sampleNs = 2e6, minSamples = 5, maxSamples = 31, minTimeNs = 3e8, maxTimeNs = 2e10 } = {}) {
+  const batches = [];
+  for (const c of contestants) {
+    const half = Math.ceil(warmup / 2);
+    for (let i = 0; i < warmup - half; i++) (c.async ? await c.fn() : c.fn());
+    const t0 = now();
+    for (let i = 0; i < half; i++) (c.async ? await c.fn() : c.fn());
+    const per = Math.max(1, (now() - t0) / half);
+    batches.push(Math.max(1, Math.round(sampleNs / per)));
+  }
+  const samples = contestants.map(() => []);
+  const start = now();
+  for (let round = 0; round < maxSamples; round++) {
+    for (let k = 0; k < contestants.length; k++) {
+      const { fn } = contestants[k];
+      const batch = batches[k];
+      const t0 = now();
+      if (contestants[k].async) for (let i = 0; i < batch; i++) await fn();
+      else for (let i = 0; i < batch; i++) fn();
+      samples[k].push((now() - t0) / batch);
+      if (contestants[k].after) await contestants[k].after();
+    }
+    const el = now() - start;
+    if ((round + 1 >= minSamples && el >= minTimeNs) || el >= maxTimeNs) break;
+  }
+  const out = {};
+  contestants.forEach((c, k) => {
+    out[c.name] = { ns: median(samples[k]), minNs: Math.min(...samples[k]), samples: samples[k].length, batch: batches[k] };
+  });
+  return out;
+}

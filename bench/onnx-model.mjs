@@ -1,6 +1,7 @@
 // Minimal ONNX model writer for the benchmarks: just enough protobuf (ModelProto, GraphProto,
 // NodeProto, AttributeProto, TensorProto, ValueInfoProto) to build one-node QuantizeLinear /
-// DequantizeLinear graphs in memory, so no binary model files live in the repository.
+// DequantizeLinear / MatMulInteger / MatMul graphs in memory, so no binary model files live in the
+// repository.
 //
 // Field numbers follow onnx/onnx.proto (IR version 10, opset 21).
 
@@ -176,5 +177,57 @@ export function dequantizeLinearModel({ shape, scale, zeroPoint, axis = 1, signe
     initializers: qparamInitializers(scale, zeroPoint, signed),
     nodeInputs: ['x', 'scale', 'zero_point'],
     attrs: scale instanceof Float32Array ? { axis } : {},
+  });
+}
+
+/**
+ * MatMulInteger-10 y[M,N] (int32) = (a - a_zero_point)[M,K] x (b - b_zero_point)[K,N], with B (and
+ * the zero points) as constant initializers, so onnxruntime pre-packs B at session creation.
+ * `b` is a row-major [K, N] Int8Array or Uint8Array. Zero points are per-tensor scalars; pass
+ * `null` to leave a zero point out of the node (ONNX then uses 0).
+ * @param {{M:number, K:number, N:number, b:Int8Array|Uint8Array, aSigned?:boolean,
+ *          aZeroPoint?:number|null, bZeroPoint?:number|null}} o
+ */
+export function matMulIntegerModel({ M, K, N, b, aSigned = false, aZeroPoint = null, bZeroPoint = null }) {
+  if (b.length !== K * N) throw new Error(`matMulIntegerModel: b has ${b.length} elements, expected K*N = ${K * N}`);
+  const bSigned = b instanceof Int8Array;
+  const aType = aSigned ? DataType.INT8 : DataType.UINT8;
+  const bType = bSigned ? DataType.INT8 : DataType.UINT8;
+  const initializers = [{ name: 'b', dataType: bType, dims: [K, N], data: b }];
+  const nodeInputs = ['a', 'b'];
+  if (aZeroPoint !== null || bZeroPoint !== null) {
+    if (aZeroPoint !== null) {
+      initializers.push({ name: 'a_zero_point', dataType: aType, dims: [], data: aSigned ? Int8Array.of(aZeroPoint) : Uint8Array.of(aZeroPoint) });
+      nodeInputs.push('a_zero_point');
+    } else {
+      nodeInputs.push(''); // optional input left out
+    }
+  }
+  if (bZeroPoint !== null) {
+    initializers.push({ name: 'b_zero_point', dataType: bType, dims: [], data: bSigned ? Int8Array.of(bZeroPoint) : Uint8Array.of(bZeroPoint) });
+    nodeInputs.push('b_zero_point');
+  }
+  return singleNodeModel({
+    opType: 'MatMulInteger',
+    inputs: [{ name: 'a', elemType: aType, shape: [M, K] }],
+    output: { name: 'y', elemType: DataType.INT32, shape: [M, N] },
+    initializers,
+    nodeInputs,
+  });
+}
+
+/**
+ * MatMul (fp32) y[M,N] = a[M,K] x b[K,N], with B a constant initializer (onnxruntime pre-packs it).
+ * `b` is a row-major [K, N] Float32Array.
+ * @param {{M:number, K:number, N:number, b:Float32Array}} o
+ */
+export function matMulModel({ M, K, N, b }) {
+  if (b.length !== K * N) throw new Error(`matMulModel: b has ${b.length} elements, expected K*N = ${K * N}`);
+  return singleNodeModel({
+    opType: 'MatMul',
+    inputs: [{ name: 'a', elemType: DataType.FLOAT, shape: [M, K] }],
+    output: { name: 'y', elemType: DataType.FLOAT, shape: [M, N] },
+    initializers: [{ name: 'b', dataType: DataType.FLOAT, dims: [K, N], data: b }],
+    nodeInputs: ['a', 'b'],
   });
 }

@@ -11,6 +11,11 @@ export type { FakeQuantizeOptions, MinMaxResult } from './tensor';
 export { resolveSpec, codeRange } from './spec';
 export type { QuantSpec, ResolvedSpec, Scheme, Range, Formula, StorageDtype } from './spec';
 export type { Granularity } from './layout';
+export { matmulInteger, packWeights, PackedWeights, gemm, gemmAsync, qlinearMatMul, linearDynamic, linearDynamicAsync } from './gemm';
+export type {
+  GemmDtype, GemmOutput, GemmZeroPoint, PackWeightsOptions, GemmOptions, MatMulIntegerOptions, QLinearMatMulOptions,
+  LinearDynamicOptions,
+} from './gemm';
 export {
   Observer, MinMaxObserver, MovingAverageMinMaxObserver, PerChannelMinMaxObserver, MovingAveragePerChannelMinMaxObserver,
   HistogramObserver, PercentileObserver, MSEObserver, EntropyObserver, SoftmaxCrossEntropyObserver,
