@@ -61,6 +61,13 @@ export interface Binding {
     perRow: boolean, actSigned: boolean, out: Float32Array): void;
   linearDynamicAsync(x: Float32Array, M: number, packed: unknown, bias: Float32Array | null, relu: boolean,
     perRow: boolean, actSigned: boolean, out: Float32Array): Promise<Float32Array>;
+  // fp32 GEMM (native/napi/sgemm.cc); a packed B is the opaque handle sgemmPack returns.
+
+  sgemmPack(b: Float32Array, K: number, N: number, transposed: boolean): [unknown, number];
+  sgemm(a: Float32Array, b: Float32Array | unknown, out: Float32Array, M: number, K: number, N: number,
+    transB: boolean, bias: Float32Array | null, relu: boolean): void;
+  sgemmAsync(a: Float32Array, b: Float32Array | unknown, out: Float32Array, M: number, K: number, N: number,
+    transB: boolean, bias: Float32Array | null, relu: boolean): Promise<Float32Array>;
   cpuInfo(): NativeCpuInfo;
   kernelList(): NativeKernelEntry[];
   setIsa(name: string): void;

@@ -11,6 +11,8 @@ export type { FakeQuantizeOptions, MinMaxResult } from './tensor';
 export { resolveSpec, codeRange } from './spec';
 export type { QuantSpec, ResolvedSpec, Scheme, Range, Formula, StorageDtype } from './spec';
 export type { Granularity } from './layout';
+export { matmulF32, matmulF32Async, packWeightsF32, PackedWeightsF32 } from './matmul-f32';
+export type { MatmulF32Options, PackWeightsF32Options } from './matmul-f32';
 export { matmulInteger, packWeights, PackedWeights, gemm, gemmAsync, qlinearMatMul, linearDynamic, linearDynamicAsync } from './gemm';
 export type {
   GemmDtype, GemmOutput, GemmZeroPoint, PackWeightsOptions, GemmOptions, MatMulIntegerOptions, QLinearMatMulOptions,
@@ -30,6 +32,13 @@ export {
   WeightFileError, GNUBG_WEIGHTS_PATH, GNUBG_NET_NAMES,
 } from './io';
 export type { TfjsWeight, TfjsDtype, TfjsQuantization, GnubgNet, GnubgMatrix } from './io';
+export {
+  saveSafetensors, loadSafetensors, parseSafetensors, serializeSafetensors, loadSafetensorsInto, SAFETENSORS_MAX_HEADER,
+} from './io/safetensors';
+export type { SafetensorsDtype, SafetensorsArray, SafetensorsTensor, SafetensorsFile } from './io/safetensors';
+// Layers, losses and optimizers; data loaders (namespaces: generic names stay out of the top level).
+export * as nn from './nn';
+export * as data from './data';
 
 export interface CpuInfo {
   /** 'x86_64', 'arm64' or 'other'. */

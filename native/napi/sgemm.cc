@@ -1,0 +1,179 @@
+// N-API surface of the fp32 GEMM (lib/matmul-f32.ts). Every argument is checked again here:
+// a bad call throws, never crashes.
+//   sgemmPack(b, K, N, transposed) -> [handle, byteLength]
+//   sgemm(a, b | handle, out, M, K, N, transB, bias | null, relu) -> undefined
+//   sgemmAsync(same) -> Promise<out>, computed on a libuv worker thread; the arrays (and the
+//   packed handle) are referenced until it settles.
+#include <napi.h>
+
+#include <cstdlib>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "args.h"
+#include "registry.h"
+#include "core/sgemm.h"
+
+namespace qk {
+namespace napi {
+namespace {
+
+constexpr int64_t kMaxDim = int64_t{1} << 40;
+constexpr napi_type_tag kPackedF32Tag = {0x716b7367656d6d66ULL, 0x33327061636b6564ULL};
+
+// Packed B (panel format of native/core/kernel_types_sgemm.h), 64-byte aligned, immutable.
+struct PackedF32 {
+  size_t K = 0, N = 0;
+  float* data = nullptr;
+  size_t floats = 0;
+  ~PackedF32() { std::free(data); }
+  int64_t bytes() const { return static_cast<int64_t>(floats * sizeof(float)); }
+};
+
+struct Holder {
+  std::shared_ptr<const PackedF32> p;
+};
+
+size_t checked_mul(Napi::Env env, size_t a, size_t b) {
+  if (a != 0 && b > std::numeric_limits<size_t>::max() / a)
+    range_error(env, "Expected a matrix size that fits in memory but received dimensions whose product overflows");
+  return a * b;
+}
+
+bool boolean(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (!info[i].IsBoolean())
+    type_error(info.Env(), std::string("Expected a boolean for ") + name + " but received " + describe(info[i]));
+  return info[i].As<Napi::Boolean>().Value();
+}
+
+bool is_packed(Napi::Env env, const Napi::Value& v) {
+  bool ok = false;
+  if (v.IsExternal()) napi_check_object_type_tag(env, v, &kPackedF32Tag, &ok);
+  return ok;
+}
+
+// sgemmPack(b, K, N, transposed) -> [handle, byteLength]
+Napi::Value SgemmPack(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  View b = typed_array_of(info, 0, "b", napi_float32_array);
+  const size_t K = static_cast<size_t>(integer(info, 1, "K", 0, kMaxDim));
+  const size_t N = static_cast<size_t>(integer(info, 2, "N", 0, kMaxDim));
+  const bool transposed = boolean(info, 3, "transposed");
+  expect_length(env, b, checked_mul(env, K, N), "b");
+  auto p = std::make_shared<PackedF32>();
+  p->K = K;
+  p->N = N;
+  p->floats = sgemm_packed_floats(K, N);
+  const size_t bytes = ((std::max<size_t>(p->floats, 1) * sizeof(float)) + 63) / 64 * 64;
+  p->data = static_cast<float*>(std::aligned_alloc(64, bytes));
+  if (p->data == nullptr) throw Napi::Error::New(env, "quantkit: out of memory packing " + std::to_string(bytes) + " bytes");
+  sgemm_pack_b(static_cast<const float*>(b.data), K, N, transposed, p->data);
+  auto* h = new Holder{p};
+  const int64_t nbytes = p->bytes();
+  Napi::External<Holder> ext = Napi::External<Holder>::New(env, h, [](Napi::Env e, Holder* hh) {
+    Napi::MemoryManagement::AdjustExternalMemory(e, -hh->p->bytes());
+    delete hh;
+  });
+  napi_type_tag_object(env, ext, &kPackedF32Tag);
+  Napi::MemoryManagement::AdjustExternalMemory(env, nbytes);
+  Napi::Array res = Napi::Array::New(env, 2);
+  res.Set(0u, ext);
+  res.Set(1u, Napi::Number::New(env, static_cast<double>(nbytes)));
+  return res;
+}
+
+// One checked call, safe to run on another thread.
+struct Job {
+  SgemmArgs args;
+  std::shared_ptr<const PackedF32> keep;  // the packed B, alive until the job is done
+  void run() const { sgemm(args); }
+};
+
+Job prepare(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Job j;
+  SgemmArgs& g = j.args;
+  View a = typed_array_of(info, 0, "a", napi_float32_array);
+  View out = typed_array_of(info, 2, "out", napi_float32_array);
+  g.M = static_cast<size_t>(integer(info, 3, "M", 0, kMaxDim));
+  g.K = static_cast<size_t>(integer(info, 4, "K", 0, kMaxDim));
+  g.N = static_cast<size_t>(integer(info, 5, "N", 0, kMaxDim));
+  g.trans_b = boolean(info, 6, "transB");
+  g.relu = boolean(info, 8, "relu");
+  expect_length(env, a, checked_mul(env, g.M, g.K), "a");
+  expect_length(env, out, checked_mul(env, g.M, g.N), "out");
+  View b{};
+  if (is_packed(env, info[1])) {
+    j.keep = info[1].As<Napi::External<Holder>>().Data()->p;
+    if (j.keep->K != g.K || j.keep->N != g.N)
+      range_error(env, "Expected K = " + std::to_string(j.keep->K) + " and N = " + std::to_string(j.keep->N) +
+                           " (the packed B) but received K = " + std::to_string(g.K) + " and N = " + std::to_string(g.N));
+    g.packed = j.keep->data;
+  } else {
+    bool is_ta = false;
+    napi_is_typedarray(env, info[1], &is_ta);
+    if (!is_ta) type_error(env, "Expected Float32Array or PackedWeightsF32 for b but received " + describe(info[1]));
+    b = typed_array_of(info, 1, "b", napi_float32_array);
+    expect_length(env, b, checked_mul(env, g.K, g.N), "b");
+    g.b = static_cast<const float*>(b.data);
+  }
+  View bias{};
+  if (!is_nullish(info[7])) {
+    bias = typed_array_of(info, 7, "bias", napi_float32_array);
+    expect_length(env, bias, g.N, "bias");
+    g.bias = static_cast<const float*>(bias.data);
+  }
+  expect_no_partial_overlap(env, a.data, a.length * 4, out.data, out.length * 4, "a", "out", false);
+  if (g.b) expect_no_partial_overlap(env, b.data, b.length * 4, out.data, out.length * 4, "b", "out", false);
+  if (g.bias) expect_no_partial_overlap(env, bias.data, bias.length * 4, out.data, out.length * 4, "bias", "out", false);
+  g.a = static_cast<const float*>(a.data);
+  g.c = static_cast<float*>(out.data);
+  return j;
+}
+
+class SgemmWorker : public Napi::AsyncWorker {
+ public:
+  SgemmWorker(Napi::Env env, Job job, const Napi::CallbackInfo& info)
+      : Napi::AsyncWorker(env, "quantkit:matmulF32"), job_(std::move(job)),
+        deferred_(Napi::Promise::Deferred::New(env)) {
+    for (size_t i = 0; i < info.Length(); ++i)
+      if (info[i].IsObject() || info[i].IsExternal()) refs_.push_back(Napi::Persistent(info[i].As<Napi::Object>()));
+    out_ = Napi::Persistent(info[2].As<Napi::Object>());
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override { job_.run(); }
+  void OnOK() override { deferred_.Resolve(out_.Value()); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Job job_;
+  Napi::Promise::Deferred deferred_;
+  std::vector<Napi::ObjectReference> refs_;
+  Napi::ObjectReference out_;
+};
+
+Napi::Value Sgemm(const Napi::CallbackInfo& info) {
+  const Job j = prepare(info);
+  j.run();
+  return info.Env().Undefined();
+}
+
+Napi::Value SgemmAsync(const Napi::CallbackInfo& info) {
+  Job j = prepare(info);
+  auto* w = new SgemmWorker(info.Env(), std::move(j), info);
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+static Module m(+[](Napi::Env env, Napi::Object exports) {
+  exports.Set("sgemmPack", Napi::Function::New(env, SgemmPack, "sgemmPack"));
+  exports.Set("sgemm", Napi::Function::New(env, Sgemm, "sgemm"));
+  exports.Set("sgemmAsync", Napi::Function::New(env, SgemmAsync, "sgemmAsync"));
+});
+
+}  // namespace
+}  // namespace napi
+}  // namespace qk
