@@ -23,7 +23,7 @@ export {
   HistogramObserver, PercentileObserver, MSEObserver, EntropyObserver, SoftmaxCrossEntropyObserver,
 } from './observers';
 export type {
-  ObserverQParams, ObserverStats, ObserverState, MinMaxObserverOptions, MovingAverageOptions, PerChannelOptions,
+  ObserverQParams, ObserverStats, ObserverState, ObserverSpecOptions, HistogramRangeOptions, MinMaxObserverOptions, MovingAverageOptions, PerChannelOptions,
   MovingAveragePerChannelOptions, HistogramObserverOptions, PercentileObserverOptions, MSEObserverOptions,
   EntropyObserverOptions, SoftmaxCrossEntropyObserverOptions,
 } from './observers';

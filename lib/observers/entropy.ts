@@ -7,7 +7,7 @@
 // candidate's divergence infinite). The minimum wins, the last one on ties; amax is the right edge
 // of the i-th bin (edge index i).
 import { optNumber, parseOptions, registerObserver } from './base';
-import { HistBase } from './histogram';
+import { HistBase, HistogramRangeOptions, ObserverSpecOptions } from './histogram';
 
 /**
  * Number of histogram bins (edge index) of the chosen threshold. O(levels) per candidate: with
@@ -69,25 +69,12 @@ export function entropyThresholdBin(hist: Float64Array, levels: number, startBin
   return best;
 }
 
-export interface EntropyObserverOptions {
-  scheme?: 'symmetric' | 'asymmetric';
-  bits?: number;
-  signed?: boolean;
-  range?: 'restricted' | 'full';
+export interface EntropyObserverOptions extends ObserverSpecOptions, HistogramRangeOptions {
   granularity?: 'per-tensor' | { axis: number };
-  formula?: 'onnx' | 'pytorch';
-  /** Histogram bins (default 2048). */
-  bins?: number;
   /** First candidate threshold, in bins (default 128). */
   startBin?: number;
   /** Quantization levels of |x| (default 2^(bits-1) for signed codes, 2^bits for unsigned: 128 for int8). */
   levels?: number;
-  upsampleRate?: number;
-  /**
-   * Start every group's histogram over this range (|x| observers: [0, max |lo|, |hi|]). Shards built
-   * with the same initialRange (e.g. from a merged MinMaxObserver pass) merge exactly.
-   */
-  initialRange?: [number, number];
 }
 
 export class EntropyObserver extends HistBase {

@@ -546,15 +546,18 @@ export abstract class HistBase extends Observer {
   /** @internal */ protected _mergeState(o: this): void { this._h.merge(o._h); }
 }
 
-export interface HistogramObserverOptions {
+/** The spec fields every observer takes (lib/spec.ts); each observer narrows granularity itself. */
+export interface ObserverSpecOptions {
   scheme?: 'symmetric' | 'asymmetric';
   bits?: number;
   signed?: boolean;
   range?: 'restricted' | 'full';
-  /** 'per-tensor' only (as PyTorch's HistogramObserver). */
-  granularity?: 'per-tensor';
   formula?: 'onnx' | 'pytorch';
-  /** Histogram bins (default 2048). */
+}
+
+/** Options of the histogram-based observers. */
+export interface HistogramRangeOptions {
+  /** Histogram bins per group (default 2048). */
   bins?: number;
   /** Upsampling of the old histogram when the range grows (default 128). */
   upsampleRate?: number;
@@ -563,6 +566,11 @@ export interface HistogramObserverOptions {
    * with the same initialRange (e.g. from a merged MinMaxObserver pass) merge exactly.
    */
   initialRange?: [number, number];
+}
+
+export interface HistogramObserverOptions extends ObserverSpecOptions, HistogramRangeOptions {
+  /** 'per-tensor' only (as PyTorch's HistogramObserver). */
+  granularity?: 'per-tensor';
 }
 
 /**

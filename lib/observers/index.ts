@@ -8,7 +8,7 @@ export {
 } from './minmax';
 export type { MinMaxObserverOptions, MovingAverageOptions, PerChannelOptions, MovingAveragePerChannelOptions } from './minmax';
 export { HistogramObserver } from './histogram';
-export type { HistogramObserverOptions } from './histogram';
+export type { HistogramObserverOptions, HistogramRangeOptions, ObserverSpecOptions } from './histogram';
 export { PercentileObserver } from './percentile';
 export type { PercentileObserverOptions } from './percentile';
 export { MSEObserver } from './mse';

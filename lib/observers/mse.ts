@@ -5,7 +5,7 @@
 import { qparamsOne } from '../qparams';
 import { ResolvedSpec } from '../spec';
 import { f32, optNumber, parseOptions, registerObserver } from './base';
-import { HistBase } from './histogram';
+import { HistBase, HistogramRangeOptions, ObserverSpecOptions } from './histogram';
 
 /**
  * Calls fn(l, h, v) for the pieces of [a, b) on which fakeQuantize is constant (= v), for scale s,
@@ -134,24 +134,11 @@ export function searchRange(dmin: number, dmax: number, spec: ResolvedSpec, grid
   return [bl, bh];
 }
 
-export interface MSEObserverOptions {
-  scheme?: 'symmetric' | 'asymmetric';
-  bits?: number;
-  signed?: boolean;
-  range?: 'restricted' | 'full';
+export interface MSEObserverOptions extends ObserverSpecOptions, HistogramRangeOptions {
   /** 'per-tensor' (default) or { axis } (one histogram and one search per channel). */
   granularity?: 'per-tensor' | { axis: number };
-  formula?: 'onnx' | 'pytorch';
-  /** Histogram bins per group (default 2048). */
-  bins?: number;
   /** Candidate ranges per search dimension (default 100). */
   gridSize?: number;
-  upsampleRate?: number;
-  /**
-   * Start every group's histogram over this range (|x| observers: [0, max |lo|, |hi|]). Shards built
-   * with the same initialRange (e.g. from a merged MinMaxObserver pass) merge exactly.
-   */
-  initialRange?: [number, number];
 }
 
 /** The range minimising E[(x - fakeQuantize(x))^2] over the observed distribution, by grid search. */

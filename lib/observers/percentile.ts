@@ -3,7 +3,7 @@
 // two-sided: the (100 - p)th and pth percentiles of x.
 import { checkOneOf } from '../errors';
 import { optNumber, parseOptions, registerObserver } from './base';
-import { HistBase } from './histogram';
+import { HistBase, HistogramRangeOptions, ObserverSpecOptions } from './histogram';
 
 /** The value below which a fraction q of the histogram's mass lies (linear inside the bin). */
 export function histQuantile(hist: Float64Array, lo: number, hi: number, q: number): number {
@@ -25,24 +25,12 @@ export function histQuantile(hist: Float64Array, lo: number, hi: number, q: numb
   return hi;
 }
 
-export interface PercentileObserverOptions {
-  scheme?: 'symmetric' | 'asymmetric';
-  bits?: number;
-  signed?: boolean;
-  range?: 'restricted' | 'full';
+export interface PercentileObserverOptions extends ObserverSpecOptions, HistogramRangeOptions {
   granularity?: 'per-tensor' | { axis: number };
-  formula?: 'onnx' | 'pytorch';
   /** Percentile in (0, 100] (default 99.99). */
   percentile?: number;
   /** 'symmetric': percentile of |x|; 'two-sided': both tails of x. Default: from the scheme. */
   mode?: 'symmetric' | 'two-sided';
-  bins?: number;
-  upsampleRate?: number;
-  /**
-   * Start every group's histogram over this range (|x| observers: [0, max |lo|, |hi|]). Shards built
-   * with the same initialRange (e.g. from a merged MinMaxObserver pass) merge exactly.
-   */
-  initialRange?: [number, number];
 }
 
 export class PercentileObserver extends HistBase {

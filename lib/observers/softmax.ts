@@ -12,7 +12,7 @@ import { rangeError, typeError } from '../errors';
 import { Layout } from '../layout';
 import { qparamsOne } from '../qparams';
 import { f32, optNumber, parseOptions, registerObserver } from './base';
-import { binOf, binParams, HistBase } from './histogram';
+import { binOf, binParams, HistBase, HistogramRangeOptions, ObserverSpecOptions } from './histogram';
 import { forEachPiece, searchRange } from './mse';
 
 /** Mixture KL of fake-quantizing with (s, z), from the probability-weighted histogram. */
@@ -43,24 +43,12 @@ export function softmaxKl(w: Float64Array, lo: number, hi: number, s: number, z:
   return -a / total + Math.log(b / total);
 }
 
-export interface SoftmaxCrossEntropyObserverOptions {
-  scheme?: 'symmetric' | 'asymmetric';
-  bits?: number;
-  signed?: boolean;
-  range?: 'restricted' | 'full';
+export interface SoftmaxCrossEntropyObserverOptions extends ObserverSpecOptions, HistogramRangeOptions {
   /** 'per-tensor' only. */
   granularity?: 'per-tensor';
-  formula?: 'onnx' | 'pytorch';
   /** The softmax (class) axis of each batch's shape (default -1, the last). */
   axis?: number;
-  bins?: number;
   gridSize?: number;
-  upsampleRate?: number;
-  /**
-   * Start every group's histogram over this range (|x| observers: [0, max |lo|, |hi|]). Shards built
-   * with the same initialRange (e.g. from a merged MinMaxObserver pass) merge exactly.
-   */
-  initialRange?: [number, number];
 }
 
 export class SoftmaxCrossEntropyObserver extends HistBase {
