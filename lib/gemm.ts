@@ -10,6 +10,7 @@
 //   in float32, y = round_half_even(float64(acc) * multiplier + outZeroPoint), saturated (ReLU
 //   raises the lower bound to outZeroPoint).
 import type { Binding } from '../binding';
+import { runOwned } from './async';
 import { native } from './binding';
 import { checkInt, checkOneOf, checkOptions, checkTyped, describe, rangeError, typeError } from './errors';
 
@@ -257,11 +258,11 @@ export function gemm<O extends GemmOptions | undefined = undefined>(a: Int8Array
   return args[6] as GemmResult<O>;
 }
 
-/** gemm off the event loop: resolves to the output once done. Keep the inputs unchanged until then. */
+/** gemm off the event loop on private copies of the arrays: resolves to the output once done. */
 export function gemmAsync<O extends GemmOptions | undefined = undefined>(a: Int8Array | Uint8Array, packed: PackedWeights, opts?: O): Promise<GemmResult<O>> {
   try {
     const args = gemmArgs(a, packed, opts);
-    return nat.gemmAsync(...args) as Promise<GemmResult<O>>;
+    return runOwned<GemmResult<O>>(args, 6, 'opts.out', nat.gemmAsync as never);
   } catch (e) {
     return Promise.reject(e);
   }
@@ -428,11 +429,11 @@ export function linearDynamic(x: Float32Array, packed: PackedWeights, opts?: Lin
   return args[7];
 }
 
-/** linearDynamic off the event loop. Keep the inputs unchanged until the promise settles. */
+/** linearDynamic off the event loop, on private copies of the arrays. */
 export function linearDynamicAsync(x: Float32Array, packed: PackedWeights, opts?: LinearDynamicOptions): Promise<Float32Array> {
   try {
     const args = linearArgs(x, packed, opts);
-    return nat.linearDynamicAsync(...args);
+    return runOwned<Float32Array>(args, 7, 'opts.out', nat.linearDynamicAsync as never);
   } catch (e) {
     return Promise.reject(e);
   }

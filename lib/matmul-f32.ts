@@ -3,6 +3,7 @@
 // from setNumThreads. Numerics (docs/numerics.md, "fp32 GEMM"): not bit-identical between paths;
 // every path is within |c - exact| <= (K + 1) * 2^-23 * (sum_k |a_ik| |b_kj| + |bias_j|) of the
 // exact product; the thread count never changes a result.
+import { runOwned } from './async';
 import { native } from './binding';
 import { checkInt, checkOptions, checkTyped, describe, rangeError, typeError } from './errors';
 
@@ -172,13 +173,13 @@ export function matmulF32(a: Float32Array, b: Float32Array | PackedWeightsF32, o
 }
 
 /**
- * matmulF32 on a worker thread (libuv's pool), off the event loop. The arrays must not be
- * written, transferred or detached until the promise settles.
+ * matmulF32 on a worker thread (libuv's pool), off the event loop, on private copies of the arrays
+ * (so detaching or resizing them meanwhile is harmless; opts.out is filled when done).
  */
 export function matmulF32Async(a: Float32Array, b: Float32Array | PackedWeightsF32, opts: MatmulF32Options): Promise<Float32Array> {
   try {
     const args = prepare(a, b, opts);
-    return nat.sgemmAsync(...args);
+    return runOwned<Float32Array>(args, 2, 'opts.out', nat.sgemmAsync as never);
   } catch (e) {
     return Promise.reject(e);
   }

@@ -343,3 +343,18 @@ describe('threads and cpuInfo', () => {
     expect(Buffer.from(fa.buffer).equals(Buffer.from(fb.buffer))).toBe(true);
   });
 });
+
+describe('outputs may not share memory with the qparams they are computed from', () => {
+  it('rejects out overlapping scale or zeroPoint', () => {
+    const ab = new ArrayBuffer(4096);
+    const sc = new Float32Array(ab, 0, 2).fill(1);
+    const out = new Uint8Array(ab);
+    expect(() => quantizeLinear(new Float32Array(4096).fill(3), sc, new Uint8Array(2), { shape: [2, 2048], axis: 0, out }))
+      .toThrow('Expected scale and out not to overlap in memory but received views of the same bytes');
+    const ab2 = new ArrayBuffer(64);
+    const zp = new Int32Array(ab2, 0, 2);
+    const y = new Float32Array(ab2, 0, 4);
+    expect(() => dequantizeLinear(Int8Array.of(1, 2, 3, 4), f32(1, 1), zp, { shape: [2, 2], axis: 0, out: y }))
+      .toThrow('Expected zeroPoint and out not to overlap in memory but received views of the same bytes');
+  });
+});

@@ -8,6 +8,7 @@ import {
   gemm, gemmAsync, linearDynamic, linearDynamicAsync, matmulInteger, packWeights, PackedWeights, qlinearMatMul,
 } from '../lib/gemm';
 import { dynamicQuantizeLinear, setNumThreads, getNumThreads } from '../lib/index';
+import * as q from '../lib/index';
 
 type Codes = Int8Array | Uint8Array;
 
@@ -277,5 +278,37 @@ describe('concurrency', () => {
       w.once('error', reject);
     })));
     for (const rs of runs) for (const got of rs) expect(Array.from(got)).toEqual(Array.from(want));
+  });
+});
+
+describe('async calls on arrays detached or resized meanwhile (never a crash)', () => {
+  it('matmulF32Async / gemmAsync / linearDynamicAsync compute on private copies', async () => {
+    const n = 300;
+    const a = new Float32Array(n * n).fill(1);
+    const p = q.matmulF32Async(a, new Float32Array(n * n).fill(2), { M: n, K: n, N: n });
+    structuredClone(a.buffer, { transfer: [a.buffer] }); // detach the input right away
+    const c = await p;
+    expect(c[0]).toBe(2 * n);
+    expect(c[n * n - 1]).toBe(2 * n);
+
+    const codes = new Uint8Array(64 * 64).fill(3);
+    const packed = q.packWeights(new Int8Array(64 * 64).fill(-2), { K: 64, N: 64, dtype: 'int8' });
+    const pg = q.gemmAsync(codes, packed, { M: 64 });
+    structuredClone(codes.buffer, { transfer: [codes.buffer] });
+    expect((await pg)[0]).toBe(3 * -2 * 64);
+
+    const x = new Float32Array(64 * 64).fill(0.5);
+    const pl = q.linearDynamicAsync(x, packed, { M: 64 });
+    structuredClone(x.buffer, { transfer: [x.buffer] });
+    expect((await pl).length).toBe(64 * 64);
+  });
+
+  it('rejects when the output was resized before the result arrived', async () => {
+    const n = 200;
+    const ab = new (ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer & { resize(n: number): void })(n * n * 4, { maxByteLength: n * n * 4 });
+    const out = new Float32Array(ab);
+    const p = q.matmulF32Async(new Float32Array(n * n).fill(1), new Float32Array(n * n).fill(1), { M: n, K: n, N: n, out });
+    ab.resize(0);
+    await expect(p).rejects.toThrow('Expected opts.out to keep its length 40000 until the promise settled but received a Float32Array of length 0 (detached or resized meanwhile)');
   });
 });

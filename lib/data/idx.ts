@@ -3,7 +3,7 @@
 // (Fashion-MNIST's *.gz) are inflated first. Every field is checked before it is used; a
 // corrupt or truncated file is an IdxFileError naming the file and what is wrong.
 import * as fs from 'node:fs';
-import * as fsp from 'node:fs/promises';
+import { readRegularFile, readRegularFileSync } from '../io/read';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { checkOptions, typeError } from '../errors';
@@ -118,7 +118,7 @@ export function loadIdxSync(file: string): IdxTensor {
   if (typeof file !== 'string') throw typeError('file', 'a path string', file);
   let bytes: Buffer;
   try {
-    bytes = fs.readFileSync(file);
+    bytes = readRegularFileSync(file);
   } catch (e) {
     throw readError(file, e);
   }
@@ -130,7 +130,7 @@ export async function loadIdx(file: string): Promise<IdxTensor> {
   if (typeof file !== 'string') throw typeError('file', 'a path string', file);
   let bytes: Buffer;
   try {
-    bytes = await fsp.readFile(file);
+    bytes = await readRegularFile(file);
   } catch (e) {
     throw readError(file, e);
   }

@@ -13,8 +13,7 @@
 // is taken from the magic number: little-endian files (x86, arm64) and big-endian ones both load.
 // Everything is checked: the header, the counts (1..65536 units per layer), positive finite betas,
 // finite weights, and that the file holds exactly the bytes the net headers imply.
-import * as fs from 'node:fs';
-import * as fsp from 'node:fs/promises';
+import { readRegularFile, readRegularFileSync } from './read';
 import { typeError } from '../errors';
 import { WeightFileError } from './tfjs';
 
@@ -152,7 +151,7 @@ export async function loadGnubgWeights(path: string = GNUBG_WEIGHTS_PATH): Promi
   const file = checkPathArg(path);
   let buf: Buffer;
   try {
-    buf = await fsp.readFile(file);
+    buf = await readRegularFile(file);
   } catch (e) {
     throw readError(file, e);
   }
@@ -164,7 +163,7 @@ export function loadGnubgWeightsSync(path: string = GNUBG_WEIGHTS_PATH): GnubgNe
   const file = checkPathArg(path);
   let buf: Buffer;
   try {
-    buf = fs.readFileSync(file);
+    buf = readRegularFileSync(file);
   } catch (e) {
     throw readError(file, e);
   }

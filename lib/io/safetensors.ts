@@ -12,6 +12,7 @@
 // header.tensors['0.weight'].data_offsets: ..."). Writing is atomic: a temporary file in the same
 // folder, fsync, rename.
 import * as fs from 'node:fs';
+import { readRegularFileSync } from './read';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { checkOptions, describe, rangeError, typeError } from '../errors';
@@ -177,7 +178,8 @@ export function parseSafetensors(bytes: Uint8Array, file = '<buffer>'): Safetens
     const C = CTORS[e.dtype];
     const data = new C((e.end - e.begin) / C.BYTES_PER_ELEMENT);
     new Uint8Array(data.buffer).set(bytes.subarray(dataStart + e.begin, dataStart + e.end));
-    tensors[e.name] = { dtype: e.dtype, shape: e.shape, data };
+    // defineProperty: a tensor named '__proto__' stays an ordinary own entry.
+    Object.defineProperty(tensors, e.name, { value: { dtype: e.dtype, shape: e.shape, data }, enumerable: true, writable: true, configurable: true });
   }
   return { tensors, metadata };
 }
@@ -187,7 +189,7 @@ export function loadSafetensors(file: string): SafetensorsFile {
   if (typeof file !== 'string') throw typeError('file', 'a path string', file);
   let bytes: Buffer;
   try {
-    bytes = fs.readFileSync(file);
+    bytes = readRegularFileSync(file);
   } catch (e) {
     const er = e as NodeJS.ErrnoException;
     throw new WeightFileError(file, '', `cannot read the file (${er.code ?? er.message})`, { cause: e });

@@ -13,6 +13,7 @@
 // checked against what the manifest needs before any shard is read, and each problem is reported
 // as a WeightFileError naming the file and the field.
 import * as fs from 'node:fs';
+import { readRegularFile, readRegularFileSync } from './read';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { typeError } from '../errors';
@@ -296,7 +297,7 @@ export async function loadTfjsWeights(modelJsonPath: string): Promise<TfjsWeight
   const file = checkPathArg(modelJsonPath);
   let text: string;
   try {
-    text = await fsp.readFile(file, 'utf8');
+    text = await readRegularFile(file, 'utf8');
   } catch (e) {
     throw ioError(file, '', 'cannot read the model file', e);
   }
@@ -326,7 +327,7 @@ export async function loadTfjsWeights(modelJsonPath: string): Promise<TfjsWeight
       const sh = g.shards[si];
       let buf: Buffer;
       try {
-        buf = await fsp.readFile(sh.path);
+        buf = await readRegularFile(sh.path);
       } catch (e) {
         throw ioError(file, sh.field, `cannot read shard '${sh.path}'`, e);
       }
@@ -346,7 +347,7 @@ export function loadTfjsWeightsSync(modelJsonPath: string): TfjsWeight[] {
   const file = checkPathArg(modelJsonPath);
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readRegularFileSync(file, 'utf8');
   } catch (e) {
     throw ioError(file, '', 'cannot read the model file', e);
   }
@@ -369,7 +370,7 @@ export function loadTfjsWeightsSync(modelJsonPath: string): TfjsWeight[] {
     g.shards.forEach((sh, si) => {
       let buf: Buffer;
       try {
-        buf = fs.readFileSync(sh.path);
+        buf = readRegularFileSync(sh.path);
       } catch (e) {
         throw ioError(file, sh.field, `cannot read shard '${sh.path}'`, e);
       }

@@ -61,7 +61,14 @@ struct QParamsArg {
   float scale_one = 0;
   int32_t zp_one = 0;
   std::vector<int32_t> zp_copy;
+  // The caller's memory that the kernels read while they run (0 bytes: a number, or copied).
+  size_t scale_bytes = 0, zp_bytes = 0;
   QParamsView view() const { return QParamsView{scale, zp}; }
+  // An output must not share bytes with the scales or zero points it is computed from.
+  void expect_clear_of(Napi::Env env, const void* out, size_t out_bytes, const char* out_name) const {
+    expect_no_partial_overlap(env, scale, scale_bytes, out, out_bytes, "scale", out_name, false);
+    expect_no_partial_overlap(env, zp, zp_bytes, out, out_bytes, "zeroPoint", out_name, false);
+  }
 };
 
 QParamsArg qparams_at(const Napi::CallbackInfo& info, size_t i, size_t groups, int32_t zlo, int32_t zhi) {
@@ -78,6 +85,7 @@ QParamsArg qparams_at(const Napi::CallbackInfo& info, size_t i, size_t groups, i
     expect_length(env, s, groups, "scale");
     q.scale = static_cast<const float*>(s.data);
     scount = s.length;
+    q.scale_bytes = s.length * sizeof(float);
   }
   for (size_t g = 0; g < scount; ++g) {
     const float s = q.scale[g];
@@ -104,6 +112,7 @@ QParamsArg qparams_at(const Napi::CallbackInfo& info, size_t i, size_t groups, i
   expect_length(env, z, groups, "zeroPoint");
   if (z.type == napi_int32_array) {
     q.zp = static_cast<const int32_t*>(z.data);
+    q.zp_bytes = z.length * sizeof(int32_t);
   } else if (z.type == napi_int8_array) {
     const int8_t* p = static_cast<const int8_t*>(z.data);
     q.zp_copy.assign(p, p + z.length);
@@ -142,8 +151,15 @@ Napi::Value Quantize(const Napi::CallbackInfo& info) {
   const QRange r = range_at(info, 10);
   expect_length(env, x, L.numel(), "x");
   expect_length(env, out, storage_bytes(L, st), "out");
+  if (st == Storage::Nibble && (r.qmin < -8 || r.qmax > 15))
+    range_error(env, "Expected a range inside -8..15 for nibble storage but received " + std::to_string(r.qmin) + ".." + std::to_string(r.qmax));
+  if (st == Storage::Byte && r.qmax > 127 && out.type != napi_uint8_array)
+    type_error(env, std::string("Expected Uint8Array for out (codes up to ") + std::to_string(r.qmax) + ") but received " + out.type_name());
+  if (st == Storage::Byte && r.qmin < 0 && out.type != napi_int8_array)
+    type_error(env, std::string("Expected Int8Array for out (codes down to ") + std::to_string(r.qmin) + ") but received " + out.type_name());
   QParamsArg qp = qparams_at(info, 2, L.num_groups(), r.qmin, r.qmax);
   expect_no_partial_overlap(env, x.data, x.length * 4, out.data, out.length, "x", "out", false);
+  qp.expect_clear_of(env, out.data, out.length, "out");
   quantize(static_cast<const float*>(x.data), L, qp.view(), r, st, static_cast<uint8_t*>(out.data));
   return env.Undefined();
 }
@@ -163,6 +179,7 @@ Napi::Value Dequantize(const Napi::CallbackInfo& info) {
   const int32_t zhi = is_signed ? (st == Storage::Nibble ? 7 : 127) : (st == Storage::Nibble ? 15 : 255);
   QParamsArg qp = qparams_at(info, 2, L.num_groups(), zlo, zhi);
   expect_no_partial_overlap(env, q.data, q.length, out.data, out.length * 4, "q", "out", false);
+  qp.expect_clear_of(env, out.data, out.length * 4, "out");
   dequantize(static_cast<const uint8_t*>(q.data), L, qp.view(), is_signed, st, static_cast<float*>(out.data));
   return env.Undefined();
 }
@@ -186,6 +203,8 @@ Napi::Value FakeQuantize(const Napi::CallbackInfo& info) {
   }
   QParamsArg qp = qparams_at(info, 3, L.num_groups(), r.qmin, r.qmax);
   expect_no_partial_overlap(env, x.data, x.length * 4, out.data, out.length * 4, "x", "out", true);
+  qp.expect_clear_of(env, out.data, out.length * 4, "out");
+  if (mask) qp.expect_clear_of(env, mask, L.numel(), "mask");
   fake_quantize(static_cast<const float*>(x.data), L, qp.view(), r, static_cast<float*>(out.data), mask);
   return env.Undefined();
 }
