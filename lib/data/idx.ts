@@ -43,9 +43,12 @@ function isGzip(bytes: Uint8Array): boolean {
   return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
 }
 
+/** Largest inflated IDX file accepted (a corrupt or hostile gzip stream could expand without bound). */
+export const IDX_MAX_INFLATED_BYTES = 2 ** 30;
+
 function gunzip(bytes: Uint8Array, file: string): Uint8Array {
   try {
-    return zlib.gunzipSync(bytes);
+    return zlib.gunzipSync(bytes, { maxOutputLength: IDX_MAX_INFLATED_BYTES });
   } catch (e) {
     throw new IdxFileError(file, 'gzip', `cannot inflate (${(e as Error).message}); the file is truncated or corrupt`, { cause: e });
   }
