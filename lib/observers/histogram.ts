@@ -385,8 +385,9 @@ export class HistState {
       const ok = noRange || (Number.isFinite(lo[g]) && Number.isFinite(hi[g]) && lo[g] <= hi[g] && f32(lo[g]) === lo[g] && f32(hi[g]) === hi[g]);
       if (!ok) throw rangeError(`state.state.lo[${g}]`, 'float32 values with lo <= hi (or Infinity / -Infinity for an empty group)', `${lo[g]}, hi ${hi[g]}`);
       const empty = dmin[g] === Infinity && dmax[g] === -Infinity;
-      const dok = empty || (!noRange && Number.isFinite(dmin[g]) && Number.isFinite(dmax[g]) && dmin[g] <= dmax[g]);
-      if (!dok) throw rangeError(`state.state.dataMin[${g}]`, 'finite values with dataMin <= dataMax inside a range (or Infinity / -Infinity for an empty group)', `${dmin[g]}, dataMax ${dmax[g]}`);
+      const dok = empty || (!noRange && Number.isFinite(dmin[g]) && Number.isFinite(dmax[g]) && dmin[g] <= dmax[g] &&
+        f32(dmin[g]) === dmin[g] && f32(dmax[g]) === dmax[g]);
+      if (!dok) throw rangeError(`state.state.dataMin[${g}]`, 'float32 values with dataMin <= dataMax (or Infinity / -Infinity for an empty group)', `${dmin[g]}, dataMax ${dmax[g]}`);
       if (noRange && this.initial) throw rangeError(`state.state.lo[${g}]`, `a range (the observer has initialRange [${this.initial.join(', ')}])`, 'Infinity');
       if (this.abs && !noRange && lo[g] !== 0) throw rangeError(`state.state.lo[${g}]`, '0 (a histogram of |x|)', String(lo[g]));
       if (empty) {
