@@ -7,15 +7,15 @@
 // packs), which is exactly static_cast<uint8_t> for any int32.
 // Blocks of 32, then of 8, then one masked block of < 8 (vmaskmov loads, partial byte stores).
 // Large calls (bytes read + written >= x86::kStreamBytes) use non-temporal stores.
-#include "x86_common.h"  // first: <immintrin.h>
+#include "avx2_common.h"  // first: <immintrin.h>
 #include "kernel_decls.h"
 
 namespace qk {
 namespace {
 
-QK_X86_INLINE __m256i lane_mask(size_t m) {  // lanes [0, m) all ones, m <= 8
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x86::kLaneMask + 8 - m));
-}
+using avx2::lane_mask;
+using avx2::store_partial_ps;
+
 
 template <bool kMul>
 QK_X86_INLINE __m256i code8(__m256 x, __m256 s, __m256 lo, __m256 hi, __m256i zp) {
