@@ -61,6 +61,23 @@ void maybe_expand(Layout& L, QParamsView& qp, Expanded& ex) {
   qp = QParamsView{ex.scale.data(), ex.zp.data()};
 }
 
+// The layout and qparams a call walks: the caller's, or the expanded per-element table.
+struct Walk {
+  Layout L;
+  QParamsView qp;
+  Expanded ex;
+  Walk(const Layout& L0, QParamsView qp0) : L(L0), qp(qp0) { maybe_expand(L, qp, ex); }
+  Walk(const Walk&) = delete;
+  Walk& operator=(const Walk&) = delete;
+};
+
+// Pieces of at most kChunk elements of s (nibble storage goes through a scratch buffer).
+template <class F>
+void for_chunks(const Segment& s, F&& f) {
+  for (size_t off = 0; off < s.len; off += kChunk)
+    f(Segment{s.begin + off, std::min(kChunk, s.len - off), s.vec, s.vec ? s.group + off : s.group});
+}
+
 // Calls f(Segment) for the pieces of [e0, e1) in order.
 template <class F>
 void for_segments(const Layout& L, size_t e0, size_t e1, F&& f) {
@@ -155,10 +172,9 @@ void unpack_nibbles(const uint8_t* packed, size_t elem_offset, size_t n, bool is
 void quantize(const float* x, const Layout& L0, QParamsView qp0, const QRange& r, Storage st,
               uint8_t* out) {
   const KernelTable& k = kernels();
-  Layout L = L0;
-  QParamsView qp = qp0;
-  Expanded ex;
-  maybe_expand(L, qp, ex);
+  const Walk w(L0, qp0);
+  const Layout& L = w.L;
+  const QParamsView& qp = w.qp;
   run_tasks(L.numel(), [&](size_t e0, size_t e1) {
     if (st == Storage::Byte) {
       for_segments(L, e0, e1, [&](const Segment& s) { quant_segment(k, x, s, qp, r, out + s.begin); });
@@ -166,11 +182,10 @@ void quantize(const float* x, const Layout& L0, QParamsView qp0, const QRange& r
     }
     uint8_t buf[kChunk];
     for_segments(L, e0, e1, [&](const Segment& s) {
-      for (size_t off = 0; off < s.len; off += kChunk) {
-        Segment c{s.begin + off, std::min(kChunk, s.len - off), s.vec, s.vec ? s.group + off : s.group};
+      for_chunks(s, [&](const Segment& c) {
         quant_segment(k, x, c, qp, r, buf);
         pack_nibbles(buf, c.len, c.begin, out);
-      }
+      });
     });
   });
 }
@@ -178,10 +193,9 @@ void quantize(const float* x, const Layout& L0, QParamsView qp0, const QRange& r
 void dequantize(const uint8_t* q, const Layout& L0, QParamsView qp0, bool is_signed, Storage st,
                 float* out) {
   const KernelTable& k = kernels();
-  Layout L = L0;
-  QParamsView qp = qp0;
-  Expanded ex;
-  maybe_expand(L, qp, ex);
+  const Walk w(L0, qp0);
+  const Layout& L = w.L;
+  const QParamsView& qp = w.qp;
   auto deq = [&](const uint8_t* codes, const Segment& s) {
     if (s.vec)
       k.dequant_vec(codes, s.len, is_signed, qp.scale + s.group, qp.zp + s.group, out + s.begin);
@@ -195,11 +209,10 @@ void dequantize(const uint8_t* q, const Layout& L0, QParamsView qp0, bool is_sig
     }
     uint8_t buf[kChunk];
     for_segments(L, e0, e1, [&](const Segment& s) {
-      for (size_t off = 0; off < s.len; off += kChunk) {
-        Segment c{s.begin + off, std::min(kChunk, s.len - off), s.vec, s.vec ? s.group + off : s.group};
+      for_chunks(s, [&](const Segment& c) {
         unpack_nibbles(q, c.begin, c.len, is_signed, buf);
         deq(buf, c);
-      }
+      });
     });
   });
 }
@@ -207,10 +220,9 @@ void dequantize(const uint8_t* q, const Layout& L0, QParamsView qp0, bool is_sig
 void fake_quantize(const float* x, const Layout& L0, QParamsView qp0, const QRange& r, float* out,
                    uint8_t* mask) {
   const KernelTable& k = kernels();
-  Layout L = L0;
-  QParamsView qp = qp0;
-  Expanded ex;
-  maybe_expand(L, qp, ex);
+  const Walk w(L0, qp0);
+  const Layout& L = w.L;
+  const QParamsView& qp = w.qp;
   run_tasks(L.numel(), [&](size_t e0, size_t e1) {
     for_segments(L, e0, e1, [&](const Segment& s) {
       uint8_t* m = mask ? mask + s.begin : nullptr;

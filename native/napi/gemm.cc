@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "args.h"
+#include "async.h"
 #include "registry.h"
 #include "core/gemm.h"
 
@@ -239,26 +240,6 @@ Job prepare_dynamic(const Napi::CallbackInfo& info) {
   return j;
 }
 
-class GemmWorker : public Napi::AsyncWorker {
- public:
-  GemmWorker(Napi::Env env, Job job, const Napi::CallbackInfo& info, size_t out_index)
-      : Napi::AsyncWorker(env, "quantkit:gemm"), job_(std::move(job)), deferred_(Napi::Promise::Deferred::New(env)) {
-    for (size_t i = 0; i < info.Length(); ++i)
-      if (info[i].IsObject()) refs_.push_back(Napi::Persistent(info[i].As<Napi::Object>()));
-    out_ = Napi::Persistent(info[out_index].As<Napi::Object>());
-  }
-  Napi::Promise promise() { return deferred_.Promise(); }
-  void Execute() override { job_.run(); }
-  void OnOK() override { deferred_.Resolve(out_.Value()); }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
- private:
-  Job job_;
-  Napi::Promise::Deferred deferred_;
-  std::vector<Napi::ObjectReference> refs_;
-  Napi::ObjectReference out_;
-};
-
 Napi::Value Gemm(const Napi::CallbackInfo& info) {
   Job j = prepare_gemm(info);
   j.run();
@@ -267,10 +248,7 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
 
 Napi::Value GemmAsync(const Napi::CallbackInfo& info) {
   Job j = prepare_gemm(info);
-  auto* w = new GemmWorker(info.Env(), std::move(j), info, 6);
-  Napi::Promise p = w->promise();
-  w->Queue();
-  return p;
+  return queue_promise(info, "quantkit:gemm", std::move(j), 6);
 }
 
 Napi::Value LinearDynamic(const Napi::CallbackInfo& info) {
@@ -281,10 +259,7 @@ Napi::Value LinearDynamic(const Napi::CallbackInfo& info) {
 
 Napi::Value LinearDynamicAsync(const Napi::CallbackInfo& info) {
   Job j = prepare_dynamic(info);
-  auto* w = new GemmWorker(info.Env(), std::move(j), info, 7);
-  Napi::Promise p = w->promise();
-  w->Queue();
-  return p;
+  return queue_promise(info, "quantkit:linearDynamic", std::move(j), 7);
 }
 
 static Module m(+[](Napi::Env env, Napi::Object exports) {

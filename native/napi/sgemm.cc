@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "args.h"
+#include "async.h"
 #include "registry.h"
 #include "core/sgemm.h"
 
@@ -133,27 +134,6 @@ Job prepare(const Napi::CallbackInfo& info) {
   return j;
 }
 
-class SgemmWorker : public Napi::AsyncWorker {
- public:
-  SgemmWorker(Napi::Env env, Job job, const Napi::CallbackInfo& info)
-      : Napi::AsyncWorker(env, "quantkit:matmulF32"), job_(std::move(job)),
-        deferred_(Napi::Promise::Deferred::New(env)) {
-    for (size_t i = 0; i < info.Length(); ++i)
-      if (info[i].IsObject() || info[i].IsExternal()) refs_.push_back(Napi::Persistent(info[i].As<Napi::Object>()));
-    out_ = Napi::Persistent(info[2].As<Napi::Object>());
-  }
-  Napi::Promise promise() { return deferred_.Promise(); }
-  void Execute() override { job_.run(); }
-  void OnOK() override { deferred_.Resolve(out_.Value()); }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
- private:
-  Job job_;
-  Napi::Promise::Deferred deferred_;
-  std::vector<Napi::ObjectReference> refs_;
-  Napi::ObjectReference out_;
-};
-
 Napi::Value Sgemm(const Napi::CallbackInfo& info) {
   const Job j = prepare(info);
   j.run();
@@ -162,10 +142,7 @@ Napi::Value Sgemm(const Napi::CallbackInfo& info) {
 
 Napi::Value SgemmAsync(const Napi::CallbackInfo& info) {
   Job j = prepare(info);
-  auto* w = new SgemmWorker(info.Env(), std::move(j), info);
-  Napi::Promise p = w->promise();
-  w->Queue();
-  return p;
+  return queue_promise(info, "quantkit:matmulF32", std::move(j), 2);
 }
 
 static Module m(+[](Napi::Env env, Napi::Object exports) {
