@@ -36,6 +36,12 @@ export {
   saveSafetensors, loadSafetensors, parseSafetensors, serializeSafetensors, loadSafetensorsInto, SAFETENSORS_MAX_HEADER,
 } from './io/safetensors';
 export type { SafetensorsDtype, SafetensorsArray, SafetensorsTensor, SafetensorsFile } from './io/safetensors';
+// Post-training quantization of nn models, evaluation, model files.
+export { quantizeModel, QuantizedModel, evaluate, modelBytes, saveModel, loadModel } from './ptq';
+export type {
+  QuantizeModelOptions, LayerOverride, ObserverChoice, ObserverName, CalibrationData, QuantizeProgress, QuantMode, LayerMode,
+  WeightGranularity, ActQParams, LayerSummary, EvaluateOptions, EvaluateResult,
+} from './ptq';
 // Layers, losses and optimizers; data loaders (namespaces: generic names stay out of the top level).
 export * as nn from './nn';
 export * as data from './data';

