@@ -52,10 +52,10 @@ export interface Binding {
   gemmPack(b: ByteCodes, isSigned: boolean, K: number, N: number, transposed: boolean,
     zeroPoint: ZeroPointArg, scale: number | Float32Array): [unknown, number];
   gemm(a: ByteCodes, aSigned: boolean, M: number, packed: unknown, aZeroPoint: ZeroPointArg, outKind: number,
-    out: ArrayBufferView, aScale: number | Float32Array | null, bias: Float32Array | null, relu: boolean,
+    out: ArrayBufferView, aScale: number | Float32Array | null, bias: Float32Array | Int32Array | null, relu: boolean,
     outScale: number, outZeroPoint: number): void;
   gemmAsync(a: ByteCodes, aSigned: boolean, M: number, packed: unknown, aZeroPoint: ZeroPointArg, outKind: number,
-    out: ArrayBufferView, aScale: number | Float32Array | null, bias: Float32Array | null, relu: boolean,
+    out: ArrayBufferView, aScale: number | Float32Array | null, bias: Float32Array | Int32Array | null, relu: boolean,
     outScale: number, outZeroPoint: number): Promise<ArrayBufferView>;
   linearDynamic(x: Float32Array, M: number, packed: unknown, bias: Float32Array | null, relu: boolean,
     perRow: boolean, actSigned: boolean, out: Float32Array): void;

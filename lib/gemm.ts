@@ -7,8 +7,9 @@
 //   'float32' output: y = float32(acc) * (aScale[i] * bScale[j]) + bias[j] in float32, in that
 //   order (no FMA); ReLU y > 0 ? y : 0. Identical bits on every kernel path.
 //   'int8' / 'uint8' output: ONNX QLinearMatMul's reference: multiplier aScale * bScale / outScale
-//   in float32, y = round_half_even(float64(acc) * multiplier + outZeroPoint), saturated (ReLU
-//   raises the lower bound to outZeroPoint).
+//   in float32, y = round_half_even((float64(acc) + bias[j]) * multiplier + outZeroPoint),
+//   saturated (ReLU raises the lower bound to outZeroPoint); the optional bias is int32 with scale
+//   aScale * bScale[j] and zero point 0 (ONNX QLinearConv / QGemm), 0 when none.
 import type { Binding } from '../binding';
 import { runOwned } from './async';
 import { native } from './binding';
@@ -23,6 +24,7 @@ type Codes = Int8Array | Uint8Array;
 const nat = native;
 const CODES = [Int8Array, Uint8Array] as const;
 const F32 = [Float32Array] as const;
+const I32 = [Int32Array] as const;
 const MAX_DIM = 2 ** 40;
 interface Internals { handle: unknown; zeroPoint: number | Int32Array; scale: number | Float32Array }
 const internals = new WeakMap<PackedWeights, Internals>();
@@ -189,8 +191,13 @@ export interface GemmOptions {
   aScale?: number | Float32Array;
   /** 'int32' (default: the exact accumulator), 'float32', 'int8' or 'uint8' (requantized). */
   output?: GemmOutput;
-  /** float32 output: added per column (N). */
-  bias?: Float32Array;
+  /**
+   * Added per column (N). output 'float32': a Float32Array added to y. output 'int8' / 'uint8': an
+   * Int32Array quantized with scale aScale * bScale[j] and zero point 0 (the ONNX QLinearConv /
+   * QGemm convention), added to the int32 accumulator (exactly, in float64) before requantization.
+   * Not allowed with output 'int32'.
+   */
+  bias?: Float32Array | Int32Array;
   /** int8 / uint8 output: scale and zero point of the output. */
   outScale?: number;
   outZeroPoint?: number;
@@ -225,10 +232,12 @@ function gemmArgs(a: unknown, packed: unknown, opts: unknown): NativeGemmArgs {
       if (o[k] !== undefined) throw new TypeError(`Option '${k}' needs output 'float32', 'int8' or 'uint8'; output is 'int32'`);
     }
   }
-  let bias: Float32Array | null = null;
+  let bias: Float32Array | Int32Array | null = null;
   if (o.bias !== undefined) {
-    if (output !== 'float32') throw new TypeError(`Option 'bias' needs output 'float32'; output is '${output}'`);
-    bias = checkTyped<Float32Array>('opts.bias', o.bias, F32);
+    if (output !== 'float32' && !(o.bias instanceof Int32Array)) {
+      throw typeError('opts.bias', `Int32Array (output '${output}' bias, scale aScale * bScale, zero point 0)`, o.bias);
+    }
+    bias = checkTyped<Float32Array | Int32Array>('opts.bias', o.bias, output === 'float32' ? F32 : I32);
     if (bias.length !== p.N) throw rangeError('opts.bias', `length N = ${p.N}`, describe(bias));
   }
   let outScale = 1;
@@ -250,7 +259,8 @@ function gemmArgs(a: unknown, packed: unknown, opts: unknown): NativeGemmArgs {
 /**
  * A (M x K, int8 or uint8 codes) times packed B, with a fused epilogue: 'int32' (exact
  * accumulator), 'float32' (acc * aScale * bScale + bias, optional ReLU) or 'int8' / 'uint8'
- * (requantized as ONNX QLinearMatMul). Runs on the shared thread pool (setNumThreads).
+ * (requantized as ONNX QLinearMatMul, after adding an optional int32 bias as QLinearConv / QGemm).
+ * Runs on the shared thread pool (setNumThreads).
  */
 export function gemm<O extends GemmOptions | undefined = undefined>(a: Int8Array | Uint8Array, packed: PackedWeights, opts?: O): GemmResult<O> {
   const args = gemmArgs(a, packed, opts);

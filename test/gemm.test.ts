@@ -1,13 +1,15 @@
 // Int8 GEMM API: ONNX MatMulInteger / QLinearMatMul semantics against plain-JS oracles, the fused
-// epilogues (float32 formula bit for bit, close to float64), packed weights, dynamic linear, the
-// int32 bound, concurrency (async calls in flight, worker_threads) and pinned error messages.
+// epilogues (float32 formula bit for bit, close to float64; int8 / uint8 with an int32 bias as
+// QLinearConv / QGemm on every path), packed weights, dynamic linear, the int32 bound, concurrency
+// (async calls in flight, worker_threads) and pinned error messages.
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { native } from '../lib/binding';
 import {
   gemm, gemmAsync, linearDynamic, linearDynamicAsync, matmulInteger, packWeights, PackedWeights, qlinearMatMul,
 } from '../lib/gemm';
-import { dynamicQuantizeLinear, setNumThreads, getNumThreads } from '../lib/index';
+import { cpuInfo, dynamicQuantizeLinear, setIsa, setNumThreads, getNumThreads } from '../lib/index';
 import * as q from '../lib/index';
 
 type Codes = Int8Array | Uint8Array;
@@ -182,6 +184,131 @@ describe('packWeights and gemm', () => {
     expect(() => gemm(a.subarray(1), p)).toThrow(new RangeError('Expected a length that is a multiple of K = 3 for a but received Uint8Array of length 5'));
     expect(() => packWeights(new Int8Array(6), { K: 3, N: 2, dtype: 'uint8' })).toThrow(new TypeError('Expected Uint8Array (dtype uint8) for b but received Int8Array of length 6'));
     expect(() => packWeights(new Int8Array(6), { K: 3, N: 2, scale: 0 })).toThrow(new RangeError('Expected a positive finite number for opts.scale but received 0'));
+  });
+});
+
+describe('int8 / uint8 outputs with an int32 bias (ONNX QLinearConv / QGemm convention)', () => {
+  afterAll(() => setIsa('auto'));
+  const rint = (x: number) => { const f = Math.floor(x); const d = x - f; return d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f; };
+  const EXT = [2147483647, -2147483648, -2147483647, 0, 1, -1, 1 << 30];
+
+  // Independent oracle: acc from plain JS loops, + bias (exact in float64), * the float32
+  // multiplier, + zero point, round half to even, clamp (ReLU: at the zero point).
+  function oracle(acc: number[], M: number, N: number, aScale: number | Float32Array, bScale: Float32Array,
+    outScale: number, zp: number, bias: Int32Array, lo: number, hi: number, relu: boolean): number[] {
+    const y: number[] = [];
+    for (let i = 0; i < M; i++) {
+      const as = Math.fround(typeof aScale === 'number' ? aScale : aScale[i]);
+      for (let j = 0; j < N; j++) {
+        const mult = Math.fround(Math.fround(as * bScale[j]) / Math.fround(outScale));
+        const v = rint((acc[i * N + j] + bias[j]) * mult + zp);
+        y.push(Math.min(hi, Math.max(relu ? zp : lo, v)));
+      }
+    }
+    return y;
+  }
+
+  const SHAPES: [number, number, number][] = [[1, 1, 1], [2, 15, 7], [3, 16, 33], [5, 17, 4], [7, 63, 19], [6, 64, 64], [13, 65, 45], [4, 130, 129]];
+
+  it('matches the float64 formula on every shape tail, per-tensor and per-row aScale, relu, and is identical on every path', () => {
+    const r = rng(51);
+    const cases = SHAPES.map(([M, N, K], c) => {
+      const as_ = c % 2 === 0, bs_ = c % 3 !== 0;
+      const a = codes(as_, M * K, r, c % 4 === 3 ? 1 : 0), b = codes(bs_, K * N, r, c % 4 === 3 ? 1 : 0);
+      const za = as_ ? -3 : 131, zb = Int32Array.from({ length: N }, () => (bs_ ? -128 : 0) + Math.floor(r() * 256));
+      const bScale = Float32Array.from({ length: N }, () => 0.0005 + r() * 0.005);
+      const aScale = c % 2 ? Float32Array.from({ length: M }, () => 0.01 + r() * 0.1) : 0.037;
+      const acc = refAcc(a, b, M, K, N, za, zb);
+      // Random, extreme (+-(2^31 - 1), -2^31, 0, +-1) and cancelling row 0's acc.
+      const bias = Int32Array.from({ length: N }, (_, j) =>
+        c % 3 === 0 ? EXT[j % EXT.length] : c % 3 === 1 ? Math.floor((r() - 0.5) * 2 ** 20) : -acc[j] + Math.floor((r() - 0.5) * 4000));
+      const p = packWeights(b, { K, N, zeroPoint: zb, scale: bScale });
+      return { M, N, a, za, aScale, bScale, acc, bias, p, outScale: c % 3 === 0 ? 40 : 0.3 + c / 10 };
+    });
+    const want: Record<string, number[]> = {};
+    for (const path of ['scalar', ...cpuInfo().supportedPaths.filter((x) => x !== 'scalar')]) {
+      setIsa(path);
+      try {
+        cases.forEach((t, c) => {
+          for (const [output, zp, lo, hi] of [['int8', -7, -128, 127], ['uint8', 140, 0, 255]] as const) {
+            for (const relu of [false, true]) {
+              const y = gemm(t.a, t.p, { aZeroPoint: t.za, aScale: t.aScale, output, outScale: t.outScale, outZeroPoint: zp, bias: t.bias, relu });
+              expect(y).toBeInstanceOf(output === 'int8' ? Int8Array : Uint8Array);
+              const key = `${c} ${output} ${relu}`;
+              want[key] ??= oracle(t.acc, t.M, t.N, t.aScale, t.bScale, t.outScale, zp, t.bias, lo, hi, relu);
+              expect(Array.from(y), `${path} ${key}`).toEqual(want[key]);
+            }
+          }
+        });
+      } finally {
+        setIsa('auto');
+      }
+    }
+  });
+
+  it('the extreme sums are exact, never wrapped: (2^31 - 1 - ...) + (2^31 - 1) requantizes inside the range', () => {
+    // acc = K * 255 * 255 (the largest K the int32 bound allows), bias = 2^31 - 1: the sum is about
+    // 2^32 (an int32 sum would wrap to about -2^16); a tiny multiplier brings it back in range.
+    const K = Math.floor(2147483647 / (255 * 255)), M = 2, N = 3;
+    const a = new Uint8Array(M * K).fill(255), b = new Uint8Array(K * N).fill(255);
+    const p = packWeights(b, { K, N, zeroPoint: 0, scale: 1e-4 });
+    const acc = K * 255 * 255;
+    const bias = Int32Array.of(2147483647, -2147483648, 0);
+    const mult = Math.fround(Math.fround(Math.fround(1e-3) * Math.fround(1e-4)) / 40);
+    const y = gemm(a, p, { aZeroPoint: 0, aScale: 1e-3, output: 'uint8', outScale: 40, outZeroPoint: 100, bias });
+    const row = [0, 1, 2].map((j) => Math.min(255, Math.max(0, rint((acc + bias[j]) * mult + 100))));
+    expect(row[0]).toBeGreaterThan(110);
+    expect(Array.from(y)).toEqual([...row, ...row]);
+  });
+
+  it('an all-zero bias gives the bytes of no bias', () => {
+    const r = rng(52);
+    const M = 5, K = 23, N = 40;
+    const a = codes(false, M * K, r), p = packWeights(codes(true, K * N, r), { K, N, zeroPoint: 2, scale: 0.01 });
+    for (const output of ['int8', 'uint8'] as const) {
+      const o = { aZeroPoint: 120, aScale: 0.02, output, outScale: 0.25, outZeroPoint: output === 'int8' ? 3 : 130 };
+      expect(Array.from(gemm(a, p, { ...o, bias: new Int32Array(N) }))).toEqual(Array.from(gemm(a, p, o)));
+    }
+  });
+
+  it('gemmAsync takes the bias too (on a private copy)', async () => {
+    const r = rng(53);
+    const M = 17, K = 70, N = 66;
+    const a = codes(true, M * K, r), p = packWeights(codes(false, K * N, r), { K, N, zeroPoint: 129, scale: 0.003 });
+    const bias = Int32Array.from({ length: N }, () => Math.floor((r() - 0.5) * 2 ** 16));
+    const o = { aZeroPoint: -1, aScale: 0.05, output: 'int8', outScale: 0.2, outZeroPoint: 1, bias, relu: true } as const;
+    const want = gemm(a, p, o);
+    const pr = gemmAsync(a, p, o);
+    bias.fill(0); // the call copied it
+    const got = await pr;
+    expect(got).toBeInstanceOf(Int8Array);
+    expect(Array.from(got)).toEqual(Array.from(want));
+    expect(Array.from(got)).not.toEqual(Array.from(gemm(a, p, { ...o, bias: undefined })));
+    await expect(gemmAsync(a, p, { ...o, bias: new Int32Array(N + 1) })).rejects.toThrow(RangeError);
+  });
+
+  it('pins the bias errors (TypeScript and native)', () => {
+    const p = packWeights(new Int8Array(6), { K: 3, N: 2 });
+    const a = new Uint8Array(6);
+    expect(() => gemm(a, p, { output: 'int8', outScale: 1, bias: new Float32Array(2) })).toThrow(
+      new TypeError("Expected Int32Array (output 'int8' bias, scale aScale * bScale, zero point 0) for opts.bias but received Float32Array of length 2"));
+    expect(() => gemm(a, p, { output: 'uint8', outScale: 1, bias: [1, 2] as never })).toThrow(
+      new TypeError("Expected Int32Array (output 'uint8' bias, scale aScale * bScale, zero point 0) for opts.bias but received Array of length 2"));
+    expect(() => gemm(a, p, { output: 'uint8', outScale: 1, bias: new Int32Array(3) })).toThrow(
+      new RangeError('Expected length N = 2 for opts.bias but received Int32Array of length 3'));
+    expect(() => gemm(a, p, { output: 'float32', bias: new Int32Array(2) })).toThrow(
+      new TypeError('Expected Float32Array for opts.bias but received Int32Array of length 2'));
+    expect(() => gemm(a, p, { bias: new Int32Array(2) })).toThrow(
+      new TypeError("Option 'bias' needs output 'float32', 'int8' or 'uint8'; output is 'int32'"));
+    const h = native.gemmPack(new Int8Array(6), true, 3, 2, false, 0, 1)[0];
+    expect(() => native.gemm(a, false, 2, h, 0, 2, new Int8Array(4), null, new Float32Array(2), false, 1, 0)).toThrow(
+      new TypeError('Expected Int32Array for bias but received Float32Array of length 2'));
+    expect(() => native.gemm(a, false, 2, h, 0, 3, new Uint8Array(4), null, new Int32Array(1), false, 1, 0)).toThrow(
+      new RangeError('Expected length 2 for bias but received Int32Array of length 1'));
+    expect(() => native.gemm(a, false, 2, h, 0, 1, new Float32Array(4), null, new Int32Array(2), false, 1, 0)).toThrow(
+      new TypeError('Expected Float32Array for bias but received Int32Array of length 2'));
+    expect(() => native.gemm(a, false, 2, h, 0, 0, new Int32Array(4), null, new Int32Array(2), false, 1, 0)).toThrow(
+      new TypeError('Expected null (output int32) for bias but received Int32Array of length 2'));
   });
 });
 

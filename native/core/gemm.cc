@@ -222,6 +222,7 @@ void gemm_run(const PackedB& B, const GemmCall& c) {
   g.out = c.out;
   g.ldo = N;
   std::vector<float> bias, mult;
+  std::vector<int32_t> bias_q;
   static const float kOne = 1.0f;
   g.a_scale = c.a_scale ? c.a_scale : &kOne;
   g.a_scale_step = c.a_scale_per_row ? 1 : 0;
@@ -237,6 +238,9 @@ void gemm_run(const PackedB& B, const GemmCall& c) {
     g.qlo = c.out_kind == kGemmOutInt8 ? -128 : 0;
     g.qhi = c.out_kind == kGemmOutInt8 ? 127 : 255;
     if (c.relu) g.qlo = std::max(g.qlo, c.y_zp);
+    bias_q.assign(np, 0);
+    if (c.bias_q) std::copy(c.bias_q, c.bias_q + N, bias_q.begin());
+    g.bias_q = bias_q.data();
     if (!c.a_scale_per_row) {
       mult.assign(np, 1.0f);
       for (size_t j = 0; j < N; ++j) mult[j] = gemm_mult(g.a_scale[0], B.b_scale[j], c.y_scale);

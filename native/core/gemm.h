@@ -9,8 +9,9 @@
 //  - float32 output: y = float(acc) * (a_scale_i * b_scale_j) + bias_j (float32, that order, no
 //    FMA), ReLU y > 0 ? y : 0. Bit-identical on every path.
 //  - int8/uint8 output: ONNX QLinearMatMul reference: mult = a_scale * b_scale / y_scale in
-//    float32, y = rint(double(acc) * mult + y_zp) (float64, half to even), then saturated (ReLU
-//    raises the lower bound to y_zp). Bit-identical on every path.
+//    float32, y = rint((double(acc) + double(bias_q_j)) * mult + y_zp) (float64, half to even),
+//    then saturated (ReLU raises the lower bound to y_zp). bias_q: int32, scale a_scale * b_scale_j,
+//    zero point 0 (ONNX QLinearConv / QGemm); 0 when none. Bit-identical on every path.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -68,6 +69,7 @@ struct GemmCall {
   const float* a_scale = nullptr;  // float and int outputs
   bool a_scale_per_row = false;
   const float* bias = nullptr;     // N entries or null (float output)
+  const int32_t* bias_q = nullptr; // N entries or null (int outputs; added to acc before requantizing)
   bool relu = false;
   float y_scale = 1.0f;            // int outputs
   int32_t y_zp = 0;

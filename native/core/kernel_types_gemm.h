@@ -33,7 +33,7 @@ inline size_t gemm_panel_width(size_t p, size_t np) {
 enum GemmOut : int32_t {
   kGemmOutInt32 = 0,    // acc
   kGemmOutFloat32 = 1,  // float(acc) * (a_scale[i] * b_scale[j]) + bias[j], then ReLU
-  kGemmOutInt8 = 2,     // requantize (ONNX QLinearMatMul), int8
+  kGemmOutInt8 = 2,     // requantize (ONNX QLinearMatMul; + int32 bias as QLinearConv / QGemm), int8
   kGemmOutUint8 = 3,    // requantize, uint8
 };
 
@@ -61,11 +61,13 @@ struct GemmArgs {
   // float32: y = float(acc) * (a_scale[i * a_scale_step] * b_scale[j]) + bias[j]; relu: y > 0 ? y : 0.
   // int8/uint8: mult = (a_scale[i*step] * b_scale[j]) / y_scale (float32); when a_scale_step is 0
   // mult is col_mult[j] (precomputed with the same float ops);
-  //   q = clamp(rint(double(acc) * double(mult) + double(y_zp)), lo, hi), lo = max(qmin, y_zp) with relu.
+  //   q = clamp(rint((double(acc) + double(bias_q[j])) * double(mult) + double(y_zp)), lo, hi),
+  //   lo = max(qmin, y_zp) with relu (the sum is exact in double: no int32 overflow).
   const float* a_scale;
   size_t a_scale_step;     // 0: one scale; 1: one per row
   const float* b_scale;    // np entries
   const float* bias;       // np entries (zeros when the caller gave none): always added
+  const int32_t* bias_q;   // np entries, zeros when none (int8/uint8 outputs): always added
   const float* col_mult;   // np entries (int8/uint8 outputs with a_scale_step 0)
   float y_scale;
   int32_t y_zp;

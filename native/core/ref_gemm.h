@@ -32,9 +32,11 @@ inline float gemm_epi_f32(int32_t acc, float as, float bs, float bias, int32_t r
 inline float gemm_mult(float as, float bs, float ys) { return (as * bs) / ys; }
 
 // Requantize (ONNX QLinearMatMul reference: float64 product of the int32 acc and the float32
-// multiplier, + zero point, round half to even; then saturate).
-inline int32_t gemm_epi_q(int32_t acc, float mult, int32_t zp, int32_t lo, int32_t hi) {
-  double v = static_cast<double>(acc) * static_cast<double>(mult);
+// multiplier, + zero point, round half to even; then saturate). The int32 bias (QLinearConv /
+// QGemm: scale a_scale * b_scale, zero point 0) is added to acc first, in float64 (exact).
+inline int32_t gemm_epi_q(int32_t acc, int32_t bias, float mult, int32_t zp, int32_t lo, int32_t hi) {
+  double v = static_cast<double>(acc) + static_cast<double>(bias);
+  v = v * static_cast<double>(mult);
   v = v + static_cast<double>(zp);
   v = std::nearbyint(v);
   v = v < static_cast<double>(lo) ? static_cast<double>(lo) : v;
@@ -55,7 +57,7 @@ inline void gemm_store_one(const GemmArgs& g, size_t i, size_t j, int32_t acc) {
     default: {
       const float m = g.a_scale_step ? gemm_mult(g.a_scale[i], g.b_scale[j], g.y_scale) : g.col_mult[j];
       static_cast<uint8_t*>(g.out)[i * g.ldo + j] =
-          static_cast<uint8_t>(gemm_epi_q(acc, m, g.y_zp, g.qlo, g.qhi));
+          static_cast<uint8_t>(gemm_epi_q(acc, g.bias_q[j], m, g.y_zp, g.qlo, g.qhi));
       break;
     }
   }

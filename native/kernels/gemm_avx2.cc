@@ -66,11 +66,14 @@ void store8(const GemmArgs& g, size_t i, size_t j, __m256i acc) {
       const __m256d zp = _mm256_set1_pd(static_cast<double>(g.y_zp));
       const __m256d lo = _mm256_set1_pd(static_cast<double>(g.qlo));
       const __m256d hi = _mm256_set1_pd(static_cast<double>(g.qhi));
+      const __m256i bq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.bias_q + j));
       __m128i half[2];
       for (int h = 0; h < 2; ++h) {
         const __m128i a4 = h ? _mm256_extracti128_si256(acc, 1) : _mm256_castsi256_si128(acc);
+        const __m128i b4 = h ? _mm256_extracti128_si256(bq, 1) : _mm256_castsi256_si128(bq);
         const __m128 m4 = h ? _mm256_extractf128_ps(mult, 1) : _mm256_castps256_ps128(mult);
-        __m256d v = _mm256_mul_pd(_mm256_cvtepi32_pd(a4), _mm256_cvtps_pd(m4));
+        __m256d v = _mm256_add_pd(_mm256_cvtepi32_pd(a4), _mm256_cvtepi32_pd(b4));  // exact
+        v = _mm256_mul_pd(v, _mm256_cvtps_pd(m4));
         v = _mm256_add_pd(v, zp);
         v = _mm256_round_pd(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         v = _mm256_max_pd(v, lo);

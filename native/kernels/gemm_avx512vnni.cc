@@ -49,12 +49,15 @@ inline void store16(const GemmArgs& g, size_t i, size_t j, __m512i acc) {
       const __m512d zp = _mm512_set1_pd(static_cast<double>(g.y_zp));
       const __m512d lo = _mm512_set1_pd(static_cast<double>(g.qlo));
       const __m512d hi = _mm512_set1_pd(static_cast<double>(g.qhi));
+      const __m512i bq = _mm512_loadu_si512(g.bias_q + j);
       __m256i half[2];
       for (int h = 0; h < 2; ++h) {
         const __m256i a8 = h ? _mm512_extracti64x4_epi64(acc, 1) : _mm512_castsi512_si256(acc);
+        const __m256i b8 = h ? _mm512_extracti64x4_epi64(bq, 1) : _mm512_castsi512_si256(bq);
         const __m256 m8 = h ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(mult), 1))
                             : _mm512_castps512_ps256(mult);
-        __m512d v = _mm512_mul_pd(_mm512_cvtepi32_pd(a8), _mm512_cvtps_pd(m8));
+        __m512d v = _mm512_add_pd(_mm512_cvtepi32_pd(a8), _mm512_cvtepi32_pd(b8));  // exact
+        v = _mm512_mul_pd(v, _mm512_cvtps_pd(m8));
         v = _mm512_add_pd(v, zp);
         v = _mm512_roundscale_pd(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         v = _mm512_max_pd(v, lo);

@@ -158,7 +158,8 @@ napi_typedarray_type out_type(int32_t kind) {
 
 size_t elem_size(int32_t kind) { return kind == kGemmOutInt32 || kind == kGemmOutFloat32 ? 4 : 1; }
 
-// gemm(a, aSigned, M, packed, aZeroPoint, outKind, out, aScale|null, bias|null, relu, yScale, yZeroPoint)
+// gemm(a, aSigned, M, packed, aZeroPoint, outKind, out, aScale|null, bias|null, relu, yScale, yZeroPoint);
+// bias: Float32Array (float32 output) or Int32Array (int8/uint8 outputs) of N, or null.
 Job prepare_gemm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Job j;
@@ -189,10 +190,13 @@ Job prepare_gemm(const Napi::CallbackInfo& info) {
     c.a_scale_per_row = j.a_scale.size() > 1;
     c.relu = boolean(info, 9, "relu");
   }
-  if (kind == kGemmOutFloat32 && !is_nullish(info[8])) {
-    View bias = typed_array_of(info, 8, "bias", napi_float32_array);
+  // bias: Float32Array (float32 output) or Int32Array (int8/uint8: ONNX QLinearConv / QGemm bias).
+  if (!is_nullish(info[8])) {
+    if (kind == kGemmOutInt32) type_error(env, "Expected null (output int32) for bias but received " + describe(info[8]));
+    View bias = typed_array_of(info, 8, "bias", kind == kGemmOutFloat32 ? napi_float32_array : napi_int32_array);
     expect_length(env, bias, B.N, "bias");
-    c.bias = static_cast<const float*>(bias.data);
+    if (kind == kGemmOutFloat32) c.bias = static_cast<const float*>(bias.data);
+    else c.bias_q = static_cast<const int32_t*>(bias.data);
   }
   if (kind == kGemmOutInt8 || kind == kGemmOutUint8) {
     const double ys = number(info, 10, "outScale");

@@ -4,7 +4,9 @@
 // largest K the int32 bound allows, all four dtype combinations, transposed B, and every epilogue:
 // int32 exact; float32 bit-identical to the scalar path and to the documented float32 formula, and
 // close to a float64 reference; int8/uint8 equal to the ONNX QLinearMatMul formula (float64 product,
-// round half to even, saturate). Threads 1..3 and concurrent callers give the same bytes.
+// round half to even, saturate), without and with an int32 bias (QLinearConv / QGemm: added to acc
+// in float64; random, zero, +-(2^31 - 1) and -2^31 next to the largest acc, and biases cancelling
+// acc). Threads 1..3 and concurrent callers give the same bytes.
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -32,6 +34,9 @@ struct Problem {
   std::vector<int32_t> za, zb;     // 1 or M / 1 or N
   std::vector<float> as, bs;       // 1 or M / 1 or N
   std::vector<float> bias;         // N or empty
+  std::vector<int32_t> bias_q;     // N: int8/uint8 outputs' bias
+  int bias_kind = 0;               // 0 random, 1 extremes, 2 zeros, 3 cancels row 0's acc
+  float ys = 0.0f;                 // output scale (0: from K)
 };
 
 int32_t code(const std::vector<uint8_t>& v, size_t i, bool s) {
@@ -56,11 +61,13 @@ std::vector<int64_t> naive(const Problem& p) {
   return acc;
 }
 
+const int32_t kExt[] = {2147483647, -2147483647 - 1, -2147483647, 0, 1, -1, 1 << 30};  // extreme biases
+
 // kind: 0 random, 1 all extremes (lo/hi codes), 2 all lo, 3 all hi.
 Problem make(size_t M, size_t N, size_t K, bool as_, bool bs_, bool tr, int kind, int zkind, bool per_row,
              bool per_col, uint32_t seed) {
   std::mt19937 rng(seed);
-  Problem p{M, N, K, as_, bs_, tr, {}, {}, {}, {}, {}, {}, {}};
+  Problem p{M, N, K, as_, bs_, tr, {}, {}, {}, {}, {}, {}, {}, {}, 0, 0.0f};
   auto gen = [&](bool s) -> uint8_t {
     const int lo = s ? -128 : 0, hi = s ? 127 : 255;
     int v;
@@ -96,6 +103,15 @@ Problem make(size_t M, size_t N, size_t K, bool as_, bool bs_, bool tr, int kind
   for (auto& v : p.bs) v = u(rng) * 0.1f;
   p.bias.resize(N);
   for (auto& v : p.bias) v = (u(rng) - 0.05f) * 40.0f;
+  p.bias_kind = static_cast<int>(seed % 4);
+  p.bias_q.resize(N);
+  for (auto& v : p.bias_q) {
+    switch (p.bias_kind) {
+      case 1: v = kExt[rng() % 7]; break;
+      case 2: v = 0; break;
+      default: v = static_cast<int32_t>(rng() % (1u << 25)) - (1 << 24);  // kind 3: adjusted later
+    }
+  }
   return p;
 }
 
@@ -116,11 +132,12 @@ bool force(const KernelEntry& e) {
 struct Outputs {
   std::vector<int32_t> i32;
   std::vector<float> f32, f32relu;
-  std::vector<uint8_t> q8, qu8;
+  std::vector<uint8_t> q8, qu8, q8b, qu8b;  // b: with bias_q, ReLU flipped
 };
 
 // Output guard: one extra row of sentinels after M x N.
-Outputs run_all(const PackedB& B, const Problem& p, float ys, int32_t yzp8, int32_t yzpu8, bool relu_q) {
+Outputs run_all(const PackedB& B, const Problem& p, const std::vector<int32_t>& bias_q, float ys, int32_t yzp8,
+                int32_t yzpu8, bool relu_q) {
   Outputs o;
   const size_t MN = p.M * p.N, G = p.N + 7;
   GemmCall c;
@@ -149,6 +166,14 @@ Outputs run_all(const PackedB& B, const Problem& p, float ys, int32_t yzp8, int3
   o.qu8.assign(MN + G, 0xA5);
   c.out_kind = kGemmOutUint8; c.out = o.qu8.data(); c.y_zp = yzpu8;
   gemm_run(B, c);
+  c.bias_q = bias_q.data();
+  c.relu = !relu_q;
+  o.q8b.assign(MN + G, 0xA5);
+  c.out_kind = kGemmOutInt8; c.out = o.q8b.data(); c.y_zp = yzp8;
+  gemm_run(B, c);
+  o.qu8b.assign(MN + G, 0xA5);
+  c.out_kind = kGemmOutUint8; c.out = o.qu8b.data(); c.y_zp = yzpu8;
+  gemm_run(B, c);
   return o;
 }
 
@@ -161,11 +186,17 @@ void check_problem(const Problem& p, const std::vector<const KernelEntry*>& path
   const int32_t dev_a = gemm_max_dev(p.a_signed, p.za.data(), p.za.size());
   if (!gemm_bound_error(p.K, dev_a, B->max_dev).empty()) { fail_plain("bound refused a valid case K=%zu", p.K); return; }
   const std::vector<int64_t> acc = naive(p);
-  const float ys = 0.37f + static_cast<float>(p.K % 7);
+  const float ys = p.ys > 0.0f ? p.ys : 0.37f + static_cast<float>(p.K % 7);
+  std::vector<int32_t> bias_q = p.bias_q;
+  if (p.bias_kind == 3)  // row 0 lands near 0 (the sum cancels), other rows keep a large bias
+    for (size_t j = 0; j < p.N; ++j) {
+      const int64_t v = -acc[j] + static_cast<int64_t>(bias_q[j] % 4096);
+      bias_q[j] = static_cast<int32_t>(std::min<int64_t>(2147483647, std::max<int64_t>(-2147483647 - 1, v)));
+    }
   const int32_t yzp8 = static_cast<int32_t>(p.M % 3) - 1, yzpu8 = static_cast<int32_t>(p.N % 200);
   const bool relu_q = (p.M + p.N) % 2 == 0;
   set_isa("scalar");
-  const Outputs ref = run_all(*B, p, ys, yzp8, yzpu8, relu_q);
+  const Outputs ref = run_all(*B, p, bias_q, ys, yzp8, yzpu8, relu_q);
   const size_t MN = p.M * p.N;
   char ctx[200];
   std::snprintf(ctx, sizeof ctx, "M=%zu N=%zu K=%zu a%s b%s tr=%d zaN=%zu zbN=%zu", p.M, p.N, p.K,
@@ -191,28 +222,33 @@ void check_problem(const Problem& p, const std::vector<const KernelEntry*>& path
     }
     // ONNX QLinearMatMul: float32 multiplier, float64 acc * mult + zp, rint, saturate.
     const float mult = (as * bs) / ys;
-    auto onnx_q = [&](int32_t zp, int lo, int hi) {
-      double d = static_cast<double>(acc[e]) * static_cast<double>(mult);
+    // With a bias: (acc + bias) exact in int64, then the same float64 steps.
+    auto onnx_q = [&](int32_t zp, int lo, int hi, int64_t bq, bool relu) {
+      double d = static_cast<double>(acc[e] + bq) * static_cast<double>(mult);
       d += zp;
       d = std::nearbyint(d);
-      if (relu_q && d < zp) d = zp;
+      if (relu && d < zp) d = zp;
       return static_cast<int>(std::min<double>(hi, std::max<double>(lo, d)));
     };
-    const int q8 = onnx_q(yzp8, -128, 127), qu8 = onnx_q(yzpu8, 0, 255);
+    const int q8 = onnx_q(yzp8, -128, 127, 0, relu_q), qu8 = onnx_q(yzpu8, 0, 255, 0, relu_q);
     if (q8 != static_cast<int8_t>(ref.q8[e]) || qu8 != ref.qu8[e]) { fail_plain("%s: requant (%zu,%zu) want %d/%d got %d/%d", ctx, i, j, q8, qu8, (int8_t)ref.q8[e], ref.qu8[e]); break; }
+    const int q8b = onnx_q(yzp8, -128, 127, bias_q[j], !relu_q), qu8b = onnx_q(yzpu8, 0, 255, bias_q[j], !relu_q);
+    if (q8b != static_cast<int8_t>(ref.q8b[e]) || qu8b != ref.qu8b[e]) { fail_plain("%s: requant bias %d (%zu,%zu) want %d/%d got %d/%d", ctx, bias_q[j], i, j, q8b, qu8b, (int8_t)ref.q8b[e], ref.qu8b[e]); break; }
   }
   for (size_t e = MN; e < MN + p.N + 7; ++e)
-    if (ref.i32[e] != 0x5a5a5a5a || ref.q8[e] != 0xA5 || fbits(ref.f32[e]) != fbits(777.0f)) { fail_plain("%s: scalar wrote past the output", ctx); break; }
+    if (ref.i32[e] != 0x5a5a5a5a || ref.q8[e] != 0xA5 || ref.qu8b[e] != 0xA5 || fbits(ref.f32[e]) != fbits(777.0f)) { fail_plain("%s: scalar wrote past the output", ctx); break; }
   for (const KernelEntry* e : paths) {
     if (e->isa == Isa::scalar) continue;
     if (!force(*e)) continue;
     note_exercised(*e);
-    const Outputs got = run_all(*B, p, ys, yzp8, yzpu8, relu_q);
+    const Outputs got = run_all(*B, p, bias_q, ys, yzp8, yzpu8, relu_q);
     CHECK_BYTES(*e, ref.i32, got.i32, ref.i32.size(), "%s int32", ctx);
     CHECK_FLOATS(*e, ref.f32, got.f32, ref.f32.size(), "%s float32", ctx);
     CHECK_FLOATS(*e, ref.f32relu, got.f32relu, ref.f32relu.size(), "%s float32 relu", ctx);
     CHECK_BYTES(*e, ref.q8, got.q8, ref.q8.size(), "%s int8", ctx);
     CHECK_BYTES(*e, ref.qu8, got.qu8, ref.qu8.size(), "%s uint8", ctx);
+    CHECK_BYTES(*e, ref.q8b, got.q8b, ref.q8b.size(), "%s int8 bias", ctx);
+    CHECK_BYTES(*e, ref.qu8b, got.qu8b, ref.qu8b.size(), "%s uint8 bias", ctx);
   }
   set_isa("auto");
 }
@@ -261,6 +297,17 @@ void test_large_k(const std::vector<const KernelEntry*>& paths) {
     p.za = {za};
     p.zb = {zb};
     check_problem(p, paths, true);
+    // Extreme biases next to the largest |acc|: the sum (up to about +-2^32) is exact, never
+    // wrapped; with a tiny multiplier (ys 40) it lands inside the output range.
+    for (int t = 0; t < 2; ++t) {
+      Problem x = p;
+      x.as = {1e-3f};
+      x.bs = {1e-4f};
+      x.ys = t ? 40.0f : 0.0f;
+      x.bias_kind = 1;
+      for (size_t j = 0; j < x.N; ++j) x.bias_q[j] = kExt[(j + t) % 7];
+      check_problem(x, paths, false);
+    }
     // One more K is refused.
     if (gemm_bound_error(K + 1, da, db).empty()) fail_plain("K=%zu not refused", K + 1);
     // Random data near the bound with mixed signs.
