@@ -176,7 +176,10 @@ function* calibrationBatches(data: CalibrationData, features: number, batchSize:
  * model is not changed (float layers are copied).
  */
 export function quantizeModel(model: Sequential, options: QuantizeModelOptions): QuantizedModel {
-  if (!(model instanceof Sequential)) throw typeError('model', 'a Sequential', model);
+  if (!(model instanceof Sequential)) {
+    if (model instanceof Module) throw new TypeError(`Expected a Sequential for model but received ${model.constructor.name} (wrap it: new Sequential(layer))`);
+    throw typeError('model', 'a Sequential', model);
+  }
   if (options === undefined || options === null) throw typeError('options', "an options object with mode 'dynamic', 'static' or 'weight-only'", options);
   const o = checkOptions('options', options, OPTS);
   const mode = checkOneOf('options.mode', o.mode, MODES);
