@@ -177,7 +177,7 @@ function* calibrationBatches(data: CalibrationData, features: number, batchSize:
  */
 export function quantizeModel(model: Sequential, options: QuantizeModelOptions): QuantizedModel {
   if (!(model instanceof Sequential)) {
-    if (model instanceof Module) throw new TypeError(`Expected a Sequential for model but received ${model.constructor.name} (wrap it: new Sequential(layer))`);
+    if ((model as unknown) instanceof Module) throw new TypeError(`Expected a Sequential for model but received ${(model as object).constructor.name} (wrap it: new Sequential(layer))`);
     throw typeError('model', 'a Sequential', model);
   }
   if (options === undefined || options === null) throw typeError('options', "an options object with mode 'dynamic', 'static' or 'weight-only'", options);
