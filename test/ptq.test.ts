@@ -277,6 +277,26 @@ describe('quantizeModel: weight-only and float', () => {
   });
 });
 
+describe('forwardAsync', () => {
+  it('gives forward\'s results in every mode, with many calls in flight together', async () => {
+    manualSeed(2);
+    const m = new Sequential(new Flatten(), new Linear(24, 20), new ReLU(), new Linear(20, 12), new Tanh(), new Linear(12, 5)).eval();
+    const cal = rand(30 * 24, new Rng(5));
+    const models = [
+      quantizeModel(m, { mode: 'dynamic' }),
+      quantizeModel(m, { mode: 'static', calibrationData: cal }),
+      quantizeModel(m, { mode: 'static', calibrationData: cal, layers: { '1': { mode: 'float' } } }),
+      quantizeModel(m, { mode: 'weight-only', bits: 4, granularity: { groupSize: 6 } }),
+      quantizeModel(m, { mode: 'float' }),
+    ];
+    const xs = Array.from({ length: 6 }, (_, i) => rand((i + 1) * 24, new Rng(100 + i)));
+    const want = models.map((q) => xs.map((x, i) => Array.from(q.forward(x, i + 1))));
+    const got = await Promise.all(models.map((q) => Promise.all(xs.map((x, i) => q.forwardAsync(x, i + 1)))));
+    got.forEach((g, k) => g.forEach((y, i) => expect(Array.from(y), `model ${k} batch ${i + 1}`).toEqual(want[k][i])));
+    await expect(models[0].forwardAsync(new Float32Array(5), 1)).rejects.toThrow(new RangeError('Expected length batch * 24 = 24 for x but received Float32Array of length 5'));
+  });
+});
+
 describe('quantizeModel: argument errors', () => {
   const m = mlp();
   it.each([

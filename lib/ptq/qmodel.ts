@@ -3,8 +3,8 @@
 // Between stages a value is float32 rows, or uint8 codes with their scale and zero point (static
 // mode: int8 activations flow from one requantizing GEMM to the next).
 import { checkInt, checkTyped, describe, rangeError } from '../errors';
-import { gemm, linearDynamic, PackedWeights, packWeights } from '../gemm';
-import { matmulF32, PackedWeightsF32, packWeightsF32 } from '../matmul-f32';
+import { gemm, gemmAsync, GemmOptions, linearDynamic, linearDynamicAsync, LinearDynamicOptions, PackedWeights, packWeights } from '../gemm';
+import { matmulF32, matmulF32Async, PackedWeightsF32, packWeightsF32 } from '../matmul-f32';
 import { Linear } from '../nn/layers';
 import { Module, checkBatch } from '../nn/module';
 import { dequantizeLinear, quantizeLinear } from '../onnx';
@@ -57,6 +57,10 @@ export abstract class Stage {
   /** Names of ReLUs folded into this stage. */
   fused: string[] = [];
   abstract run(v: Value, batch: number): Value;
+  /** run with the GEMM off the event loop (the Async kernels); other work stays synchronous. */
+  runAsync(v: Value, batch: number): Promise<Value> {
+    return Promise.resolve(this.run(v, batch));
+  }
   abstract bytes(): number;
 }
 
@@ -90,6 +94,11 @@ export class FloatStage extends Stage {
       return { f: matmulF32(x, this.packed, { M: batch, bias: b ? b.data : undefined, relu: this.relu }) };
     }
     return { f: this.module.forward(x, batch) };
+  }
+  override async runAsync(v: Value, batch: number): Promise<Value> {
+    if (!this.packed) return this.run(v, batch);
+    const b = (this.module as Linear).bias;
+    return { f: await matmulF32Async(toFloat(v), this.packed, { M: batch, bias: b ? b.data : undefined, relu: this.relu }) };
   }
   bytes(): number {
     return this.module.numParameters() * 4;
@@ -144,7 +153,13 @@ export class DynamicStage extends Stage {
   }
   run(v: Value, batch: number): Value {
     const x = toFloat(v);
-    return { f: linearDynamic(x, this.packed, { M: batch, bias: this.bias ?? undefined, relu: this.relu, activation: this.activation, granularity: this.activationGranularity }) };
+    return { f: linearDynamic(x, this.packed, this.opts(batch)) };
+  }
+  override async runAsync(v: Value, batch: number): Promise<Value> {
+    return { f: await linearDynamicAsync(toFloat(v), this.packed, this.opts(batch)) };
+  }
+  private opts(batch: number): LinearDynamicOptions {
+    return { M: batch, bias: this.bias ?? undefined, relu: this.relu, activation: this.activation, granularity: this.activationGranularity };
   }
   bytes(): number {
     return weightBytes(this.weight) + f32Bytes(this.bias);
@@ -162,6 +177,12 @@ export class WeightOnlyStage extends Stage {
     const [N, K] = this.weight.tensor.shape;
     const w = this.weight.tensor.dequantize();
     return { f: matmulF32(x, w, { M: batch, K, N, transB: true, bias: this.bias ?? undefined, relu: this.relu }) };
+  }
+  override async runAsync(v: Value, batch: number): Promise<Value> {
+    const x = toFloat(v);
+    const [N, K] = this.weight.tensor.shape;
+    const w = this.weight.tensor.dequantize();
+    return { f: await matmulF32Async(x, w, { M: batch, K, N, transB: true, bias: this.bias ?? undefined, relu: this.relu }) };
   }
   bytes(): number {
     return weightBytes(this.weight) + f32Bytes(this.bias);
@@ -208,19 +229,24 @@ export class StaticStage extends Stage {
       this.biasQ = bias ? quantizeBias(bias, input.scale, s) : null;
     }
   }
-  run(v: Value, batch: number): Value {
-    let q: Uint8Array;
-    if ('f' in v) q = quantizeLinear(v.f, this.input.scale, Uint8Array.of(this.input.zeroPoint)) as Uint8Array;
-    else {
-      if (v.s.scale !== this.input.scale || v.s.zeroPoint !== this.input.zeroPoint) throw new Error(`internal: qparams mismatch at layer '${this.name}'`);
-      q = v.q;
-    }
+  private codesIn(v: Value): Uint8Array {
+    if ('f' in v) return quantizeLinear(v.f, this.input.scale, Uint8Array.of(this.input.zeroPoint)) as Uint8Array;
+    if (v.s.scale !== this.input.scale || v.s.zeroPoint !== this.input.zeroPoint) throw new Error(`internal: qparams mismatch at layer '${this.name}'`);
+    return v.q;
+  }
+  private opts(batch: number): GemmOptions {
     const common = { M: batch, aZeroPoint: this.input.zeroPoint, aScale: this.input.scale, relu: this.relu };
-    if (this.output) {
-      const opts = { ...common, output: 'uint8' as const, outScale: this.output.scale, outZeroPoint: this.output.zeroPoint, bias: this.biasQ ?? undefined };
-      return { q: gemm(q, this.packed, opts as never) as unknown as Uint8Array, s: this.output };
-    }
-    return { f: gemm(q, this.packed, { ...common, output: 'float32', bias: this.biasF ?? undefined }) };
+    if (this.output) return { ...common, output: 'uint8', outScale: this.output.scale, outZeroPoint: this.output.zeroPoint, bias: this.biasQ ?? undefined };
+    return { ...common, output: 'float32', bias: this.biasF ?? undefined };
+  }
+  private wrap(y: Float32Array | Int32Array | Int8Array | Uint8Array): Value {
+    return this.output ? { q: y as Uint8Array, s: this.output } : { f: y as Float32Array };
+  }
+  run(v: Value, batch: number): Value {
+    return this.wrap(gemm(this.codesIn(v), this.packed, this.opts(batch)));
+  }
+  override async runAsync(v: Value, batch: number): Promise<Value> {
+    return this.wrap(await gemmAsync(this.codesIn(v), this.packed, this.opts(batch)));
   }
   bytes(): number {
     return weightBytes(this.weight) + f32Bytes(this.biasF);
@@ -248,15 +274,31 @@ export class QuantizedModel {
 
   /** Output rows for `batch` input rows (float32 in, float32 out). */
   forward(x: Float32Array, batch: number): Float32Array {
+    const b = this.checkInput(x, batch);
+    let v: Value = { f: x };
+    for (const s of this.stages) v = s.run(v, b);
+    return toFloat(v);
+  }
+
+  /**
+   * forward with every GEMM off the event loop (gemmAsync, linearDynamicAsync, matmulF32Async);
+   * the small elementwise steps between them run on the calling thread. Same results as forward.
+   */
+  async forwardAsync(x: Float32Array, batch: number): Promise<Float32Array> {
+    const b = this.checkInput(x, batch);
+    let v: Value = { f: x.slice() };
+    for (const s of this.stages) v = await s.runAsync(v, b);
+    return toFloat(v);
+  }
+
+  private checkInput(x: Float32Array, batch: number): number {
     checkTyped<Float32Array>('x', x, [Float32Array]);
     const b = checkInt('batch', batch, 0, 2 ** 31);
     if (this.inFeatures !== null && x.length !== b * this.inFeatures) {
       throw rangeError('x', `length batch * ${this.inFeatures} = ${b * this.inFeatures}`, describe(x));
     }
     checkBatch(x, b);
-    let v: Value = { f: x };
-    for (const s of this.stages) v = s.run(v, b);
-    return toFloat(v);
+    return b;
   }
 
   /** Bytes of the model's tensors as saved (weights, scales, zero points, biases, float layers). */
