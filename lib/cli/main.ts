@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { FASHION_MNIST_DIR, imagesToFloat32, loadImageSetSync, loadMnistSync, mnistDataDir } from '../data/idx';
+import { FASHION_MNIST_DIR, imagesToFloat32, loadIdxSync, loadMnistSync, mnistDataDir } from '../data/idx';
 import { loadSafetensors, saveSafetensors, SafetensorsTensor } from '../io/safetensors';
 import { Sequential } from '../nn/sequential';
 import { evaluate, EvaluateResult } from '../ptq/evaluate';
@@ -273,16 +273,28 @@ async function demo(argv: string[], io: Out): Promise<number> {
 
 // ---- quantize ----------------------------------------------------------------------------------
 
-function calibrationImages(spec: string): Float32Array {
+/** Calibration rows: IDX images (pixels / 255, no labels needed) or the first 2000 training images of a dataset. */
+function calibrationImages(spec: string, features: number | null): Float32Array {
   if (spec === 'mnist' || spec === 'fashion') {
+    if (features !== null && features !== 784) throw new Error(`--calibration ${spec}: its 28x28 images give 784 features but the model takes ${features}`);
     const ds = loadDataset(spec, undefined, ['train']);
     return ds.xTrain.subarray(0, 2000 * 784);
   }
   if (!fs.existsSync(spec)) throw new Error(`${spec}: calibration file not found`);
-  const base = path.basename(spec);
-  const labels = path.join(path.dirname(spec), base.replace('images-idx3', 'labels-idx1'));
-  const set = loadImageSetSync(spec, labels !== spec && fs.existsSync(labels) ? labels : spec);
-  return imagesToFloat32(set);
+  const t = loadIdxSync(spec);
+  if (t.dtype !== 'uint8' || (t.shape.length !== 3 && t.shape.length !== 2)) {
+    throw new Error(`${spec}: expected uint8 IDX images [count, rows, cols] or rows [count, features] but found ${t.dtype} [${t.shape.join(', ')}]`);
+  }
+  const per = t.shape.slice(1).reduce((a, b) => a * b, 1);
+  if (features !== null && per !== features) {
+    throw new Error(`${spec}: images of ${t.shape.slice(1).join('x')} = ${per} values but the model takes ${features} input features`);
+  }
+  return imagesToFloat32(t.data as Uint8Array);
+}
+
+function checkOutputDir(file: string): void {
+  const dir = path.dirname(path.resolve(file));
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`${file}: cannot write it, the folder ${dir} does not exist`);
 }
 
 function quantizeFile(argv: string[], io: Out): number {
@@ -302,13 +314,19 @@ function quantizeFile(argv: string[], io: Out): number {
   if (mode !== 'weight-only' && granularity && typeof granularity === 'object') throw new UsageError(`--granularity group:N needs --mode weight-only (the int8 GEMM takes one scale per output channel)`);
   if (mode === 'static' && !v.calibration) throw new UsageError('--mode static needs --calibration FILE|mnist|fashion (images to calibrate activation ranges on)');
   if (mode !== 'static' && v.calibration) throw new UsageError('--calibration is only for --mode static');
+  if (mode !== 'static' && v.observer) throw new UsageError('--observer is only for --mode static');
   if (!fs.existsSync(input)) throw new Error(`${input}: no such file`);
+  checkOutputDir(v.output);
   const f = loadSafetensors(input);
+  if (f.metadata['quantkit.weights'] !== undefined) throw new Error(`${input}: already quantized (its __metadata__ has 'quantkit.weights'); quantize the float file`);
   if (f.metadata[GRAPH_KEY] !== undefined) {
     const m = loadModel(input);
     if (!(m instanceof Sequential)) throw new Error(`${input}: already quantized (mode ${m.mode}); quantize the float model`);
     const opts: QuantizeModelOptions = { mode, bits, scheme, observer, ...(granularity ? { granularity } : {}) };
-    if (mode === 'static') opts.calibrationData = calibrationImages(v.calibration!);
+    if (mode === 'static') {
+      const q0 = quantizeModel(m, { mode: 'float' });
+      opts.calibrationData = calibrationImages(v.calibration!, q0.inFeatures);
+    }
     const q = quantizeModel(m, opts);
     const meta: Record<string, string> = {};
     for (const [k, val] of Object.entries(f.metadata)) if (!k.startsWith('quantkit.')) meta[k] = val;
@@ -325,7 +343,7 @@ function quantizeFile(argv: string[], io: Out): number {
   let before = 0, after = 0;
   for (const [name, t] of Object.entries(f.tensors)) {
     before += t.data.byteLength;
-    if (t.dtype === 'F32' && t.shape.length === 2 && /(^|\.)weight$/.test(name)) {
+    if (t.dtype === 'F32' && t.shape.length === 2 && t.data.length > 0 && /(^|\.)weight$/.test(name)) {
       const [N, K] = t.shape;
       const w = quantizeWeight(t.data as Float32Array, N, K, { bits, granularity: g, scheme });
       const qt = w.tensor;
@@ -338,7 +356,7 @@ function quantizeFile(argv: string[], io: Out): number {
   }
   for (const k of Object.keys(out)) after += out[k].data.byteLength;
   const n = Object.keys(quantized).length;
-  if (n === 0) throw new Error(`${input}: no Linear weights to quantize (2-D F32 tensors named '*.weight')`);
+  if (n === 0 || before === 0) throw new Error(`${input}: no Linear weights to quantize (non-empty 2-D F32 tensors named '*.weight')`);
   const meta: Record<string, string> = { ...f.metadata, 'quantkit.weights': JSON.stringify({ version: 1, mode, tensors: quantized }) };
   saveSafetensors(v.output, out, meta);
   io.out(`${v.output}: ${n} Linear weight${n > 1 ? 's' : ''} quantized to int${bits} (${typeof g === 'string' ? g : `group ${g.groupSize}`}); ${fmtBytes(after)} of tensors (${(after / before).toFixed(3)}x of ${fmtBytes(before)})\n`);
@@ -359,7 +377,11 @@ function evalFile(argv: string[], io: Out): number {
   const dataset = oneOf('dataset', v.dataset, ['mnist', 'fashion'] as const, 'mnist');
   const file = positionals[0];
   if (!fs.existsSync(file)) throw new Error(`${file}: no such file`);
+  const f = loadSafetensors(file);
+  if (f.metadata[GRAPH_KEY] === undefined) throw new Error(`${file}: not a quantkit model file (no layer graph in __metadata__['${GRAPH_KEY}']); eval needs one written by quantkit (demo, quantize or saveModel)`);
   const m = loadModel(file);
+  const inF = m instanceof QuantizedModel ? m.inFeatures : quantizeModel(m, { mode: 'float' }).inFeatures;
+  if (inF !== null && inF !== 784) throw new Error(`${file}: the model takes ${inF} input features; eval runs 28x28 images (784)`);
   const ds = loadDataset(dataset, v.data, ['t10k']);
   const r = evaluate(m, ds.xTest, ds.yTest, { batchSize: 64 });
   io.out(`${file}: ${m instanceof QuantizedModel ? `quantized (${m.mode})` : 'float'}; accuracy ${(r.accuracy * 100).toFixed(2)}% on ${r.count} ${dataset} test images; ${fmtBytes(r.bytes)}; ${r.latencyMs.toFixed(3)} ms per batch of ${r.batchSize}\n`);
@@ -391,11 +413,13 @@ export async function main(argv: string[], io?: Partial<Out>): Promise<number> {
   try {
     switch (cmd) {
       case undefined:
+        o.err(HELP);
+        return 2;
       case '-h':
       case '--help':
       case 'help':
         o.out(HELP);
-        return cmd === undefined ? 2 : 0;
+        return 0;
       case '--version':
       case '-v': {
         const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '../../../package.json'), 'utf8')) as { version: string };
