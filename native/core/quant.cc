@@ -161,12 +161,37 @@ void pack_nibbles(const uint8_t* codes, size_t n, size_t elem_offset, uint8_t* p
 
 void unpack_nibbles(const uint8_t* packed, size_t elem_offset, size_t n, bool is_signed,
                     uint8_t* codes) {
-  for (size_t i = 0; i < n; ++i) {
-    const size_t e = elem_offset + i;
-    uint8_t v = (packed[e >> 1] >> ((e & 1) * 4)) & 0x0f;
-    if (is_signed && (v & 0x08)) v |= 0xf0;
-    codes[i] = v;
+  if (n == 0) return;
+  // Sign extension of a nibble: (int8)(v << 4) >> 4 (arithmetic shift of a signed byte).
+  auto lo = [is_signed](uint8_t b) -> uint8_t {
+    return is_signed ? static_cast<uint8_t>(static_cast<int8_t>(static_cast<uint8_t>(b << 4)) >> 4) : static_cast<uint8_t>(b & 0x0f);
+  };
+  auto hi = [is_signed](uint8_t b) -> uint8_t {
+    return is_signed ? static_cast<uint8_t>(static_cast<int8_t>(b) >> 4) : static_cast<uint8_t>(b >> 4);
+  };
+  size_t i = 0, e = elem_offset;
+  if (e & 1) {  // starts on a high nibble
+    codes[i++] = hi(packed[e >> 1]);
+    ++e;
   }
+  const uint8_t* p = packed + (e >> 1);
+  const size_t pairs = (n - i) / 2;
+  uint8_t* c = codes + i;
+  // Whole bytes, two codes each (separate loops so each one vectorises).
+  if (is_signed) {
+    for (size_t b = 0; b < pairs; ++b) {
+      const uint8_t v = p[b];
+      c[2 * b] = static_cast<uint8_t>(static_cast<int8_t>(static_cast<uint8_t>(v << 4)) >> 4);
+      c[2 * b + 1] = static_cast<uint8_t>(static_cast<int8_t>(v) >> 4);
+    }
+  } else {
+    for (size_t b = 0; b < pairs; ++b) {
+      const uint8_t v = p[b];
+      c[2 * b] = static_cast<uint8_t>(v & 0x0f);
+      c[2 * b + 1] = static_cast<uint8_t>(v >> 4);
+    }
+  }
+  if (i + 2 * pairs < n) codes[n - 1] = lo(p[pairs]);  // ends on a low nibble
 }
 
 void quantize(const float* x, const Layout& L0, QParamsView qp0, const QRange& r, Storage st,
