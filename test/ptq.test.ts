@@ -310,7 +310,7 @@ describe('quantizeModel: argument errors', () => {
     [{ mode: 'dynamic', layers: { '2': { mode: 'float' } } }, new RangeError("Expected names of Linear layers ('1', '3', '5') for options.layers but received '2'")],
     [{ mode: 'dynamic', layers: { '1': { bits: 1 } } }, new RangeError("Expected an integer between 2 and 8 for options.layers['1'].bits but received 1")],
     [{ mode: 'dynamic', observer: 'best' }, new RangeError("Expected one of 'minmax', 'moving-average', 'histogram', 'percentile', 'mse', 'entropy' for options.observer but received 'best'")],
-    [{ mode: 'dynamic', speed: 1 }, new TypeError("Unknown option 'speed' in options; expected only 'mode', 'bits', 'granularity', 'scheme', 'calibrationData', 'calibrationBatchSize', 'observer', 'activation', 'activationGranularity', 'layers', 'onProgress'")],
+    [{ mode: 'dynamic', speed: 1 }, new TypeError("Unknown option 'speed' in options; expected only 'mode', 'bits', 'granularity', 'scheme', 'formula', 'calibrationData', 'calibrationBatchSize', 'observer', 'activation', 'activationGranularity', 'layers', 'onProgress'")],
   ])('%j', (opts, err) => {
     expect(() => quantizeModel(m, opts as never)).toThrow(err);
   });

@@ -568,6 +568,14 @@ describe('golden: per-channel int8 weight quantization vs torch.quantize_per_cha
       // ... and the rows of random weights (the MLP's) never hit such a value: see the tests above.
     });
 
+    it('quantizeModel with formula \'pytorch\' gives torch\'s codes everywhere, the near-ties included', () => {
+      const f = path.join(tmp, 'ties-pt.safetensors');
+      saveModel(f, quantizeModel(m, { mode: 'weight-only', bits: 8, granularity: 'per-channel', formula: 'pytorch' }));
+      const t = loadSafetensors(f).tensors;
+      expectExactF32(t['0.weight_scale'].data, f32(T.scales), 'scales');
+      expectInts(t['0.weight'].data as Int8Array, torchCodes, 'codes');
+    });
+
     it('quantize() with formula \'pytorch\' (x * (1/scale)) gives torch\'s codes everywhere, the 24 included', () => {
       const t = quantize(f32(T.weight), [N, K], { scheme: 'symmetric', bits: 8, granularity: { axis: 0 }, formula: 'pytorch' });
       expectExactF32(t.scale, f32(T.scales), 'scales');

@@ -59,6 +59,11 @@ export interface QuantizeModelOptions {
   granularity?: WeightGranularity;
   /** Weights: 'symmetric' (default; int codes, zero point 0, restricted range such as -127..127) or 'asymmetric' (uint codes, zero points). */
   scheme?: 'symmetric' | 'asymmetric';
+  /**
+   * Weight rounding and qparams arithmetic: 'onnx' (default: codes round(w / scale)) or 'pytorch'
+   * (round(w * (1 / scale)), as torch.quantize_per_channel; PyTorch's scale formulas).
+   */
+  formula?: 'onnx' | 'pytorch';
   /** Static mode: input rows (Float32Array of rows x inFeatures), or batches of them. */
   calibrationData?: CalibrationData;
   /** Rows per calibration batch when calibrationData is one Float32Array (default 256). */
@@ -74,7 +79,7 @@ export interface QuantizeModelOptions {
   onProgress?: (p: QuantizeProgress) => void;
 }
 
-const OPTS = ['mode', 'bits', 'granularity', 'scheme', 'calibrationData', 'calibrationBatchSize', 'observer', 'activation',
+const OPTS = ['mode', 'bits', 'granularity', 'scheme', 'formula', 'calibrationData', 'calibrationBatchSize', 'observer', 'activation',
   'activationGranularity', 'layers', 'onProgress'] as const;
 const LAYER_OPTS = ['mode', 'bits', 'granularity', 'scheme', 'observer'] as const;
 const MODES = ['dynamic', 'static', 'weight-only', 'float'] as const;
@@ -122,10 +127,10 @@ interface LayerPlan {
 }
 
 /** Quantizes a Linear's weight [out, in] with a plan. */
-export function quantizeWeight(w: Float32Array, outF: number, inF: number, p: Pick<LayerPlan, 'bits' | 'granularity' | 'scheme'>): QuantWeight {
+export function quantizeWeight(w: Float32Array, outF: number, inF: number, p: Pick<LayerPlan, 'bits' | 'granularity' | 'scheme'> & { formula?: 'onnx' | 'pytorch' }): QuantWeight {
   const g = p.granularity;
   const granularity = g === 'per-tensor' ? 'per-tensor' as const : g === 'per-channel' ? { axis: 0 } : { axis: 1, blockSize: g.groupSize };
-  const tensor = quantize(w, [outF, inF], { scheme: p.scheme, bits: p.bits, granularity });
+  const tensor = quantize(w, [outF, inF], { scheme: p.scheme, bits: p.bits, granularity, formula: p.formula ?? 'onnx' });
   return { tensor, granularity: g };
 }
 
@@ -186,6 +191,7 @@ export function quantizeModel(model: Sequential, options: QuantizeModelOptions):
   const bits = o.bits === undefined ? 8 : checkInt('options.bits', o.bits, 2, 8);
   const granularity = o.granularity === undefined ? (mode === 'weight-only' ? { groupSize: 32 } : 'per-channel') : checkWeightGranularity('options.granularity', o.granularity);
   const scheme = o.scheme === undefined ? 'symmetric' : checkOneOf('options.scheme', o.scheme, ['symmetric', 'asymmetric'] as const);
+  const formula = o.formula === undefined ? 'onnx' : checkOneOf('options.formula', o.formula, ['onnx', 'pytorch'] as const);
   const observer = o.observer === undefined ? 'histogram' : checkObserverChoice('options.observer', o.observer);
   const activation = o.activation === undefined ? 'uint8' : checkOneOf('options.activation', o.activation, ['uint8', 'int8'] as const);
   const actGran = o.activationGranularity === undefined ? 'per-row' : checkOneOf('options.activationGranularity', o.activationGranularity, ['per-row', 'per-tensor'] as const);
@@ -280,7 +286,7 @@ export function quantizeModel(model: Sequential, options: QuantizeModelOptions):
       fs.relu = fuse;
       st = fs;
     } else {
-      const w = quantizeWeight(m.weight.data, m.outFeatures, m.inFeatures, p);
+      const w = quantizeWeight(m.weight.data, m.outFeatures, m.inFeatures, { ...p, formula });
       const bias = m.bias ? m.bias.data.slice() : null;
       if (p.mode === 'dynamic') st = new DynamicStage(name, spec, w, bias, fuse, activation, actGran);
       else if (p.mode === 'weight-only') st = new WeightOnlyStage(name, spec, w, bias, fuse);
