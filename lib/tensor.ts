@@ -113,6 +113,11 @@ export function quantize(x: Float32Array, shape: readonly number[], spec?: Parti
   const L = granularityLayout('spec.granularity', s.granularity, sh, x.length);
   const mm = minMaxLayout(x, L);
   const { scale, zeroPoint } = computeQParamsFromMinMax(mm.min, mm.max, s);
+  return quantizeWithQParams(x, sh, s, L, scale, zeroPoint);
+}
+
+/** @internal quantize with given qparams (one per group of the layout; valid, unchecked). */
+export function quantizeWithQParams(x: Float32Array, sh: readonly number[], s: ResolvedSpec, L: Layout, scale: Float32Array, zeroPoint: Int32Array): QuantizedTensor {
   const bytes = storageBytes(s.dtype, x.length);
   const data = s.dtype === 'int8' ? new Int8Array(bytes) : new Uint8Array(bytes);
   native.quantize(x, data, scale, zeroPoint, isNibble(s.dtype) ? 1 : 0, L.outer, L.axisDim, L.inner, L.gran,

@@ -442,6 +442,17 @@ describe('quantize a safetensors file without a graph (a state dict)', () => {
     expect(r.stderr).toBe("quantkit: foreign.safetensors: not a quantkit model file (no layer graph in __metadata__['quantkit.graph']); eval needs one written by quantkit (demo, quantize or saveModel)\n");
   });
 
+  it('a name collision with an existing tensor is an error, not an overwrite', () => {
+    saveSafetensors(at('collide.safetensors'), {
+      'a.weight': { dtype: 'F32', shape: [3, 4], data: new Float32Array(12).fill(0.5) },
+      'a.weight_scale': { dtype: 'F32', shape: [2], data: Float32Array.of(7, 8) },
+    });
+    const r = cli('quantize', 'collide.safetensors', '-o', 'c.safetensors');
+    expect(r.stderr).toBe("quantkit: collide.safetensors: tensor 'a.weight_scale' already exists: quantizing 'a.weight' would overwrite it\n");
+    expect(r.code).toBe(1);
+    expect(fs.existsSync(at('c.safetensors'))).toBe(false);
+  });
+
   it('a file quantized without a graph is not quantized again', () => {
     expect(cli('quantize', 'foreign.safetensors', '-o', 'fq1.safetensors').code).toBe(0);
     const r = cli('quantize', 'fq1.safetensors', '-o', 'fq2.safetensors');

@@ -300,7 +300,7 @@ describe('forwardAsync', () => {
 describe('quantizeModel: argument errors', () => {
   const m = mlp();
   it.each([
-    [undefined, new TypeError("Expected an options object with mode 'dynamic', 'static' or 'weight-only' for options but received undefined")],
+    [undefined, new TypeError("Expected an options object with mode 'dynamic', 'static', 'weight-only' or 'float' for options but received undefined")],
     [{ mode: 'fast' }, new RangeError("Expected one of 'dynamic', 'static', 'weight-only', 'float' for options.mode but received 'fast'")],
     [{ mode: 'dynamic', bits: 9 }, new RangeError('Expected an integer between 2 and 8 for options.bits but received 9')],
     [{ mode: 'dynamic', granularity: { groupSize: 32 } }, new RangeError("Expected 'per-channel' or 'per-tensor' for mode 'dynamic' (groups need mode 'weight-only': the int8 GEMM takes one scale per output column) for options.granularity but received {\"groupSize\":32}")],
@@ -316,6 +316,72 @@ describe('quantizeModel: argument errors', () => {
   });
   it('model must be a Sequential of supported layers', () => {
     expect(() => quantizeModel(new Linear(2, 2) as never, { mode: 'dynamic' })).toThrow(new TypeError("Expected a Sequential for model but received Linear (wrap it: new Sequential(layer))"));
+  });
+});
+
+describe('quantizeModel: hard cases', () => {
+  it('a bias too large for int32 at inScale * wScale widens that channel\'s weight scale (static)', () => {
+    manualSeed(3);
+    const l1 = new Linear(4, 3), l2 = new Linear(3, 2);
+    l1.weight.data.set([1e-5, -1e-5, 2e-6, 0], 4);
+    l1.bias.data[1] = 3;
+    const m = new Sequential(l1, new ReLU(), l2).eval();
+    const cal = rand(200 * 4, new Rng(1));
+    const q = quantizeModel(m, { mode: 'static', calibrationData: cal, observer: 'minmax' });
+    const file = path.join(tmp, 'bias-fit.safetensors');
+    saveModel(file, q);
+    const t = loadSafetensors(file).tensors;
+    const inScale = q.summary()[0].input!.scale;
+    const ws = t['0.weight_scale'].data as Float32Array;
+    const bq = t['0.bias'].data as Int32Array;
+    for (let j = 0; j < 3; j++) expect(Math.abs(bq[j] * Math.fround(inScale * ws[j]) - l1.bias.data[j])).toBeLessThan(1e-3 * Math.max(1, Math.abs(l1.bias.data[j])));
+    expect(ws[1]).toBeGreaterThan(fr(1e-5 / 127)); // widened
+    expect(ws[0]).toBe(fr(Math.max(...Array.from(l1.weight.data.subarray(0, 4), Math.abs)) / 127)); // others untouched
+    const x = rand(8 * 4, new Rng(2));
+    const y = m.forward(x, 8), yq = q.forward(x, 8);
+    for (let i = 0; i < y.length; i++) expect(Math.abs(y[i] - yq[i])).toBeLessThan(0.02);
+  });
+
+  it('non-finite weights, a too large K, calibration with no finite values, and bad observers are refused', () => {
+    const m = mlp();
+    lin(m, 3).weight.data[7] = NaN;
+    expect(() => quantizeModel(m, { mode: 'dynamic' })).toThrow(new RangeError("Expected finite values (quantize a trained model) for model layer '3' weight but received NaN at element 7"));
+    expect(() => quantizeModel(m, { mode: 'dynamic', layers: { '3': { mode: 'float' } } })).not.toThrow();
+    const wide = new Sequential(new Linear(70000, 1, { rng: 1 }));
+    expect(() => quantizeModel(wide, { mode: 'dynamic' })).toThrow(new RangeError("Expected at most 65793 for mode 'dynamic' (int32 accumulation: K * 255 * 128 < 2^31); keep it float or weight-only with layers: { '0': { mode: 'weight-only' } } for model layer '0' inFeatures but received 70000"));
+    expect(() => quantizeModel(wide, { mode: 'dynamic', activation: 'int8' })).not.toThrow();
+    const ok = mlp();
+    expect(() => quantizeModel(ok, { mode: 'static', calibrationData: new Float32Array(48).fill(NaN) })).toThrow(new RangeError("Expected finite values at the input of layer '1' for options.calibrationData but received 48 values, 48 NaN, 0 infinite"));
+    const cal = rand(48, new Rng(1));
+    expect(() => quantizeModel(ok, { mode: 'static', calibrationData: cal, observer: () => new MinMaxObserver({ scheme: 'symmetric' }) }))
+      .toThrow(new RangeError("Expected an observer of uint8 activations: per-tensor, { scheme: 'asymmetric', bits: 8 } (codes 0..255) for observer('1') but received codes -127..127, granularity \"per-tensor\""));
+    const shared = new MinMaxObserver({ scheme: 'asymmetric' });
+    expect(() => quantizeModel(ok, { mode: 'static', calibrationData: cal, observer: () => shared })).toThrow("Expected a new Observer for observer('3') but received the one of another layer (each layer needs its own)");
+    const used = new MinMaxObserver({ scheme: 'asymmetric' });
+    used.observe(Float32Array.of(1000));
+    expect(() => quantizeModel(ok, { mode: 'static', calibrationData: cal, observer: () => used })).toThrow("Expected a new Observer for observer('1') but received one that has seen 1 values (reset() it first)");
+    expect(() => quantizeModel(ok, { mode: 'static', calibrationData: new Float64Array(48) as never })).toThrow(new TypeError('Expected a Float32Array of input rows or an iterable of batches for options.calibrationData but received Float64Array of length 48'));
+  });
+
+  it('a per-layer mode takes that mode\'s default granularity', () => {
+    const q = quantizeModel(mlp(), { mode: 'weight-only', layers: { '3': { mode: 'dynamic' } } });
+    expect(q.summary().filter((r) => r.type === 'Linear').map((r) => [r.mode, r.granularity])).toEqual([
+      ['weight-only', { groupSize: 32 }], ['dynamic', 'per-channel'], ['weight-only', { groupSize: 32 }],
+    ]);
+  });
+
+  it('an empty nested Sequential is a pass-through that round-trips through files', () => {
+    manualSeed(1);
+    const m = new Sequential(new Sequential(), new Linear(2, 2), new Sequential(new Sequential(), new ReLU()));
+    const f = path.join(tmp, 'empty-seq.safetensors');
+    saveModel(f, m);
+    const back = loadModel(f) as Sequential;
+    expect(back.toString()).toBe(m.toString());
+    const x = Float32Array.of(0.5, -1, 2, 3);
+    expect(Array.from(back.forward(x, 2))).toEqual(Array.from(m.eval().forward(x, 2)));
+    const q = quantizeModel(m, { mode: 'dynamic' });
+    saveModel(f, q);
+    expect(Array.from((loadModel(f) as QuantizedModel).forward(x, 2))).toEqual(Array.from(q.forward(x, 2)));
   });
 });
 
@@ -395,6 +461,9 @@ describe('model files', () => {
       ['wrong shape', () => write('sh.safetensors', { ...orig.tensors, '1.weight_scale': { dtype: 'F32', shape: [21], data: new Float32Array(21).fill(1) } }, graph()), "tensors['1.weight_scale'].shape: expected [20] but found [21]"],
       ['zero scale', () => { const s = (orig.tensors['1.weight_scale'].data as Float32Array).slice(); s[3] = 0; return write('zs.safetensors', { ...orig.tensors, '1.weight_scale': { dtype: 'F32', shape: [20], data: s } }, graph()); }, "tensors['1.weight_scale'][3]: expected a positive finite scale but found 0"],
       ['code out of range', () => { const w = (orig.tensors['3.weight'].data as Int8Array).slice(); w[5] = -128; return write('code.safetensors', { ...orig.tensors, '3.weight': { dtype: 'I8', shape: [12, 20], data: w } }, graph()); }, "tensors['3.weight']: code -128 at element 5 is outside -127..127"],
+      ['huge layer in the graph (checked before any allocation)', () => { const g = graph(); g.layers[1].layer.outFeatures = 1e9; return write('huge.safetensors', orig.tensors, g); }, "tensors['1.weight'].shape: expected [1000000000, 24] but found [20, 24]"],
+      ['multiplier overflow', () => { const s = (orig.tensors['1.weight_scale'].data as Float32Array).slice(); s[0] = 3e38; return write('mult.safetensors', { ...orig.tensors, '1.weight_scale': { dtype: 'F32', shape: [20], data: s } }, graph()); }, "tensors['1.weight_scale'][0]: input scale * weight scale / output scale must be a positive finite float32"],
+      ['deep names', () => { const g = graph(); g.layers[0].name = Array(40).fill('0').join('.'); return write('deep.safetensors', orig.tensors, g); }, 'at most 32 levels of nesting'],
       ['extra tensor', () => write('extra.safetensors', { ...orig.tensors, junk: { dtype: 'U8', shape: [1], data: new Uint8Array(1) } }, graph()), "tensors['junk']: unexpected: no layer of the graph uses it"],
     ];
     it.each(cases)('%s', (_n, make, msg) => {
@@ -432,6 +501,13 @@ describe('evaluate', () => {
     expect(m.training).toBe(true);
     expect(() => evaluate(m, x, new Uint8Array(7))).toThrow(new RangeError('Expected a length that is a multiple of labels.length = 7 for x but received Float32Array of length 60'));
     expect(() => evaluate({} as never, x, labels)).toThrow(TypeError);
+    expect(() => evaluate(m, x, Uint8Array.from(labels, (v, i) => (i === 4 ? 3 : v)))).toThrow(new RangeError("Expected a class index below 3 (the model's outputs) for labels[4] but received 3"));
+    expect(() => evaluate(m, x, Array.from(labels, (v, i) => (i === 2 ? 0.5 : v)))).toThrow(new RangeError('Expected a class index (an integer >= 0) for labels[2] but received 0.5'));
+    // Rows with non-finite outputs count as wrong (argmax of NaN would pick class 0).
+    const nanModel = mlp(6, 5, 4, 3, 9);
+    (nanModel.at(5) as Linear).bias!.data[1] = NaN;
+    const rn = evaluate(nanModel, x, new Uint8Array(10), { runs: 1, warmup: 0 });
+    expect(rn).toMatchObject({ accuracy: 0, nonFiniteRows: 10 });
   });
 });
 

@@ -106,8 +106,24 @@ describe('writing', () => {
     // A failing write (bad input) leaves the old file untouched.
     expect(() => saveSafetensors(p, { x: { dtype: 'U8', shape: [2], data: Uint8Array.of(1) } })).toThrow(RangeError);
     expect(Array.from(loadSafetensors(p).tensors.x.data)).toEqual([1]);
-    expect(() => saveSafetensors(path.join(d, 'no/such/dir/m.safetensors'), {})).toThrow(/ENOENT/);
+    const nodir = path.join(d, 'no/such/dir/m.safetensors');
+    expect(() => saveSafetensors(nodir, {})).toThrow(`${nodir}: cannot write it: the folder ${path.join(d, 'no/such/dir')} does not exist`);
     expect(fs.readdirSync(d)).toEqual(['m.safetensors']);
+  });
+  it('never replaces a directory, FIFO or device; writes through a symlink to its target', () => {
+    const d = fs.mkdtempSync(path.join(tmp, 'targets-'));
+    const t = { x: { dtype: 'U8' as const, shape: [1], data: Uint8Array.of(7) } };
+    expect(() => saveSafetensors(d, t)).toThrow(`${d}: cannot write it: it is a directory`);
+    expect(() => saveSafetensors('/dev/null', t)).toThrow('/dev/null: cannot write it: it exists and is not a regular file (a device, FIFO or socket is never replaced)');
+    expect(fs.statSync('/dev/null').isCharacterDevice()).toBe(true);
+    const real = path.join(d, 'real.safetensors');
+    fs.writeFileSync(real, 'old');
+    const link = path.join(d, 'link.safetensors');
+    fs.symlinkSync(real, link);
+    saveSafetensors(link, t);
+    expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(Array.from(loadSafetensors(real).tensors.x.data)).toEqual([7]);
+    expect(fs.readdirSync(d).sort()).toEqual(['link.safetensors', 'real.safetensors']);
   });
   it('rejects bad tensors and metadata', () => {
     const p = path.join(tmp, 'bad.safetensors');

@@ -90,7 +90,7 @@ function granularityOpt(v: string | undefined): WeightGranularity | undefined {
   if (v === undefined) return undefined;
   if (v === 'per-channel' || v === 'per-tensor') return v;
   const m = /^group:?(\d+)$/.exec(v);
-  if (m && Number(m[1]) >= 1) return { groupSize: Number(m[1]) };
+  if (m && Number(m[1]) >= 1 && Number(m[1]) <= 2 ** 31) return { groupSize: Number(m[1]) };
   throw new UsageError(`--granularity expects per-channel, per-tensor or group:N, got '${v}'`);
 }
 
@@ -322,6 +322,9 @@ function quantizeFile(argv: string[], io: Out): number {
   if (f.metadata[GRAPH_KEY] !== undefined) {
     const m = loadModel(input);
     if (!(m instanceof Sequential)) throw new Error(`${input}: already quantized (mode ${m.mode}); quantize the float model`);
+    if (!quantizeModel(m, { mode: 'float' }).summary().some((r) => r.type === 'Linear')) {
+      throw new Error(`${input}: the model has no Linear layer to quantize`);
+    }
     const opts: QuantizeModelOptions = { mode, bits, scheme, observer, ...(granularity ? { granularity } : {}) };
     if (mode === 'static') {
       const q0 = quantizeModel(m, { mode: 'float' });
@@ -347,6 +350,9 @@ function quantizeFile(argv: string[], io: Out): number {
       const [N, K] = t.shape;
       const w = quantizeWeight(t.data as Float32Array, N, K, { bits, granularity: g, scheme });
       const qt = w.tensor;
+      for (const extra of [`${name}_scale`, `${name}_zero_point`]) {
+        if (Object.prototype.hasOwnProperty.call(f.tensors, extra)) throw new Error(`${input}: tensor '${extra}' already exists: quantizing '${name}' would overwrite it`);
+      }
       out[name] = bits <= 4 ? { dtype: 'U8', shape: [qt.data.length], data: qt.data } : { dtype: qt.signed ? 'I8' : 'U8', shape: [N, K], data: qt.data };
       const sshape = g === 'per-tensor' ? [1] : g === 'per-channel' ? [N] : [N, Math.ceil(K / g.groupSize)];
       out[`${name}_scale`] = { dtype: 'F32', shape: sshape, data: qt.scale };

@@ -290,6 +290,33 @@ function writeAll(fd: number, b: Uint8Array): void {
 }
 
 /**
+ * The path to rename the new file onto: `file`, or the file a symlink points to. Refuses a
+ * directory, a device, a FIFO or a socket (an atomic rename would replace it), and a folder that
+ * does not exist.
+ */
+function writableTarget(file: string): string {
+  let target = path.resolve(file);
+  let st: fs.Stats | null = null;
+  try {
+    st = fs.statSync(target);
+    target = fs.realpathSync(target);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`${file}: cannot write it (${(e as NodeJS.ErrnoException).code})`, { cause: e });
+  }
+  if (st && st.isDirectory()) throw new Error(`${file}: cannot write it: it is a directory`);
+  if (st && !st.isFile()) throw new Error(`${file}: cannot write it: it exists and is not a regular file (a device, FIFO or socket is never replaced)`);
+  const dir = path.dirname(target);
+  let ds: fs.Stats;
+  try {
+    ds = fs.statSync(dir);
+  } catch {
+    throw new Error(`${file}: cannot write it: the folder ${dir} does not exist`);
+  }
+  if (!ds.isDirectory()) throw new Error(`${file}: cannot write it: ${dir} is not a folder`);
+  return target;
+}
+
+/**
  * Writes tensors (and string metadata) to `file` atomically: a temporary file in the same folder
  * is written and fsynced, then renamed over `file`. Tensors are laid out as the reference writer
  * does (by item size, then name).
@@ -301,23 +328,31 @@ export function saveSafetensors(
   if (!LE) throw new Error('safetensors: big-endian hosts are not supported');
   const plan = planTensors(tensors);
   const head = headerBytes(plan, checkMetadata(metadata));
-  const dir = path.dirname(path.resolve(file));
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now().toString(36)}${Math.floor(Math.random() * 1e9).toString(36)}.tmp`);
+  const target = writableTarget(file);
+  const dir = path.dirname(target);
+  const tmp = path.join(dir, `.${path.basename(target)}.${process.pid}.${Date.now().toString(36)}${Math.floor(Math.random() * 1e9).toString(36)}.tmp`);
   let fd: number | null = null;
   try {
-    fd = fs.openSync(tmp, 'wx');
+    try {
+      fd = fs.openSync(tmp, 'wx');
+    } catch (e) {
+      const er = e as NodeJS.ErrnoException;
+      throw new Error(`${file}: cannot write it: cannot create a file in ${dir} (${er.code ?? er.message})`, { cause: e });
+    }
     writeAll(fd, head);
     for (const t of plan) writeAll(fd, asBytes(t.data));
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = null;
-    fs.renameSync(tmp, file);
+    fs.renameSync(tmp, target);
   } catch (e) {
     if (fd !== null) {
       try { fs.closeSync(fd); } catch { /* already failing */ }
     }
     try { fs.unlinkSync(tmp); } catch { /* not created or already renamed */ }
-    throw e;
+    if (e instanceof Error && e.message.startsWith(`${file}: `)) throw e;
+    const er = e as NodeJS.ErrnoException;
+    throw new Error(`${file}: cannot write it (${er.code ?? er.message})`, { cause: e });
   }
   try {
     // Make the rename durable too (not possible everywhere, e.g. on Windows).

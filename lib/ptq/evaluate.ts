@@ -20,6 +20,8 @@ export interface EvaluateResult {
   accuracy: number;
   correct: number;
   count: number;
+  /** Rows whose outputs were not all finite (counted as wrong). */
+  nonFiniteRows: number;
   /** Model bytes: float32 parameters x 4, or a QuantizedModel's byteLength (what its file's tensors take). */
   bytes: number;
   batchSize: number;
@@ -60,7 +62,9 @@ function percentile(sorted: number[], p: number): number {
 export function evaluate(model: Model, x: Float32Array, labels: ArrayLike<number>, opts?: EvaluateOptions): EvaluateResult {
   const fwd = forwardOf(model);
   const xs = checkTyped<Float32Array>('x', x, [Float32Array]);
-  if (!ArrayBuffer.isView(labels) && !Array.isArray(labels)) throw typeError('labels', 'an array of class indices', labels);
+  const okLabels = Array.isArray(labels) || labels instanceof Uint8Array || labels instanceof Int32Array || labels instanceof Uint16Array
+    || labels instanceof Uint32Array || labels instanceof Int8Array || labels instanceof Int16Array;
+  if (!okLabels) throw typeError('labels', 'an integer typed array or an Array of class indices', labels);
   const n = labels.length;
   if (n === 0) throw rangeError('labels', 'at least one label', 'none');
   if (xs.length % n !== 0) throw rangeError('x', `a length that is a multiple of labels.length = ${n}`, describe(xs));
@@ -70,14 +74,33 @@ export function evaluate(model: Model, x: Float32Array, labels: ArrayLike<number
   const runsGiven = o.runs === undefined ? null : checkInt('opts.runs', o.runs, 1, 1e7);
   const budget = o.timeBudgetMs === undefined ? 500 : checkInt('opts.timeBudgetMs', o.timeBudgetMs, 0, 1e9);
   const warmup = o.warmup === undefined ? 3 : checkInt('opts.warmup', o.warmup, 0, 1e6);
-  const wasTraining = model instanceof Module ? model.training : false;
-  if (model instanceof Module) model.eval();
+  for (let i = 0; i < n; i++) {
+    const v = labels[i];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw rangeError(`labels[${i}]`, 'a class index (an integer >= 0)', String(v));
+  }
+  // Every module's own mode, restored afterwards (a Dropout may be in eval inside a training model).
+  const modes: [Module, boolean][] = [];
+  if (model instanceof Module) {
+    const walk = (m: Module) => { modes.push([m, m.training]); m.children().forEach(([, c]) => walk(c)); };
+    walk(model);
+    model.eval();
+  }
   try {
     let correct = 0;
+    let nanRows = 0;
     for (let s = 0; s < n; s += B) {
       const b = Math.min(B, n - s);
-      const pred = argmax(fwd(xs.subarray(s * F, (s + b) * F), b), b);
-      for (let i = 0; i < b; i++) if (pred[i] === labels[s + i]) correct++;
+      const y = fwd(xs.subarray(s * F, (s + b) * F), b);
+      const C = y.length / b;
+      const pred = argmax(y, b);
+      for (let i = 0; i < b; i++) {
+        const label = labels[s + i];
+        if (label >= C) throw rangeError(`labels[${s + i}]`, `a class index below ${C} (the model's outputs)`, String(label));
+        let finite = true;
+        for (let k = i * C; k < (i + 1) * C; k++) if (!Number.isFinite(y[k])) { finite = false; break; }
+        if (!finite) nanRows++;
+        else if (pred[i] === label) correct++;
+      }
     }
     const bt = Math.min(B, n);
     const xb = xs.slice(0, bt * F);
@@ -92,10 +115,10 @@ export function evaluate(model: Model, x: Float32Array, labels: ArrayLike<number
     }
     times.sort((a, b) => a - b);
     return {
-      accuracy: correct / n, correct, count: n, bytes: modelBytes(model), batchSize: bt,
+      accuracy: correct / n, correct, count: n, nonFiniteRows: nanRows, bytes: modelBytes(model), batchSize: bt,
       latencyMs: percentile(times, 0.5), latencyP10Ms: percentile(times, 0.1), latencyP90Ms: percentile(times, 0.9), runs: times.length,
     };
   } finally {
-    if (model instanceof Module) model.train(wasTraining);
+    for (const [m, t] of modes) m.training = t;
   }
 }

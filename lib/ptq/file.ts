@@ -18,7 +18,7 @@ import { Module } from '../nn/module';
 import { Sequential } from '../nn/sequential';
 import { resolveSpec, storageBytes } from '../spec';
 import { QuantizedTensor } from '../tensor';
-import { checkLayerSpec, layerSpec, LayerSpec, leafLayers, moduleFromSpec, sequentialFromSpecs } from './graph';
+import { checkLayerSpec, checkNesting, layerSpec, LayerSpec, leafLayers, moduleFromSpec, paramShapes, sequentialFromSpecs } from './graph';
 import {
   ActQParams, DynamicStage, FloatStage, QuantizedModel, QuantWeight, Stage, StaticStage, WeightGranularity, WeightOnlyStage,
 } from './qmodel';
@@ -228,10 +228,16 @@ function loadWeight(c: Ctx, name: string, field: string, w: WeightJSON, N: numbe
   return { tensor, granularity: g };
 }
 
-function loadFloatModule(c: Ctx, name: string, spec: LayerSpec): Module {
-  const m = moduleFromSpec(spec);
+/** The F32 tensors of a float layer, checked (dtype, shape) before anything is allocated for it. */
+function floatState(c: Ctx, name: string, spec: LayerSpec): Record<string, Float32Array> {
   const state: Record<string, Float32Array> = {};
-  for (const [pn, p] of m.namedParameters()) state[pn] = c.tensor(pfx(name, pn), ['F32'], p.shape.slice()).data as Float32Array;
+  for (const [pn, shape] of paramShapes(spec)) state[pn] = c.tensor(pfx(name, pn), ['F32'], shape).data as Float32Array;
+  return state;
+}
+
+function loadFloatModule(c: Ctx, name: string, spec: LayerSpec): Module {
+  const state = floatState(c, name, spec);
+  const m = moduleFromSpec(spec);
   m.loadStateDict(state);
   return m;
 }
@@ -282,9 +288,8 @@ export function loadModel(file: string): Sequential | QuantizedModel {
       for (const n of fused as string[]) all.push({ name: n, spec: { type: 'ReLU' } });
     }
   }
-  let built: ReturnType<typeof sequentialFromSpecs>;
   try {
-    built = sequentialFromSpecs(f, all);
+    checkNesting(f, all);
   } catch (e) {
     c.fail('', (e as Error).message);
   }
@@ -294,10 +299,11 @@ export function loadModel(file: string): Sequential | QuantizedModel {
       if (l.j.fused !== undefined) c.fail(`${l.field}.fused`, 'not allowed in a float model');
     }
     const state: Record<string, Float32Array> = {};
-    for (const [pn, p] of built.model.namedParameters()) state[pn] = c.tensor(pn, ['F32'], p.shape.slice()).data as Float32Array;
-    built.model.loadStateDict(state);
+    for (const l of layers) Object.assign(state, Object.fromEntries(Object.entries(floatState(c, l.name, l.spec)).map(([k, v]) => [pfx(l.name, k), v])));
     checkUnused(c);
-    return built.model;
+    const { model } = sequentialFromSpecs(f, all);
+    model.loadStateDict(state);
+    return model;
   }
   const mode = g.mode;
   if (mode !== 'dynamic' && mode !== 'static' && mode !== 'weight-only' && mode !== 'float') c.fail(`__metadata__['${GRAPH_KEY}'].mode`, `expected 'dynamic', 'static', 'weight-only' or 'float' but found ${describeValue(mode)}`);
@@ -318,8 +324,20 @@ export function loadModel(file: string): Sequential | QuantizedModel {
     else {
       const ls = spec as Extract<LayerSpec, { type: 'Linear' }>;
       const N = ls.outFeatures, K = ls.inFeatures;
-      const w = loadWeight(c, name, `${field}.weight`, checkWeightJSON(c, `${field}.weight`, j.weight, run), N, K);
+      const wj = checkWeightJSON(c, `${field}.weight`, j.weight, run);
+      let w: QuantWeight;
+      try {
+        w = loadWeight(c, name, `${field}.weight`, wj, N, K);
+      } catch (e) {
+        if (e instanceof WeightFileError) throw e;
+        c.fail(`${field}.weight`, (e as Error).message);
+      }
       const relu = (j.fused as string[] | undefined)?.length === 1;
+      if (run === 'dynamic' || run === 'static') {
+        const devA = run === 'dynamic' && j.activation === 'int8' ? 127 : 255;
+        const devW = w.tensor.signed ? 128 : 255;
+        if (K * devA * devW > 2147483647) c.fail(`${field}.layer.inFeatures`, `${K} is too large for an int8 GEMM layer (K * ${devA} * ${devW} must stay below 2^31)`);
+      }
       const bname = pfx(name, 'bias');
       if (!ls.bias && c.has(bname)) c.fail(`tensors['${bname}']`, 'unexpected: the layer has no bias');
       if (run === 'static') {
@@ -327,11 +345,19 @@ export function loadModel(file: string): Sequential | QuantizedModel {
         const out = j.output === null || j.output === undefined ? null : checkAct(c, `${field}.output`, j.output);
         const bias = ls.bias ? c.tensor(bname, [out ? 'I32' : 'F32'], [N]).data as Float32Array | Int32Array : null;
         if (bias instanceof Float32Array && bias.some((v) => !Number.isFinite(v))) c.fail(`tensors['${bname}']`, 'a value is not finite');
+        if (out) {
+          const ws = w.tensor.scale;
+          for (let k = 0; k < ws.length; k++) {
+            const mult = Math.fround(Math.fround(input.scale * ws[k]) / out.scale);
+            if (!(mult > 0) || !Number.isFinite(mult)) c.fail(`tensors['${pfx(name, 'weight_scale')}'][${k}]`, `input scale * weight scale / output scale must be a positive finite float32, found ${input.scale} * ${ws[k]} / ${out.scale}`);
+          }
+        }
         const s = new StaticStage(name, spec, w, input, bias, relu);
         s.output = out;
         st = s;
       } else {
         const bias = ls.bias ? c.tensor(bname, ['F32'], [N]).data as Float32Array : null;
+        if (bias && bias.some((v) => !Number.isFinite(v))) c.fail(`tensors['${bname}']`, 'a value is not finite');
         if (run === 'dynamic') {
           const act = j.activation, ag = j.activationGranularity;
           if (act !== 'uint8' && act !== 'int8') c.fail(`${field}.activation`, `expected 'uint8' or 'int8' but found ${describeValue(act)}`);

@@ -12,7 +12,8 @@ export type LayerSpec =
   | { type: 'ReLU' | 'Tanh' | 'Sigmoid' | 'Softmax' | 'Flatten' | 'Identity' }
   | { type: 'GELU'; approximate: 'none' | 'tanh' }
   | { type: 'LayerNorm'; normalizedShape: number; eps: number; elementwiseAffine: boolean }
-  | { type: 'Dropout'; p: number };
+  | { type: 'Dropout'; p: number }
+  | { type: 'Sequential' }; // an empty Sequential (a container with layers is flattened)
 
 export interface NamedLayer {
   name: string;
@@ -24,7 +25,7 @@ export function leafLayers(model: Module, name = 'model'): NamedLayer[] {
   if (!(model instanceof Module)) throw typeError(name, 'an nn Module (Sequential or a layer)', model);
   const out: NamedLayer[] = [];
   const walk = (m: Module, prefix: string): void => {
-    if (m instanceof Sequential) {
+    if (m instanceof Sequential && (m.length > 0 || prefix === '')) {
       for (const [n, c] of m.children()) walk(c, prefix === '' ? n : `${prefix}.${n}`);
       return;
     }
@@ -47,19 +48,20 @@ export function layerSpec(m: Module, where: string): LayerSpec {
   if (m instanceof Dropout) return { type: 'Dropout', p: m.p };
   if (m instanceof Flatten) return { type: 'Flatten' };
   if (m instanceof Identity) return { type: 'Identity' };
+  if (m instanceof Sequential && m.length === 0) return { type: 'Sequential' };
   throw typeError(where, 'a Sequential of nn layers (Linear, ReLU, GELU, Tanh, Sigmoid, Softmax, LayerNorm, Flatten, Dropout, Identity)', m);
 }
 
 /** Layers that return their input unchanged at inference. */
 export function isPassThrough(m: Module): boolean {
-  return m instanceof Identity || m instanceof Dropout; // Flatten extends Identity
+  return m instanceof Identity || m instanceof Dropout || (m instanceof Sequential && m.length === 0); // Flatten extends Identity
 }
 
 function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-const SPEC_TYPES = ['Linear', 'ReLU', 'Tanh', 'Sigmoid', 'Softmax', 'Flatten', 'Identity', 'GELU', 'LayerNorm', 'Dropout'];
+const SPEC_TYPES = ['Linear', 'ReLU', 'Tanh', 'Sigmoid', 'Softmax', 'Flatten', 'Identity', 'GELU', 'LayerNorm', 'Dropout', 'Sequential'];
 
 function posInt(field: string, v: unknown): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 2 ** 31) throw rangeError(field, 'a positive integer', JSON.stringify(v) ?? String(v));
@@ -93,6 +95,44 @@ export function checkLayerSpec(field: string, v: unknown): LayerSpec {
   }
 }
 
+/** The parameters a layer of this spec has, with their shapes (state dict suffixes). */
+export function paramShapes(s: LayerSpec): [string, number[]][] {
+  if (s.type === 'Linear') return s.bias ? [['weight', [s.outFeatures, s.inFeatures]], ['bias', [s.outFeatures]]] : [['weight', [s.outFeatures, s.inFeatures]]];
+  if (s.type === 'LayerNorm' && s.elementwiseAffine) return [['weight', [s.normalizedShape]], ['bias', [s.normalizedShape]]];
+  return [];
+}
+
+/**
+ * Checks that dotted names describe a valid nesting of Sequentials (each name the next position
+ * in its container), without building anything.
+ */
+export function checkNesting(field: string, layers: { name: string; spec: LayerSpec }[]): void {
+  interface Node { kids: Node[]; leaf: boolean }
+  const root: Node = { kids: [], leaf: false };
+  for (let i = 0; i < layers.length; i++) {
+    const { name, spec } = layers[i];
+    const parts = name.split('.');
+    if (parts.length > 32) throw rangeError(`${field}[${i}].name`, 'at most 32 levels of nesting', `${parts.length} levels`);
+    if (parts.some((p) => !/^(0|[1-9][0-9]{0,8})$/.test(p))) throw rangeError(`${field}[${i}].name`, "a dotted position such as '0' or '2.1'", JSON.stringify(name));
+    let node = root;
+    for (let d = 0; d < parts.length; d++) {
+      const pos = Number(parts[d]);
+      const last = d === parts.length - 1;
+      if (pos < node.kids.length) {
+        const existing = node.kids[pos];
+        if (last || existing.leaf) throw rangeError(`${field}[${i}].name`, 'a new position after the previous layer', JSON.stringify(name));
+        node = existing;
+        continue;
+      }
+      if (pos !== node.kids.length) throw rangeError(`${field}[${i}].name`, `position ${node.kids.length} next in its Sequential`, JSON.stringify(name));
+      const child: Node = { kids: [], leaf: last && spec.type !== 'Sequential' };
+      node.kids.push(child);
+      if (last && spec.type === 'Sequential') child.leaf = true; // an empty container stays empty
+      node = child;
+    }
+  }
+}
+
 /** A fresh layer (parameters zero) from its spec. */
 export function moduleFromSpec(s: LayerSpec): Module {
   switch (s.type) {
@@ -111,6 +151,7 @@ export function moduleFromSpec(s: LayerSpec): Module {
     case 'GELU': return new GELU({ approximate: s.approximate });
     case 'LayerNorm': return new LayerNorm(s.normalizedShape, { eps: s.eps, elementwiseAffine: s.elementwiseAffine });
     case 'Dropout': return new Dropout(s.p);
+    case 'Sequential': return new Sequential();
   }
 }
 
@@ -124,6 +165,7 @@ export function sequentialFromSpecs(field: string, layers: { name: string; spec:
   for (let i = 0; i < layers.length; i++) {
     const { name, spec } = layers[i];
     const parts = name.split('.');
+    if (parts.length > 32) throw rangeError(`${field}[${i}].name`, 'at most 32 levels of nesting', `${parts.length} levels`);
     if (parts.some((p) => !/^(0|[1-9][0-9]{0,8})$/.test(p))) throw rangeError(`${field}[${i}].name`, "a dotted position such as '0' or '2.1'", JSON.stringify(name));
     let seq = root;
     for (let d = 0; d < parts.length; d++) {

@@ -82,9 +82,9 @@ export class FloatStage extends Stage {
     module.eval();
     this.packed = module instanceof Linear ? packWeightsF32(module.weight.data, { K: module.inFeatures, N: module.outFeatures, transposed: true }) : null;
   }
-  /** Identity, Flatten and Dropout (eval) pass codes through unchanged. */
+  /** Identity, Flatten, Dropout (eval) and an empty Sequential pass codes through unchanged. */
   get passThrough(): boolean {
-    return this.spec.type === 'Identity' || this.spec.type === 'Flatten' || this.spec.type === 'Dropout';
+    return this.spec.type === 'Identity' || this.spec.type === 'Flatten' || this.spec.type === 'Dropout' || this.spec.type === 'Sequential';
   }
   run(v: Value, batch: number): Value {
     if (this.passThrough) return v;

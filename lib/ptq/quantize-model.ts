@@ -10,7 +10,9 @@ import { HistogramObserver } from '../observers/histogram';
 import { MinMaxObserver, MovingAverageMinMaxObserver } from '../observers/minmax';
 import { MSEObserver } from '../observers/mse';
 import { PercentileObserver } from '../observers/percentile';
-import { quantize } from '../tensor';
+import { granularityLayout } from '../layout';
+import { resolveSpec } from '../spec';
+import { quantize, quantizeWithQParams } from '../tensor';
 import { layerSpec, leafLayers, moduleFromSpec, NamedLayer } from './graph';
 import {
   ActQParams, DynamicStage, FloatStage, LayerMode, QuantizedModel, QuantMode, QuantWeight, Stage, StaticStage,
@@ -134,6 +136,34 @@ export function quantizeWeight(w: Float32Array, outF: number, inF: number, p: Pi
   return { tensor, granularity: g };
 }
 
+/**
+ * Static layers add an int32 bias quantized with scale inScale * wScale[j]. When a channel's
+ * weights are tiny next to its bias (a nearly dead unit), bias / (inScale * wScale[j]) would not
+ * fit in int32: that channel's weight scale is widened until it fits (as onnxruntime's quantizer
+ * does) and its codes recomputed. Returns the weight unchanged when every bias fits.
+ */
+export function fitWeightForBias(wf: Float32Array, outF: number, inF: number, qw: QuantWeight, bias: Float32Array, inScale: number, layer: string): QuantWeight {
+  const t = qw.tensor;
+  const fr = Math.fround;
+  const LIM = 2 ** 30; // half of int32's range: margin for the float32 rounding of the scale
+  const sc = t.scale.slice();
+  let changed = false;
+  for (let j = 0; j < bias.length; j++) {
+    const g = sc.length === 1 ? 0 : j;
+    if (Math.abs(bias[j]) <= fr(inScale * sc[g]) * LIM) continue;
+    if (t.scheme !== 'symmetric' || typeof qw.granularity === 'object') {
+      throw rangeError(`model layer '${layer}' bias[${j}]`, `a bias that fits int32 at scale inputScale * weightScale (${inScale} * ${sc[g]}); use scheme 'symmetric' or keep the layer float`, String(bias[j]));
+    }
+    sc[g] = fr((Math.abs(bias[j]) / (inScale * LIM)) * (1 + 2 ** -20));
+    changed = true;
+  }
+  if (!changed) return qw;
+  const granularity = qw.granularity === 'per-tensor' ? 'per-tensor' as const : { axis: 0 };
+  const spec = resolveSpec('weight', { scheme: t.scheme, bits: t.bits, signed: t.signed, granularity, formula: t.formula });
+  const L = granularityLayout('weight', granularity, [outF, inF], wf.length);
+  return { tensor: quantizeWithQParams(wf, [outF, inF], spec, L, sc, t.zeroPoint.slice()), granularity: qw.granularity };
+}
+
 /** A detached copy of a layer (same parameters), in eval mode. */
 function cloneLayer(m: Module): Module {
   const c = moduleFromSpec(layerSpec(m, 'layer'));
@@ -161,17 +191,18 @@ function* calibrationBatches(data: CalibrationData, features: number, batchSize:
     }
     return;
   }
-  if (typeof data !== 'object' || data === null || typeof (data as Iterable<unknown>)[Symbol.iterator] !== 'function') {
+  if (ArrayBuffer.isView(data) || typeof data !== 'object' || data === null || typeof (data as Iterable<unknown>)[Symbol.iterator] !== 'function') {
     throw typeError('options.calibrationData', 'a Float32Array of input rows or an iterable of batches', data);
   }
   let i = 0;
   for (const b of data as Iterable<unknown>) {
     const field = `options.calibrationData[${i++}]`;
+    if (ArrayBuffer.isView(b) && !(b instanceof Float32Array)) throw typeError(field, 'a Float32Array or { x, batch? }', b);
     const x = b instanceof Float32Array ? b : checkTyped<Float32Array>(`${field}.x`, (b as { x?: unknown } | null)?.x, [Float32Array]);
     if (x.length % features !== 0) throw rangeError(b instanceof Float32Array ? field : `${field}.x`, `a length that is a multiple of ${features} (the model's input features)`, describe(x));
     const batch = x.length / features;
     const given = b instanceof Float32Array ? undefined : (b as { batch?: unknown }).batch;
-    if (given !== undefined && given !== batch) throw rangeError(`${field}.batch`, `${batch} (x.length / ${features})`, String(given));
+    if (given !== undefined && given !== batch) throw rangeError(`${field}.batch`, `the number ${batch} (x.length / ${features})`, describe(given));
     if (batch > 0) yield { x, batch };
   }
 }
@@ -185,11 +216,12 @@ export function quantizeModel(model: Sequential, options: QuantizeModelOptions):
     if ((model as unknown) instanceof Module) throw new TypeError(`Expected a Sequential for model but received ${(model as object).constructor.name} (wrap it: new Sequential(layer))`);
     throw typeError('model', 'a Sequential', model);
   }
-  if (options === undefined || options === null) throw typeError('options', "an options object with mode 'dynamic', 'static' or 'weight-only'", options);
+  if (options === undefined || options === null) throw typeError('options', "an options object with mode 'dynamic', 'static', 'weight-only' or 'float'", options);
   const o = checkOptions('options', options, OPTS);
   const mode = checkOneOf('options.mode', o.mode, MODES);
   const bits = o.bits === undefined ? 8 : checkInt('options.bits', o.bits, 2, 8);
-  const granularity = o.granularity === undefined ? (mode === 'weight-only' ? { groupSize: 32 } : 'per-channel') : checkWeightGranularity('options.granularity', o.granularity);
+  const defaultGranularity = (m: LayerMode): WeightGranularity => (m === 'weight-only' ? { groupSize: 32 } : 'per-channel');
+  const granularity = o.granularity === undefined ? defaultGranularity(mode) : checkWeightGranularity('options.granularity', o.granularity);
   const scheme = o.scheme === undefined ? 'symmetric' : checkOneOf('options.scheme', o.scheme, ['symmetric', 'asymmetric'] as const);
   const formula = o.formula === undefined ? 'onnx' : checkOneOf('options.formula', o.formula, ['onnx', 'pytorch'] as const);
   const observer = o.observer === undefined ? 'histogram' : checkObserverChoice('options.observer', o.observer);
@@ -211,10 +243,12 @@ export function quantizeModel(model: Sequential, options: QuantizeModelOptions):
         throw rangeError('options.layers', `names of Linear layers (${linearNames.map((n) => `'${n}'`).join(', ')})`, `'${name}'`);
       }
       const lo = checkOptions(field, v, LAYER_OPTS);
+      const lmode = lo.mode === undefined ? mode : checkOneOf(`${field}.mode`, lo.mode, MODES);
       overrides.set(name, {
-        mode: lo.mode === undefined ? mode : checkOneOf(`${field}.mode`, lo.mode, MODES),
+        mode: lmode,
         bits: lo.bits === undefined ? bits : checkInt(`${field}.bits`, lo.bits, 2, 8),
-        granularity: lo.granularity === undefined ? granularity : checkWeightGranularity(`${field}.granularity`, lo.granularity),
+        granularity: lo.granularity !== undefined ? checkWeightGranularity(`${field}.granularity`, lo.granularity)
+          : o.granularity !== undefined ? granularity : defaultGranularity(lmode),
         scheme: lo.scheme === undefined ? scheme : checkOneOf(`${field}.scheme`, lo.scheme, ['symmetric', 'asymmetric'] as const),
         observer: lo.observer === undefined ? observer : checkObserverChoice(`${field}.observer`, lo.observer),
       });
@@ -229,6 +263,25 @@ export function quantizeModel(model: Sequential, options: QuantizeModelOptions):
     }
   }
 
+  for (const { name, module: m } of layers) {
+    if (!(m instanceof Linear)) continue;
+    const p = planOf(name);
+    if (p.mode === 'float') continue;
+    for (const [pn, prm] of m.namedParameters()) {
+      const bad = prm.data.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw rangeError(`model layer '${name}' ${pn}`, 'finite values (quantize a trained model)', `${prm.data[bad]} at element ${bad}`);
+    }
+    if (p.mode === 'dynamic' || p.mode === 'static') {
+      // The int32 accumulator bound of the GEMM: K * max|a - za| * max|w - zw| < 2^31.
+      const devA = p.mode === 'dynamic' && activation === 'int8' ? 127 : 255;
+      const devW = p.scheme === 'symmetric' ? 128 : 255;
+      const kmax = Math.floor(2147483647 / (devA * devW));
+      if (m.inFeatures > kmax) {
+        throw rangeError(`model layer '${name}' inFeatures`, `at most ${kmax} for mode '${p.mode}' (int32 accumulation: K * ${devA} * ${devW} < 2^31); keep it float or weight-only with layers: { '${name}': { mode: 'weight-only' } }`, String(m.inFeatures));
+      }
+    }
+  }
+
   // Static layers: calibrate their inputs' ranges.
   const staticIdx = layers.map((l, i) => (l.module instanceof Linear && planOf(l.name).mode === 'static' ? i : -1)).filter((i) => i >= 0);
   const inputQ = new Map<number, ActQParams>();
@@ -237,7 +290,19 @@ export function quantizeModel(model: Sequential, options: QuantizeModelOptions):
       throw typeError('options.calibrationData', "input rows (Float32Array) or batches: static mode calibrates activation ranges on them", undefined);
     }
     const features = inputFeatures(layers)!;
-    const obs = new Map<number, Observer>(staticIdx.map((i) => [i, makeObserver(planOf(layers[i].name).observer, layers[i].name)]));
+    const obs = new Map<number, Observer>();
+    for (const i of staticIdx) {
+      const name = layers[i].name;
+      const ob = makeObserver(planOf(name).observer, name);
+      const where = `observer('${name}')`;
+      if ([...obs.values()].includes(ob)) throw new TypeError(`Expected a new Observer for ${where} but received the one of another layer (each layer needs its own)`);
+      if (ob.stats().count > 0) throw new TypeError(`Expected a new Observer for ${where} but received one that has seen ${ob.stats().count} values (reset() it first)`);
+      const sp = ob.spec;
+      if (sp.qmin !== 0 || sp.qmax !== 255 || sp.granularity !== 'per-tensor') {
+        throw rangeError(where, "an observer of uint8 activations: per-tensor, { scheme: 'asymmetric', bits: 8 } (codes 0..255)", `codes ${sp.qmin}..${sp.qmax}, granularity ${JSON.stringify(sp.granularity)}`);
+      }
+      obs.set(i, ob);
+    }
     const last = staticIdx[staticIdx.length - 1];
     const wasTraining = layers.map((l) => l.module.training);
     for (const l of layers) l.module.training = false;
@@ -259,6 +324,10 @@ export function quantizeModel(model: Sequential, options: QuantizeModelOptions):
     }
     if (rows === 0) throw rangeError('options.calibrationData', 'at least one input row', 'none');
     for (const [i, ob] of obs) {
+      const st = ob.stats();
+      if (st.count - st.nanCount - st.infCount <= 0) {
+        throw rangeError('options.calibrationData', `finite values at the input of layer '${layers[i].name}'`, `${st.count} values, ${st.nanCount} NaN, ${st.infCount} infinite`);
+      }
       const q = ob.calculateQParams();
       if (q.scale.length !== 1) throw rangeError(`observer of layer '${layers[i].name}'`, 'a per-tensor observer (one scale)', `${q.scale.length} scales`);
       const s = q.scale[0], z = q.zeroPoint[0];
@@ -290,7 +359,10 @@ export function quantizeModel(model: Sequential, options: QuantizeModelOptions):
       const bias = m.bias ? m.bias.data.slice() : null;
       if (p.mode === 'dynamic') st = new DynamicStage(name, spec, w, bias, fuse, activation, actGran);
       else if (p.mode === 'weight-only') st = new WeightOnlyStage(name, spec, w, bias, fuse);
-      else st = new StaticStage(name, spec, w, inputQ.get(i)!, bias, fuse);
+      else {
+        const inq = inputQ.get(i)!;
+        st = new StaticStage(name, spec, bias ? fitWeightForBias(m.weight.data, m.outFeatures, m.inFeatures, w, bias, inq.scale, name) : w, inq, bias, fuse);
+      }
     }
     if (fuse) {
       st.fused.push(layers[i + 1].name);
