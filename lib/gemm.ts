@@ -159,6 +159,11 @@ export class PackedWeights {
   }
 }
 
+/** @internal The native handle of packed weights (for callers that checked their arguments already). */
+export function packedHandle(p: PackedWeights): unknown {
+  return handleOf(p);
+}
+
 function handleOf(p: unknown): unknown {
   const h = p instanceof PackedWeights ? internals.get(p) : undefined;
   if (h === undefined) throw typeError('packed', 'PackedWeights (from packWeights)', p);

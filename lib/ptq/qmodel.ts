@@ -3,7 +3,9 @@
 // Between stages a value is float32 rows, or uint8 codes with their scale and zero point (static
 // mode: int8 activations flow from one requantizing GEMM to the next).
 import { checkInt, checkTyped, describe, rangeError } from '../errors';
-import { gemm, gemmAsync, GemmOptions, linearDynamic, linearDynamicAsync, LinearDynamicOptions, PackedWeights, packWeights } from '../gemm';
+import { native } from '../binding';
+import { gemmAsync, GemmOptions, linearDynamicAsync, LinearDynamicOptions, PackedWeights, packedHandle, packWeights } from '../gemm';
+import { perTensorLayout } from '../layout';
 import { matmulF32, matmulF32Async, PackedWeightsF32, packWeightsF32 } from '../matmul-f32';
 import { Linear } from '../nn/layers';
 import { Module, checkBatch } from '../nn/module';
@@ -150,11 +152,17 @@ export class DynamicStage extends Stage {
     readonly activation: 'uint8' | 'int8', readonly activationGranularity: 'per-row' | 'per-tensor') {
     super(name, spec);
     this.packed = packQuantWeight(weight);
+    this.handle = packedHandle(this.packed);
   }
   run(v: Value, batch: number): Value {
+    // Arguments checked once at construction (forward checks x): straight to the native call,
+    // which checks them again.
     const x = toFloat(v);
-    return { f: linearDynamic(x, this.packed, this.opts(batch)) };
+    const out = new Float32Array(batch * this.packed.N);
+    native.linearDynamic(x, batch, this.handle, this.bias, this.relu, this.activationGranularity === 'per-row', this.activation === 'int8', out);
+    return { f: out };
   }
+  private readonly handle: unknown;
   override async runAsync(v: Value, batch: number): Promise<Value> {
     return { f: await linearDynamicAsync(toFloat(v), this.packed, this.opts(batch)) };
   }
@@ -211,6 +219,7 @@ export function quantizeBias(bias: Float32Array, inputScale: number, wScale: Flo
 export class StaticStage extends Stage {
   readonly mode = 'static' as const;
   readonly packed: PackedWeights;
+  private readonly handle: unknown;
   /** Set when the next stage takes codes (then the output is requantized to these qparams). */
   output: ActQParams | null = null;
   /** The bias: float32 as given, and int32 (scale input.scale * weightScale[j]) for the requantizing epilogue. */
@@ -219,6 +228,7 @@ export class StaticStage extends Stage {
   constructor(name: string, spec: LayerSpec, readonly weight: QuantWeight, readonly input: ActQParams, bias: Float32Array | Int32Array | null, public relu: boolean) {
     super(name, spec);
     this.packed = packQuantWeight(weight);
+    this.handle = packedHandle(this.packed);
     const s = weight.tensor.scale;
     const f = Math.fround;
     if (bias instanceof Int32Array) {
@@ -243,7 +253,20 @@ export class StaticStage extends Stage {
     return this.output ? { q: y as Uint8Array, s: this.output } : { f: y as Float32Array };
   }
   run(v: Value, batch: number): Value {
-    return this.wrap(gemm(this.codesIn(v), this.packed, this.opts(batch)));
+    // Arguments checked once at construction: straight to the native calls (which check again).
+    let q: Uint8Array;
+    if ('f' in v) {
+      const x = v.f;
+      q = new Uint8Array(x.length);
+      const L = perTensorLayout(x.length);
+      native.quantize(x, q, this.input.scale, this.input.zeroPoint, 0, L.outer, L.axisDim, L.inner, L.gran, L.blockSize, 0, 255, 0);
+    } else q = this.codesIn(v);
+    const N = this.packed.N;
+    const o = this.output;
+    const out = o ? new Uint8Array(batch * N) : new Float32Array(batch * N);
+    native.gemm(q, false, batch, this.handle, this.input.zeroPoint, o ? 3 : 1, out, this.input.scale, o ? this.biasQ : this.biasF, this.relu,
+      o ? o.scale : 1, o ? o.zeroPoint : 0);
+    return o ? { q: out as Uint8Array, s: o } : { f: out as Float32Array };
   }
   override async runAsync(v: Value, batch: number): Promise<Value> {
     return this.wrap(await gemmAsync(this.codesIn(v), this.packed, this.opts(batch)));
