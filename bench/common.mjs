@@ -1,6 +1,6 @@
 // Shared helpers for the benchmarks: loading quantkit (public API or raw binding) and
-// onnxruntime-node, deterministic data, timing (median of repeated runs after warm-up) and
-// table formatting.
+// onnxruntime-node, deterministic data, timing (median of repeated runs after warm-up; timeHot for
+// libraries with thread pools timed side by side) and table formatting.
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -290,5 +290,69 @@ export async function timeInterleavedStats(contestants, { warmup = 2, sampleNs =
   contestants.forEach((c, k) => {
     out[c.name] = { ns: median(samples[k]), minNs: Math.min(...samples[k]), samples: samples[k].length, batch: batches[k] };
   });
+  return out;
+}
+
+/**
+ * timeInterleavedStats with every sample taken hot: the form to use when libraries with their own
+ * thread pools are timed side by side (bench/gemm.mjs, bench/models.mjs).
+ * - Each contestant is first warmed up alone for about `warmMs` (chunks of 4 calls, at least 3
+ *   chunks), then its `after` hook runs (for ORT at 2 threads: the pause that lets its spinning
+ *   workers go to sleep). Its time per call is the fastest of the last half of those chunks, so
+ *   the estimate is neither a cold first call nor slowed by another library's spinning threads.
+ * - From that estimate the calls per sample are fixed (n, about `sampleNs`) and each contestant
+ *   runs as one function of n calls, so timeInterleavedStats takes one such sample per
+ *   contestant per round (rounds interleave the contestants; same stop rules).
+ * - Between samples, in the untimed `after` hook, once the previous contestant's own `after` is
+ *   over, the NEXT contestant runs untimed calls for about `prerollMs` (at least `minPreroll`
+ *   calls): after a pause a 2-thread pool is asleep, and on a 2-vCPU VM the first calls of a pool
+ *   woken from idle run several times slower (quantkit's pool spins only ~50 µs before sleeping,
+ *   ORT's ~25 ms). So every contestant is measured in the state of back-to-back calls, as a busy
+ *   service would run it.
+ * Order: the rounds start right after the warm-up calls of the last contestant, without its
+ * `after` hook, so put contestants whose workers spin long after a run (ORT) first.
+ * @param {{name: string, fn: () => any, async?: boolean, after?: () => any}[]} contestants
+ * @param {{warmMs?: number, prerollMs?: number, minPreroll?: number, sampleNs?: number,
+ *   minSamples?: number, maxSamples?: number, minTimeNs?: number, maxTimeNs?: number}} budget
+ *   warmMs / prerollMs in ms (default 60 / 3); the rest as timeInterleavedStats (warmup is ignored)
+ * @returns {Promise<Record<string, {ns: number, minNs: number, samples: number, batch: number}>>}
+ *   median and fastest-sample ns per call, the number of samples, and the calls per sample
+ */
+export async function timeHot(contestants, { warmMs = 60, prerollMs = 3, minPreroll = 2, ...budget } = {}) {
+  const sampleNs = budget.sampleNs ?? 2e6;
+  const wrapped = [];
+  for (const c of contestants) {
+    const one = c.async ? async () => { await c.fn(); } : () => { c.fn(); };
+    const chunks = [];
+    const start = now();
+    while (now() - start < warmMs * 1e6 || chunks.length < 3) {
+      const t0 = now();
+      for (let i = 0; i < 4; i++) (c.async ? await one() : one());
+      chunks.push((now() - t0) / 4);
+    }
+    if (c.after) await c.after();
+    const per = Math.min(...chunks.slice(-Math.ceil(chunks.length / 2)));
+    const n = Math.max(1, Math.round(sampleNs / per));
+    const pre = Math.max(minPreroll, Math.ceil((prerollMs * 1e6) / per));
+    const fn = c.async
+      ? async () => { for (let i = 0; i < n; i++) await c.fn(); }
+      : () => { for (let i = 0; i < n; i++) c.fn(); };
+    const preroll = async () => { for (let i = 0; i < pre; i++) (c.async ? await c.fn() : c.fn()); };
+    wrapped.push({ name: c.name, fn, async: c.async, n, own: c.after, preroll });
+  }
+  wrapped.forEach((w, k) => {
+    const next = wrapped[(k + 1) % wrapped.length];
+    w.after = async () => {
+      if (w.own) await w.own();
+      await next.preroll();
+    };
+  });
+  // warmup 1: one call of each fn (n calls) before the rounds; sampleNs 1: one fn call per sample
+  const r = await timeInterleavedStats(wrapped, { ...budget, warmup: 1, sampleNs: 1 });
+  const out = {};
+  for (const w of wrapped) {
+    const x = r[w.name];
+    out[w.name] = { ns: x.ns / w.n, minNs: x.minNs / w.n, samples: x.samples, batch: w.n };
+  }
   return out;
 }

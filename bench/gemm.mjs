@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // npm run bench:gemm [-- --json] [-- --quick]
 //
-// GOPS (2*M*N*K / time, median of interleaved rounds after warm-up) of quantkit's int8 GEMM
+// GOPS (2*M*N*K / time, median of interleaved rounds of hot samples) of quantkit's int8 GEMM
 // (packWeights once, then gemm(..., { output: 'int32', out }) per call) and fp32 GEMM (matmulF32 with
 // packWeightsF32) beside onnxruntime-node's MatMulInteger (u8s8, and s8s8 to show its slow path) and
 // MatMul, all with B a constant initializer so ORT pre-packs it, at 1 and 2 threads; the percentage
@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import {
-  root, loadQuantkit, loadOrt, ORT_INSTALL_HINT, rng, timeInterleavedStats, fmt, table,
+  root, loadQuantkit, loadOrt, ORT_INSTALL_HINT, rng, timeInterleavedStats, timeHot, fmt, table,
 } from './common.mjs';
 import { matMulIntegerModel, matMulModel } from './onnx-model.mjs';
 
@@ -95,6 +95,10 @@ const BUDGET_ISA = QUICK
   ? { warmup: 1, sampleNs: 2e6, minSamples: 3, maxSamples: 9, minTimeNs: 1.5e8, maxTimeNs: 2e9 }
   : { warmup: 2, sampleNs: 2e6, minSamples: 5, maxSamples: 15, minTimeNs: 4e8, maxTimeNs: 3e9 };
 const budgetFor = (s) => (big(s) ? BUDGET_BIG : BUDGET);
+// Side-by-side timings with ORT take every sample hot (common.mjs timeHot): each contestant is
+// warmed up alone for WARM_MS, and right before each of its samples runs about PREROLL_MS (at
+// least one call) of untimed calls, so its thread pool is awake when the sample starts.
+const HOT = { warmMs: QUICK ? 25 : 60, prerollMs: 3, minPreroll: 1 };
 
 const errors = [];
 const problem = (msg) => {
@@ -348,9 +352,10 @@ const meta = {
   stat: STAT,
   loadavgStart: os.loadavg(),
   threads: THREADS,
+  timing: { ...HOT, ortSpinPauseMs: ORT_SPIN_PAUSE_MS },
 };
 
-say(`quantkit bench: int8 / fp32 GEMM, GOPS = 2*M*N*K / time (${STAT === 'best' ? 'fastest sample' : 'median'} of interleaved rounds after warm-up)`);
+say(`quantkit bench: int8 / fp32 GEMM, GOPS = 2*M*N*K / time (${STAT === 'best' ? 'fastest sample' : 'median'} of interleaved rounds; every sample hot: warm-up alone, then ~${HOT.prerollMs} ms of untimed calls right before it)`);
 say(`node ${process.version}, ${meta.cpuModel} (${meta.logicalCpus} logical CPUs); load average at start ${os.loadavg().map((v) => v.toFixed(1)).join(' ')}` +
   (os.loadavg()[0] > 0.5 * meta.logicalCpus ? ' (the machine is busy: expect noisy numbers, compare ratios)' : ''));
 say(`quantkit: ${qk.source}${qk.note ? ` [${qk.note}]` : ''}`);
@@ -558,12 +563,13 @@ for (const s of SHAPES) {
 
     const B = budgetFor(s);
     {
+      // ORT first (see timeHot): the rounds start after quantkit's warm-up, not in ORT's spinning
       const c = [];
-      if (qkOk) c.push({ name: 'qk', fn: runQk });
       if (sess.u8s8) c.push({ name: 'ortU8', fn: () => sess.u8s8.run(feeds.u8s8, fetches.u8s8), async: true, after: ortAfter(threads) });
+      if (qkOk) c.push({ name: 'qk', fn: runQk });
       if (qkUnpackedOk) c.push({ name: 'qkUnpacked', fn: runQkUnpacked });
       if (c.length) {
-        const t = await timeInterleavedStats(c, B);
+        const t = await timeHot(c, { ...B, ...HOT });
         record(tr, c, t, ops);
       }
     }
@@ -572,7 +578,7 @@ for (const s of SHAPES) {
       if (sess.s8s8) c.push({ name: 'ortS8', fn: () => sess.s8s8.run(feeds.s8s8, fetches.s8s8), async: true, after: ortAfter(threads) });
       if (qkS8Ok) c.push({ name: 'qkS8', fn: runQkS8 });
       if (c.length) {
-        const t = await timeInterleavedStats(c, BUDGET_SLOW);
+        const t = await timeHot(c, { ...BUDGET_SLOW, ...HOT });
         record(tr, c, t, ops);
       }
     }
@@ -602,11 +608,11 @@ for (const s of SHAPES) {
     if (HAS_F32) f32UnpackedOk = checkF32('matmulF32 (unpacked B)', 'matmulF32Unpacked', runF32Unpacked, outFu);
     {
       const c = [];
-      if (f32Ok) c.push({ name: 'qkF32', fn: runF32 });
       if (sess.f32) c.push({ name: 'ortF32', fn: () => sess.f32.run(feeds.f32, fetches.f32), async: true, after: ortAfter(threads) });
+      if (f32Ok) c.push({ name: 'qkF32', fn: runF32 });
       if (f32UnpackedOk) c.push({ name: 'qkF32Unpacked', fn: runF32Unpacked });
       if (c.length) {
-        const t = await timeInterleavedStats(c, B);
+        const t = await timeHot(c, { ...B, ...HOT });
         record(tr, c, t, ops);
       }
     }

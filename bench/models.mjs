@@ -24,7 +24,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { root, loadOrt, ORT_INSTALL_HINT, timeInterleavedStats, table } from './common.mjs';
+import { root, loadOrt, ORT_INSTALL_HINT, timeHot, table } from './common.mjs';
 import { DataType, attr, graphModel, graphNodes, opSummary } from './onnx-model.mjs';
 
 const T00 = performance.now();
@@ -682,59 +682,11 @@ if (byId.qkF32.logits) for (const v of byId.qkF32.logits) maxLogit = Math.max(ma
 // ---- latency ---------------------------------------------------------------------------------------------------------
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const nowNs = () => Number(process.hrtime.bigint());
 
-/**
- * timeInterleavedStats with the calls per sample fixed here, and every sample taken hot:
- * - each contestant is first warmed up alone for about WARM_MS (an ORT one followed by its
- *   spin pause), and its time per call taken from the last chunks of that warm-up, so the
- *   estimate is neither a cold first call nor slowed by another library's spinning threads;
- * - each contestant then runs as one function of n calls (about sampleNs), so
- *   timeInterleavedStats takes one such sample per contestant per round;
- * - between samples (in the untimed `after` hook), once ORT's pause is over, the NEXT contestant
- *   runs a few untimed calls (about PREROLL_MS): after the pause its worker threads are asleep,
- *   and on this VM the first calls of a 2-thread pool woken from idle run several times slower
- *   (quantkit's pool spins only ~50 µs before sleeping, ORT's much longer). So every contestant
- *   is measured in the state of back-to-back calls, as a busy service would run it.
- * @returns {Promise<Record<string, {ns: number, minNs: number, samples: number, batch: number}>>} per call
- */
-async function timeBatched(contestants) {
-  const wrapped = [];
-  for (const c of contestants) {
-    const one = c.async ? async () => { await c.fn(); } : () => { c.fn(); };
-    const chunks = [];
-    const start = nowNs();
-    while (nowNs() - start < WARM_MS * 1e6 || chunks.length < 3) {
-      const t0 = nowNs();
-      for (let i = 0; i < 4; i++) (c.async ? await one() : one());
-      chunks.push((nowNs() - t0) / 4);
-    }
-    if (c.after) await c.after();
-    const per = Math.min(...chunks.slice(-Math.ceil(chunks.length / 2)));
-    const n = Math.max(1, Math.round(BUDGET.sampleNs / per));
-    const pre = Math.max(2, Math.ceil((PREROLL_MS * 1e6) / per));
-    const fn = c.async
-      ? async () => { for (let i = 0; i < n; i++) await c.fn(); }
-      : () => { for (let i = 0; i < n; i++) c.fn(); };
-    const preroll = async () => { for (let i = 0; i < pre; i++) (c.async ? await c.fn() : c.fn()); };
-    wrapped.push({ name: c.name, fn, async: c.async, n, own: c.after, preroll });
-  }
-  wrapped.forEach((w, k) => {
-    const next = wrapped[(k + 1) % wrapped.length];
-    w.after = async () => {
-      if (w.own) await w.own();
-      await next.preroll();
-    };
-  });
-  // warmup 1: one call of each fn (n calls) before the rounds; sampleNs 1: one fn call per sample
-  const r = await timeInterleavedStats(wrapped, { ...BUDGET, warmup: 1, sampleNs: 1 });
-  const out = {};
-  for (const w of wrapped) {
-    const x = r[w.name];
-    out[w.name] = { ns: x.ns / w.n, minNs: x.minNs / w.n, samples: x.samples, batch: w.n };
-  }
-  return out;
-}
+// Every sample hot (common.mjs timeHot): each contestant warmed up alone for WARM_MS (calls per
+// sample fixed from that), and right before each of its samples about PREROLL_MS of untimed calls,
+// so a 2-thread pool asleep after ORT's spin pause is awake again when the sample starts.
+const timeBatched = (contestants) => timeHot(contestants, { ...BUDGET, warmMs: WARM_MS, prerollMs: PREROLL_MS });
 
 const results = {}; // threads -> batch -> id -> { ns, minNs, samples, batch }
 await sleep(ORT_SPIN_PAUSE_MS * 2); // after the accuracy runs
