@@ -1,8 +1,10 @@
 // fp32 GEMM driver (see sgemm.h). Blocking (GotoBLAS order, A read in place):
-//   task = (block of <= kMc rows of A/C) x (block of <= kNc columns of B/C), spread over threads;
-//   inside a task, K in blocks of <= kKc: B's block (kc x nc, 32-column panels) is packed into a
-//   per-thread buffer that stays in L2 (or read in place from a packed B), then the path's
-//   sgemm_block kernel walks register tiles over it.
+//   task = (block of <= kMc rows of A/C) x (block of columns of B/C), spread over threads;
+//   inside a task, K in blocks of <= kKc: B's block (kc x nc, 32-column panels) is read in place
+//   from a packed B (then nc is all of N unless the threads need column blocks), or packed into a
+//   per-thread buffer of <= kNc columns that stays in L2; the path's sgemm_block kernel walks
+//   register tiles over it (AVX-512: panel pairs outer, 6-row tiles inner, so the rows of A of a
+//   task, <= 256 KiB per K block, stay in L2 while B streams through once per task).
 // Each C element is owned by one task and accumulated in increasing k (the K blocks continue the
 // same chain through C), so neither the thread count nor the blocking changes a result.
 #include "sgemm.h"
@@ -21,7 +23,7 @@ namespace qk {
 namespace {
 
 constexpr size_t kKc = kSgemmKc;  // K block: a 32-column panel of it is 32 KiB
-constexpr size_t kNc = 512;  // columns per task: B block kc x nc = 512 KiB, in L2
+constexpr size_t kNc = 512;  // columns per task packing B itself: kc x nc = 512 KiB, in L2
 constexpr size_t kMc = 256;  // rows per task
 // M == 1 with an unpacked B: one matrix-vector pass, columns (or rows of B^T) per task.
 constexpr size_t kGemvMinCols = 64;
@@ -29,10 +31,11 @@ constexpr size_t kGemvMinCols = 64;
 size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
 size_t round_up(size_t a, size_t b) { return ceil_div(a, b) * b; }
 
-// Rows of the register tile of each path: block heights are rounded to it.
+// Rows of the register tile of each path: block heights are rounded to it (except AVX-512, below),
+// and row blocks are not split below two tiles.
 size_t tile_rows(Isa isa) {
   switch (isa) {
-    case Isa::avx512: return 14;
+    case Isa::avx512: return 6;
     case Isa::avx2: return 6;
     case Isa::neon: return 6;
     default: return 4;
@@ -175,28 +178,37 @@ void sgemm(const SgemmArgs& g) {
   }
   const sgemm_block_fn block = kt.sgemm_block;
   const size_t mr = tile_rows(kt.sgemm_block_isa);
+  // The AVX-512 kernel spreads a block's rows evenly over its slivers: its blocks need not be
+  // multiples of the tile height (and equal blocks balance the threads better).
+  const size_t m_align = kt.sgemm_block_isa == Isa::avx512 ? 1 : mr;
   const size_t threads = static_cast<size_t>(num_threads());
 
-  // Task grid: equal blocks; with several threads at least two tasks per thread (the pool hands
-  // tasks out one by one, so a thread slowed down by other processes gets fewer) and a multiple
-  // of the thread count while there are few. Columns are split first, down to 256 (each call
-  // packs its rows of A once for all its columns), then rows, then columns down to 64.
-  size_t mb = ceil_div(g.M, round_up(kMc, mr));
-  size_t nb = ceil_div(g.N, kNc);
-  auto unbalanced = [&] {
-    const size_t t = mb * nb;
-    return t < 2 * threads || (t < 8 * threads && t % threads != 0);
+  // Task grid: equal blocks of <= kMc rows and <= ncap columns (the whole N when B is packed
+  // ahead: a task then packs its rows of A once per K block for all of N); with several threads
+  // at least two tasks per thread (the pool hands tasks out one by one, so a thread slowed down
+  // by other processes gets fewer) and a multiple of the thread count while there are few.
+  // Columns are split first, down to 256 (each call packs its rows of A once for all its
+  // columns), then rows, then columns down to 64.
+  size_t mb = 0, nb = 0, mc = 0, nc = 0;
+  auto plan = [&](size_t ncap) {
+    mb = ceil_div(g.M, round_up(kMc, m_align));
+    nb = ceil_div(g.N, ncap);
+    auto unbalanced = [&] {
+      const size_t t = mb * nb;
+      return t < 2 * threads || (t < 8 * threads && t % threads != 0);
+    };
+    while (threads > 1 && unbalanced()) {
+      if (g.N / (nb + 1) >= 256) ++nb;
+      else if (g.M / (mb + 1) >= 2 * mr) ++mb;
+      else if (g.N / (nb + 1) >= 64) ++nb;
+      else break;
+    }
+    mc = round_up(ceil_div(g.M, mb), m_align);
+    nc = round_up(ceil_div(g.N, nb), kSgemmPanel);
+    mb = ceil_div(g.M, mc);
+    nb = ceil_div(g.N, nc);
   };
-  while (threads > 1 && unbalanced()) {
-    if (g.N / (nb + 1) >= 256) ++nb;
-    else if (g.M / (mb + 1) >= 2 * mr) ++mb;
-    else if (g.N / (nb + 1) >= 64) ++nb;
-    else break;
-  }
-  const size_t mc = round_up(ceil_div(g.M, mb), mr);
-  const size_t nc = round_up(ceil_div(g.N, nb), kSgemmPanel);
-  mb = ceil_div(g.M, mc);
-  nb = ceil_div(g.N, nc);
+  plan(g.packed ? g.N : kNc);
   // Unpacked B used by 3 or more row blocks: pack it once, in parallel, instead of per task.
   // Up to kKeepFloats, the buffer is kept for the calling thread's next call (a fresh allocation
   // of megabytes costs its page faults every time).
@@ -222,6 +234,7 @@ void sgemm(const SgemmArgs& g) {
     if (dst) {  // else (out of memory) pack per task
       sgemm_pack_b(g.b, g.K, g.N, g.trans_b, dst);
       packed = dst;
+      plan(g.N);
     }
   }
   // K blocks: those of the packed format, or equal ones (<= kKc) when packing on the fly.

@@ -1,9 +1,16 @@
-// AVX-512 fp32 GEMM kernels: a 14 x 32 register tile (28 zmm accumulators, two zmm of B per k,
-// A broadcast from memory). Per K chunk of 128, the block's A is packed in slivers of 14 rows (A
-// read in place would put rows 4 KiB apart into the same L1 sets) and each 32-column panel of B
-// (16 KiB) is walked by every sliver while it sits in L1. Column tails use masked loads and
-// stores; row tails smaller instantiations of the tile; a single row (GEMV with a packed B) four
-// panels at a time, so that 8 FMA chains hide the FMA latency.
+// AVX-512 fp32 GEMM kernels: register tiles of up to 6 rows x 64 columns (two 32-column panels of
+// B: 24 zmm accumulators, four zmm of B per k, A broadcast from memory) over K chunks of up to 256
+// (a whole block of the panel format: C is loaded and stored once per 256 k). A is read in place
+// (6 rows per tile share one L1 set at most 6 ways deep even when lda is a multiple of 1024), so
+// nothing is packed per call. Rows are spread evenly over the tiles (m = 32: 6 + 6 + 5 + 5 + 5 +
+// 5); panel pairs outer, slivers of rows inner: a pair of panels (64 KiB) streams from L2 for
+// every sliver, and each tile prefetches a share of the next pair and the C rows of the next tile,
+// so that none waits on L3 / DRAM at its first k.
+// Why 6 x 64 and not 14 x 32 (28 accumulators too): a tile's C rows lie ldc apart, and with ldc a
+// multiple of 1024 floats 14 rows of C fall into one 8-way L1 set: 14 x 32 ran 4-5% slower there
+// (108 against 113 GFLOPS on Zen 4, 1024 x 1024), 6 x 64 runs the same for every ldc.
+// Column tails use masked loads and stores (an odd last panel a 32-column tile). A single row
+// (GEMV with a packed B, bound by the memory bandwidth) reads four panels at a time.
 // Each C element is one FMA chain in increasing k (docs/numerics.md, "fp32 GEMM").
 #include "x86_common.h"
 
@@ -15,8 +22,8 @@ namespace qk {
 
 namespace {
 
-constexpr int kMr = 14;
-constexpr size_t kKcPack = 128;  // K chunk: A sliver 7 KiB, B panel 16 KiB (both in L1)
+constexpr int kMr = 6;
+constexpr size_t kKcPack = 256;  // K chunk: a pair of B panels is 64 KiB
 
 QK_X86_INLINE __m512 epilogue(__m512 v, __m512 bias, uint32_t flags) {
   if (flags & QK_SGEMM_BIAS) v = _mm512_add_ps(v, bias);
@@ -25,118 +32,167 @@ QK_X86_INLINE __m512 epilogue(__m512 v, __m512 bias, uint32_t flags) {
   return v;
 }
 
-// B: a panel, rows 32 floats apart.
-template <int R>
-QK_X86_INLINE void tile(size_t kc, const float* ap, const float* b, size_t ldc, float* c,
-                        __mmask16 m0, __mmask16 m1, uint32_t flags, const float* bias) {
-  __m512 acc0[R], acc1[R];
-  if (flags & QK_SGEMM_ACCUMULATE) {
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      acc0[r] = _mm512_maskz_loadu_ps(m0, c + r * ldc);
-      acc1[r] = _mm512_maskz_loadu_ps(m1, c + r * ldc + 16);
-    }
-  } else {
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      acc0[r] = _mm512_setzero_ps();
-      acc1[r] = _mm512_setzero_ps();
-    }
-  }
-#pragma GCC unroll 2
-  for (size_t k = 0; k < kc; ++k) {
-    const __m512 b0 = _mm512_loadu_ps(b);
-    const __m512 b1 = _mm512_loadu_ps(b + 16);
-    b += kSgemmPanel;
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      const __m512 av = _mm512_set1_ps(ap[r]);
-      acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
-      acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
-    }
-    ap += kMr;
-  }
-  __m512 bias0 = _mm512_setzero_ps(), bias1 = _mm512_setzero_ps();
-  if (flags & QK_SGEMM_BIAS) {
-    bias0 = _mm512_maskz_loadu_ps(m0, bias);
-    bias1 = _mm512_maskz_loadu_ps(m1, bias + 16);
-  }
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-    _mm512_mask_storeu_ps(c + r * ldc, m0, epilogue(acc0[r], bias0, flags));
-    _mm512_mask_storeu_ps(c + r * ldc + 16, m1, epilogue(acc1[r], bias1, flags));
-  }
-}
-
-// One row of C against 4 panels (128 columns) of B: 8 independent FMA chains instead of 2 (one
-// row alone would wait on the FMA latency). Full panels only; same chain per element as tile<1>.
-QK_X86_INLINE void row_x4(size_t kc, const float* ap, const float* b, size_t panel_stride,
-                          float* c, uint32_t flags, const float* bias) {
-  __m512 acc[8];
-#pragma GCC unroll 8
-  for (int q = 0; q < 8; ++q)
-    acc[q] = (flags & QK_SGEMM_ACCUMULATE) ? _mm512_loadu_ps(c + 16 * q) : _mm512_setzero_ps();
-  const float* b1 = b + panel_stride;
-  const float* b2 = b1 + panel_stride;
-  const float* b3 = b2 + panel_stride;
-  for (size_t k = 0; k < kc; ++k) {
-    const __m512 av = _mm512_set1_ps(ap[k * kMr]);
-    acc[0] = _mm512_fmadd_ps(av, _mm512_loadu_ps(b + k * kSgemmPanel), acc[0]);
-    acc[1] = _mm512_fmadd_ps(av, _mm512_loadu_ps(b + k * kSgemmPanel + 16), acc[1]);
-    acc[2] = _mm512_fmadd_ps(av, _mm512_loadu_ps(b1 + k * kSgemmPanel), acc[2]);
-    acc[3] = _mm512_fmadd_ps(av, _mm512_loadu_ps(b1 + k * kSgemmPanel + 16), acc[3]);
-    acc[4] = _mm512_fmadd_ps(av, _mm512_loadu_ps(b2 + k * kSgemmPanel), acc[4]);
-    acc[5] = _mm512_fmadd_ps(av, _mm512_loadu_ps(b2 + k * kSgemmPanel + 16), acc[5]);
-    acc[6] = _mm512_fmadd_ps(av, _mm512_loadu_ps(b3 + k * kSgemmPanel), acc[6]);
-    acc[7] = _mm512_fmadd_ps(av, _mm512_loadu_ps(b3 + k * kSgemmPanel + 16), acc[7]);
-  }
-#pragma GCC unroll 8
-  for (int q = 0; q < 8; ++q) {
-    const __m512 bv = (flags & QK_SGEMM_BIAS) ? _mm512_loadu_ps(bias + 16 * q) : _mm512_setzero_ps();
-    _mm512_storeu_ps(c + 16 * q, epilogue(acc[q], bv, flags));
-  }
-}
-
-using TileFn = void (*)(size_t, const float*, const float*, size_t, float*, __mmask16, __mmask16,
-                        uint32_t, const float*);
-
-template <int R>
-void tile_fn(size_t kc, const float* ap, const float* b, size_t ldc, float* c, __mmask16 m0,
-             __mmask16 m1, uint32_t flags, const float* bias) {
-  tile<R>(kc, ap, b, ldc, c, m0, m1, flags, bias);
-}
-
-const TileFn kTiles[] = {nullptr,     tile_fn<1>,  tile_fn<2>,  tile_fn<3>,  tile_fn<4>,
-                         tile_fn<5>,  tile_fn<6>,  tile_fn<7>,  tile_fn<8>,  tile_fn<9>,
-                         tile_fn<10>, tile_fn<11>, tile_fn<12>, tile_fn<13>, tile_fn<14>};
-static_assert(sizeof kTiles / sizeof kTiles[0] == kMr + 1, "one tile per row count");
-
 QK_X86_INLINE __mmask16 mask_of(size_t n) {
   return n >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << n) - 1u);
 }
 
-// Packs rows x kc of A (lda) into ap[k * kMr + r]; rows beyond `rows` are left as they are (the
-// tile for `rows` rows never reads them).
-void pack_a(const float* a, size_t lda, size_t rows, size_t kc, float* ap) {
-  for (size_t r = 0; r < rows; ++r) {
-    const float* src = a + r * lda;
-    float* dst = ap + r;
-    for (size_t k = 0; k < kc; ++k) dst[k * kMr] = src[k];
+// What a tile prefetches while it runs, two cache lines per k step: `lines` lines from `b` on (a
+// share of the next pair of panels) into L2, then `c_rows` rows of the next tile's C (256 bytes
+// each, ldc floats apart) into L1. Measured on Zen 4 (M = 9 / 13 / 32, N = K = 4096, B from DRAM):
+// B into L1 (prefetcht0) or one line per step left B at 10-15 GB/s (66-69 GFLOPS for M = 9, 13),
+// prefetcht2 with two lines per step reaches 94-97; with a single sliver per pair (m <= 6) B is
+// read once and the hardware prefetchers do better alone (3 x 1000 x 1000: 104 against 60).
+// Addresses as integers: a prefetch may point past the end of B (it never faults).
+struct Prefetch {
+  uintptr_t b = 0;
+  size_t lines = 0;
+  uintptr_t c = 0;
+  size_t c_rows = 0;
+};
+
+QK_X86_INLINE void prefetch_l1(uintptr_t p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
+QK_X86_INLINE void prefetch_l2(uintptr_t p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T2); }
+
+// R x 32P tile: C[R x 32P] (=|+=) A[R x kc] (rows lda apart) * B (P panels panel_stride apart,
+// rows 32 floats apart). mask[2q], mask[2q + 1]: the columns of panel q.
+template <int R, int P>
+QK_X86_INLINE void tile(size_t kc, const float* a, size_t lda, const float* b, size_t panel_stride,
+                        size_t ldc, float* c, const __mmask16* mask, uint32_t flags,
+                        const float* bias, const Prefetch& pf) {
+  constexpr int V = 2 * P;
+  __m512 acc[R][V];
+  if (flags & QK_SGEMM_ACCUMULATE) {
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) acc[r][v] = _mm512_maskz_loadu_ps(mask[v], c + r * ldc + 16 * v);
+  } else {
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_ps();
+  }
+  const float* bp[V];  // the rows of vector v: 16 columns of a panel
+#pragma GCC unroll 4
+  for (int v = 0; v < V; ++v) bp[v] = b + (v / 2) * panel_stride + 16 * (v % 2);
+  auto step = [&](size_t k) __attribute__((always_inline)) {
+    __m512 bv[V];
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) bv[v] = _mm512_loadu_ps(bp[v] + k * kSgemmPanel);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512 av = _mm512_set1_ps(a[r * lda + k]);
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+    }
+  };
+  // k steps with a prefetch (B lines, then C lines), then the rest without.
+  const size_t kb = (pf.lines + 1) / 2 < kc ? (pf.lines + 1) / 2 : kc;
+  const size_t kcp = kb + 2 * pf.c_rows < kc ? kb + 2 * pf.c_rows : kc;
+  uintptr_t pb = pf.b;
+  size_t k = 0;
+  for (; k < kb; ++k) {
+    prefetch_l2(pb);
+    prefetch_l2(pb + 64);
+    pb += 128;
+    step(k);
+  }
+  for (uintptr_t pc = pf.c; k < kcp; ++k) {
+    prefetch_l1(pc);
+    prefetch_l1(pc + 64);
+    pc += ((k - kb) & 1) ? ldc * sizeof(float) - 128 : 128;
+    step(k);
+  }
+#pragma GCC unroll 2
+  for (; k < kc; ++k) step(k);
+  __m512 bv[V];
+#pragma GCC unroll 4
+  for (int v = 0; v < V; ++v)
+    bv[v] = (flags & QK_SGEMM_BIAS) ? _mm512_maskz_loadu_ps(mask[v], bias + 16 * v) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v)
+      _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask[v], epilogue(acc[r][v], bv[v], flags));
+}
+
+using TileFn = void (*)(size_t, const float*, size_t, const float*, size_t, size_t, float*,
+                        const __mmask16*, uint32_t, const float*, const Prefetch&);
+
+template <int R, int P>
+void tile_fn(size_t kc, const float* a, size_t lda, const float* b, size_t panel_stride, size_t ldc,
+             float* c, const __mmask16* mask, uint32_t flags, const float* bias, const Prefetch& pf) {
+  tile<R, P>(kc, a, lda, b, panel_stride, ldc, c, mask, flags, bias, pf);
+}
+
+// kTiles[P - 1][R]
+const TileFn kTiles[2][kMr + 1] = {
+    {nullptr, tile_fn<1, 1>, tile_fn<2, 1>, tile_fn<3, 1>, tile_fn<4, 1>, tile_fn<5, 1>, tile_fn<6, 1>},
+    {nullptr, tile_fn<1, 2>, tile_fn<2, 2>, tile_fn<3, 2>, tile_fn<4, 2>, tile_fn<5, 2>, tile_fn<6, 2>}};
+
+// One row of C against P panels of B (32 * P columns; full panels when P > 1): 2P independent FMA
+// chains. Four panels at a time read B from memory measurably faster on Zen 4 (four streams:
+// 24 GB/s against 19-20 for one panel at a time, with or without prefetcht0), and prefetching
+// the same rows of the next four panels into L2 (prefetcht2; in the panel format that is the
+// next group, or the next K block's first one) adds about 10% (26-27 GB/s).
+template <int P>
+QK_X86_INLINE void row_panels(size_t kc, const float* a, const float* b, size_t panel_stride,
+                              float* c, __mmask16 m0, __mmask16 m1, uint32_t flags,
+                              const float* bias) {
+  const uintptr_t pf = reinterpret_cast<uintptr_t>(b) + P * panel_stride * sizeof(float);
+  __m512 acc[2 * P];
+#pragma GCC unroll 8
+  for (int q = 0; q < P; ++q) {
+    const __mmask16 k0 = q + 1 < P ? static_cast<__mmask16>(0xffff) : m0;
+    const __mmask16 k1 = q + 1 < P ? static_cast<__mmask16>(0xffff) : m1;
+    acc[2 * q] = (flags & QK_SGEMM_ACCUMULATE) ? _mm512_maskz_loadu_ps(k0, c + 32 * q) : _mm512_setzero_ps();
+    acc[2 * q + 1] = (flags & QK_SGEMM_ACCUMULATE) ? _mm512_maskz_loadu_ps(k1, c + 32 * q + 16) : _mm512_setzero_ps();
+  }
+  for (size_t k = 0; k < kc; ++k) {
+    const __m512 av = _mm512_set1_ps(a[k]);
+#pragma GCC unroll 8
+    for (int q = 0; q < P; ++q) {
+      if (P > 1) {
+        const uintptr_t pq = pf + (q * panel_stride + k * kSgemmPanel) * sizeof(float);
+        prefetch_l2(pq);
+        prefetch_l2(pq + 64);
+      }
+      const float* bq = b + q * panel_stride + k * kSgemmPanel;
+      acc[2 * q] = _mm512_fmadd_ps(av, _mm512_loadu_ps(bq), acc[2 * q]);
+      acc[2 * q + 1] = _mm512_fmadd_ps(av, _mm512_loadu_ps(bq + 16), acc[2 * q + 1]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int q = 0; q < P; ++q) {
+    const __mmask16 k0 = q + 1 < P ? static_cast<__mmask16>(0xffff) : m0;
+    const __mmask16 k1 = q + 1 < P ? static_cast<__mmask16>(0xffff) : m1;
+    __m512 bias0 = _mm512_setzero_ps(), bias1 = _mm512_setzero_ps();
+    if (flags & QK_SGEMM_BIAS) {
+      bias0 = _mm512_maskz_loadu_ps(k0, bias + 32 * q);
+      bias1 = _mm512_maskz_loadu_ps(k1, bias + 32 * q + 16);
+    }
+    _mm512_mask_storeu_ps(c + 32 * q, k0, epilogue(acc[2 * q], bias0, flags));
+    _mm512_mask_storeu_ps(c + 32 * q + 16, k1, epilogue(acc[2 * q + 1], bias1, flags));
   }
 }
+
+// Rows of sliver s when m rows are spread over `slivers` slivers (the first m % slivers get one
+// more), and its first row.
+struct Slivers {
+  size_t count, base, extra;
+  explicit Slivers(size_t m) : count((m + kMr - 1) / kMr), base(count ? m / count : 0), extra(count ? m % count : 0) {}
+  size_t rows(size_t s) const { return base + (s < extra ? 1 : 0); }
+  size_t first(size_t s) const { return s * base + (s < extra ? s : extra); }
+};
 
 }  // namespace
 
 void sgemm_block_avx512(const SgemmBlock& p) {
-  // Per K chunk: the block's A packed sliver by sliver (kMr rows, ap[k * kMr + r], in L2); then
-  // panels outer, slivers inner, so a panel of B is reused by every sliver from L1. A B read in
-  // place (ldb != 32) is first copied, 4 panels at a time, into a per-thread buffer (rows of a
-  // row-major B are N floats apart: for N a multiple of 1024 they all fall into the same L1 sets).
-  thread_local std::vector<float> abuf;
+  // Per K chunk: panel pairs outer, slivers inner. A B read in place (ldb != 32) is first copied,
+  // 4 panels at a time, into a per-thread buffer (rows of a row-major B are N floats apart: for N
+  // a multiple of 1024 they all fall into the same L1 sets).
   thread_local std::vector<float> gbuf(4 * kKcPack * kSgemmPanel + 16);
-  const size_t slivers = (p.m + kMr - 1) / kMr;
-  const size_t kc_max = p.k < kKcPack ? p.k : kKcPack;
-  if (abuf.size() < slivers * kMr * kc_max) abuf.resize(slivers * kMr * kc_max);
+  const Slivers sl(p.m);
   const bool in_place = p.ldb != kSgemmPanel;
   for (size_t k0 = 0; k0 < p.k || (k0 == 0 && p.k == 0); k0 += kKcPack) {
     const size_t kc = p.k - k0 < kKcPack ? p.k - k0 : kKcPack;
@@ -144,16 +200,57 @@ void sgemm_block_avx512(const SgemmBlock& p) {
     uint32_t flags = p.flags & QK_SGEMM_ACCUMULATE;
     if (k0 > 0) flags |= QK_SGEMM_ACCUMULATE;
     if (last) flags |= p.flags & (QK_SGEMM_BIAS | QK_SGEMM_RELU);
-    for (size_t s = 0; s < slivers; ++s) {
-      const size_t i0 = s * kMr, rows = p.m - i0 < static_cast<size_t>(kMr) ? p.m - i0 : kMr;
-      pack_a(p.a + i0 * p.lda + k0, p.lda, rows, kc, abuf.data() + s * kMr * kc);
-    }
-    size_t jstart = 0;
+    const float* a = p.a + k0;
     if (p.m == 1 && !in_place) {
-      for (; jstart + 4 * kSgemmPanel <= p.n; jstart += 4 * kSgemmPanel)
-        row_x4(kc, abuf.data(), p.b + (jstart / kSgemmPanel) * p.b_panel_stride + k0 * p.ldb,
-               p.b_panel_stride, p.c + jstart, flags, p.bias ? p.bias + jstart : nullptr);
+      // One row: four panels at a time.
+      const float* b = p.b + k0 * p.ldb;
+      size_t j0 = 0;
+      for (; j0 + 4 * kSgemmPanel <= p.n; j0 += 4 * kSgemmPanel)
+        row_panels<4>(kc, a, b + (j0 / kSgemmPanel) * p.b_panel_stride, p.b_panel_stride, p.c + j0,
+                      0xffff, 0xffff, flags, p.bias ? p.bias + j0 : nullptr);
+      for (; j0 < p.n; j0 += kSgemmPanel) {
+        const size_t w = p.n - j0;
+        row_panels<1>(kc, a, b + (j0 / kSgemmPanel) * p.b_panel_stride, p.b_panel_stride, p.c + j0,
+                      mask_of(w), mask_of(w > 16 ? w - 16 : 0), flags, p.bias ? p.bias + j0 : nullptr);
+      }
+      if (last) break;
+      continue;
     }
+    // Walks tiles over the panels at b (panel_stride apart): columns jc .. jc + n of C.
+    auto panels = [&](const float* b, size_t panel_stride, size_t jc, size_t n, bool prefetch_b) {
+      constexpr size_t kStep = 2 * kSgemmPanel;
+      for (size_t j0 = 0; j0 < n; j0 += kStep) {
+        const size_t w = n - j0;
+        const int np = w > kSgemmPanel ? 2 : 1;
+        __mmask16 mask[4];
+        for (size_t v = 0; v < 4; ++v) mask[v] = mask_of(w > 16 * v ? w - 16 * v : 0);
+        const float* bq = b + (j0 / kSgemmPanel) * panel_stride;
+        const float* bias = p.bias ? p.bias + jc + j0 : nullptr;
+        // The next pair's lines (one or two panels of kc rows, adjacent in the panel format),
+        // shared out over the slivers.
+        const size_t next = j0 + kStep < n ? (n - j0 - kStep > kSgemmPanel ? 2 : 1) : 0;
+        const size_t lines = next * kc * (kSgemmPanel * sizeof(float) / 64);
+        const size_t share = (lines + sl.count - 1) / sl.count;
+        for (size_t s = 0; s < sl.count; ++s) {
+          const size_t i0 = sl.first(s), rows = sl.rows(s);
+          Prefetch pf;
+          if (prefetch_b && sl.count > 1 && s * share < lines) {  // (see Prefetch)
+            pf.b = reinterpret_cast<uintptr_t>(bq + 2 * panel_stride) + s * share * 64;
+            pf.lines = lines - s * share < share ? lines - s * share : share;
+          }
+          // C rows of the next tile: the next sliver, or the first one of the next pair.
+          if (s + 1 < sl.count) {
+            pf.c = reinterpret_cast<uintptr_t>(p.c + sl.first(s + 1) * p.ldc + jc + j0);
+            pf.c_rows = sl.rows(s + 1);
+          } else if (next) {
+            pf.c = reinterpret_cast<uintptr_t>(p.c + jc + j0 + kStep);
+            pf.c_rows = sl.rows(0);
+          }
+          kTiles[np - 1][rows](kc, a + i0 * p.lda, p.lda, bq, panel_stride, p.ldc,
+                               p.c + i0 * p.ldc + jc + j0, mask, flags, bias, pf);
+        }
+      }
+    };
     if (in_place) {
       // Copy kGroup panels at a time (rows of 128 * kGroup contiguous bytes: fewer, longer
       // streams than one panel at a time), prefetching kAhead rows ahead.
@@ -175,30 +272,12 @@ void sgemm_block_avx512(const SgemmBlock& p) {
             _mm512_storeu_ps(d + 16, _mm512_maskz_loadu_ps(m1, row + q * kSgemmPanel + 16));
           }
         }
-        for (size_t q = 0; q < gp; ++q) {
-          const size_t j0 = g0 + q * kSgemmPanel, w = p.n - j0;
-          const __mmask16 m0 = mask_of(w), m1 = mask_of(w > 16 ? w - 16 : 0);
-          const float* bias = p.bias ? p.bias + j0 : nullptr;
-          for (size_t s = 0; s < slivers; ++s) {
-            const size_t i0 = s * kMr, rows = p.m - i0 < static_cast<size_t>(kMr) ? p.m - i0 : kMr;
-            kTiles[rows](kc, abuf.data() + s * kMr * kc, gbuf.data() + q * kc * kSgemmPanel, p.ldc,
-                         p.c + i0 * p.ldc + j0, m0, m1, flags, bias);
-          }
-        }
+        panels(gbuf.data(), kc * kSgemmPanel, g0, gw, false);
       }
-      if (last) break;
-      continue;
-    }
-    for (size_t j0 = jstart; j0 < p.n; j0 += kSgemmPanel) {
-      const size_t w = p.n - j0;
-      const __mmask16 m0 = mask_of(w), m1 = mask_of(w > 16 ? w - 16 : 0);
-      const float* b = p.b + (j0 / kSgemmPanel) * p.b_panel_stride + k0 * p.ldb;
-      const float* bias = p.bias ? p.bias + j0 : nullptr;
-      for (size_t s = 0; s < slivers; ++s) {
-        const size_t i0 = s * kMr, rows = p.m - i0 < static_cast<size_t>(kMr) ? p.m - i0 : kMr;
-        kTiles[rows](kc, abuf.data() + s * kMr * kc, b, p.ldc, p.c + i0 * p.ldc + j0, m0, m1,
-                     flags, bias);
-      }
+    } else {
+      // Prefetching the next pair as one run of lines needs adjacent panels (the panel format;
+      // not the kernel tests' single block over a longer K).
+      panels(p.b + k0 * p.ldb, p.b_panel_stride, 0, p.n, p.b_panel_stride == kc * kSgemmPanel);
     }
     if (last) break;
   }

@@ -105,7 +105,7 @@ void test_block_kernels() {
   for (size_t m = 1; m <= 15; ++m) ms.push_back(m);
   ms.insert(ms.end(), {23, 24, 25, 29, 37, 48, 61});
   for (size_t n = 1; n <= 34; ++n) ns.push_back(n);
-  ns.insert(ns.end(), {47, 48, 63, 64, 65, 96, 97, 131});
+  ns.insert(ns.end(), {40, 47, 48, 49, 63, 64, 65, 80, 96, 97, 127, 128, 129, 131, 161, 193});
   ks = {0, 1, 2, 3, 4, 5, 7, 8, 13, 16, 17, 31, 64, 100, 257};
   for (const KernelEntry& e : kernel_list()) {
     if (e.op != Op::sgemm_block || !isa_supported(e.isa)) continue;
@@ -176,6 +176,47 @@ void test_block_kernels() {
       fn(q);
       CHECK_FLOATS(e, c1, c2, m * n, "split K=%zu", k);
     }
+    // Every tail at once: rows spread over several tiles (AVX-512: 6-row tiles, evenly filled),
+    // column tails of 64-column tile pairs and of single panels, four-panel groups of one row,
+    // K across the 256-chunk boundary, with a packed B and one read in place.
+    int tails = 0;
+    for (size_t m : {1, 5, 6, 7, 13, 19, 32})
+      for (size_t n : {1, 31, 33, 48, 63, 65, 96, 128, 129, 191, 200})
+        for (size_t k : {1, 256, 257}) {
+          // Periods 3, 8, 5 and 2: every pairing of B source, flags and leading dimensions.
+          const bool in_place = (tails % 3) == 2;
+          const uint32_t flags = static_cast<uint32_t>(tails % 8);
+          const size_t lda = k + (tails % 5), ldc = n + (tails % 2) * 5;
+          std::vector<float> a = rand_matrix(m * lda + 1, 900 + tails);
+          std::vector<float> b = rand_matrix(k * n + 1, 901 + tails);
+          std::vector<float> bias = rand_matrix(n, 902 + tails);
+          std::vector<float> pb = pack_one_block(b.data(), k, n, false);
+          const size_t ldb_raw = (n + kSgemmPanel - 1) / kSgemmPanel * kSgemmPanel + 1;
+          std::vector<float> braw(k * ldb_raw + kSgemmPanel, NAN);
+          for (size_t kk = 0; kk < k; ++kk)
+            for (size_t j = 0; j < n; ++j) braw[kk * ldb_raw + j] = b[kk * n + j];
+          std::vector<float> c((m + 1) * ldc + 3, kGuard);
+          std::vector<float> init = rand_matrix(m * ldc, 903 + tails);
+          if (flags & QK_SGEMM_ACCUMULATE)
+            for (size_t i = 0; i < m; ++i)
+              for (size_t j = 0; j < n; ++j) c[i * ldc + j] = init[i * ldc + j];
+          SgemmBlock p{m, n, k, a.data(), lda, pb.data(), k * kSgemmPanel, kSgemmPanel, c.data(), ldc, bias.data(), flags};
+          if (in_place) { p.b = braw.data(); p.b_panel_stride = kSgemmPanel; p.ldb = ldb_raw; }
+          fn(p);
+          char what[96];
+          std::snprintf(what, sizeof what, "%s tails flags=%u%s", e.symbol, flags, in_place ? " in place" : "");
+          if (!check_bound(what, m, n, k, a.data(), lda, b.data(), false, (flags & QK_SGEMM_BIAS) ? bias.data() : nullptr,
+                           (flags & QK_SGEMM_RELU) != 0, c.data(), ldc, (flags & QK_SGEMM_ACCUMULATE) ? init.data() : nullptr))
+            break;
+          for (size_t i = 0; i < c.size(); ++i) {
+            const size_t r = i / ldc, col = i % ldc;
+            if ((r >= m || col >= n) && fbits(c[i]) != fbits(kGuard)) {
+              fail(e, "tails m=%zu n=%zu k=%zu ldc=%zu: wrote outside the block at %zu", m, n, k, ldc, i);
+              break;
+            }
+          }
+          ++tails;
+        }
   }
 }
 
@@ -222,6 +263,8 @@ std::vector<Shape> driver_shapes() {
       {1, 1031, 300}, {2, 3, 1}, {7, 33, 17}, {12, 32, 16}, {13, 65, 257}, {25, 97, 31},
       {31, 513, 7}, {64, 64, 64}, {97, 131, 300}, {250, 47, 600}, {257, 1031, 19},
       {520, 70, 40}, {769, 33, 5}, {3, 2000, 11}, {37, 3000, 3},
+      // Several row tiles and tile pairs over K blocks, the whole N in one task when packed.
+      {40, 300, 260},
   };
   return v;
 }
