@@ -145,6 +145,25 @@ out="$(run_node --input-type=module -e "
 " 2>&1)" || fail "import from 'quantkit' failed: $out"
 echo "$out"
 
+step "the installed CLI: quantkit --version, and quantize a tiny model"
+[ -x "$app/node_modules/.bin/quantkit" ] || fail "npm did not link node_modules/.bin/quantkit"
+ver="$(cd "$app" && npm_env node_modules/.bin/quantkit --version 2>&1)" || fail "quantkit --version failed: $ver"
+[ "$ver" = "$(node -p "require('$root/package.json').version")" ] || fail "quantkit --version printed '$ver'"
+out="$(run_node -e "
+  const q = require('quantkit');
+  q.nn.manualSeed(1);
+  q.saveModel('tiny.safetensors', new q.nn.Sequential(new q.nn.Linear(8, 4), new q.nn.ReLU(), new q.nn.Linear(4, 2)));
+" 2>&1)" || fail "saveModel failed: $out"
+out="$(cd "$app" && npm_env node_modules/.bin/quantkit quantize tiny.safetensors -o tiny-int8.safetensors 2>&1)" || fail "quantkit quantize failed: $out"
+echo "$out"
+out="$(run_node -e "
+  const q = require('quantkit');
+  const m = q.loadModel('tiny-int8.safetensors');
+  if (!(m instanceof q.QuantizedModel) || m.mode !== 'dynamic') throw new Error('loaded ' + m);
+  console.log('cli ok: ' + m.summary().map((r) => r.name + ':' + r.mode).join(' '));
+" 2>&1)" || fail "loading the CLI's output failed: $out"
+echo "$out"
+
 # ---------------------------------------------------------------------------------------------
 check_no_toolchain_failure() { # log what
   local log="$1" what="$2"
