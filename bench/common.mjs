@@ -127,6 +127,17 @@ export const ORT_SESSION_OPTIONS = Object.freeze({
   graphOptimizationLevel: 'all',
 });
 
+/** ORT_SESSION_OPTIONS with `threads` intra-op threads. */
+export const ortOptions = (threads) => ({ ...ORT_SESSION_OPTIONS, intraOpNumThreads: threads });
+
+// onnxruntime's intra-op worker threads spin-wait for a while after each run (its default
+// session.intra_op.allow_spinning), holding a CPU: on a 2-CPU machine the contestant timed right
+// after an ORT sample would run at half speed on 2 threads. With more than one thread every ORT
+// sample is therefore followed by an untimed pause (a contestant's `after` hook) so the spinning
+// ends before the next contestant starts; ORT keeps its default settings.
+export const ORT_SPIN_PAUSE_MS = 60;
+export const ortAfter = (threads) => (threads > 1 ? () => new Promise((r) => setTimeout(r, ORT_SPIN_PAUSE_MS)) : undefined);
+
 // ---- data ---------------------------------------------------------------------------------
 
 /** xorshift32 PRNG returning floats in [0, 1). */
@@ -201,34 +212,10 @@ export async function timeAsync(fn, { warmup = 2, sampleNs = 2e6, minSamples = 5
  * @param {{name: string, fn: () => any, async?: boolean}[]} contestants
  * @returns {Promise<Record<string, {ns: number, samples: number, batch: number}>>} median ns per call
  */
-export async function timeInterleaved(contestants, { warmup = 2, sampleNs = 2e6, minSamples = 5, maxSamples = 31, minTimeNs = 3e8, maxTimeNs = 2e10 } = {}) {
-  const batches = [];
-  for (const c of contestants) {
-    const half = Math.ceil(warmup / 2);
-    for (let i = 0; i < warmup - half; i++) (c.async ? await c.fn() : c.fn());
-    const t0 = now();
-    for (let i = 0; i < half; i++) (c.async ? await c.fn() : c.fn());
-    const per = Math.max(1, (now() - t0) / half);
-    batches.push(Math.max(1, Math.round(sampleNs / per)));
-  }
-  const samples = contestants.map(() => []);
-  const start = now();
-  for (let round = 0; round < maxSamples; round++) {
-    for (let k = 0; k < contestants.length; k++) {
-      const { fn } = contestants[k];
-      const batch = batches[k];
-      const t0 = now();
-      if (contestants[k].async) for (let i = 0; i < batch; i++) await fn();
-      else for (let i = 0; i < batch; i++) fn();
-      samples[k].push((now() - t0) / batch);
-    }
-    const el = now() - start;
-    if ((round + 1 >= minSamples && el >= minTimeNs) || el >= maxTimeNs) break;
-  }
+export async function timeInterleaved(contestants, budget = {}) {
+  const r = await timeInterleavedStats(contestants, budget);
   const out = {};
-  contestants.forEach((c, k) => {
-    out[c.name] = { ns: median(samples[k]), samples: samples[k].length, batch: batches[k] };
-  });
+  for (const [name, { ns, samples, batch }] of Object.entries(r)) out[name] = { ns, samples, batch };
   return out;
 }
 

@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import {
-  root, loadQuantkit, loadOrt, ORT_INSTALL_HINT, rng, timeInterleavedStats, timeHot, fmt, table,
+  root, loadQuantkit, loadOrt, ORT_INSTALL_HINT, rng, timeInterleavedStats, timeHot, fmt, table, ortOptions, ortAfter, ORT_SPIN_PAUSE_MS,
 } from './common.mjs';
 import { matMulIntegerModel, matMulModel } from './onnx-model.mjs';
 
@@ -153,20 +153,6 @@ function gemmPaths(info = cpuInfo()) {
 
 const ortL = NO_ORT ? { ort: null, error: 'disabled by --no-ort' } : loadOrt();
 const ort = ortL.ort;
-// onnxruntime's intra-op worker threads spin-wait for about 25 ms after each run (its default
-// session.intra_op.allow_spinning), holding a CPU: on a 2-CPU machine a quantkit call timed right
-// after an ORT sample then runs at half speed on 2 threads. With more than one thread, every ORT
-// sample is therefore followed by an untimed pause, so the spinning ends before the next
-// contestant starts; ORT keeps its default settings (back-to-back calls inside one sample spin as
-// usual).
-const ORT_SPIN_PAUSE_MS = 60;
-const ortAfter = (threads) => (threads > 1 ? () => new Promise((r) => setTimeout(r, ORT_SPIN_PAUSE_MS)) : undefined);
-const ortOptions = (threads) => ({
-  intraOpNumThreads: threads,
-  interOpNumThreads: 1,
-  executionMode: 'sequential',
-  graphOptimizationLevel: 'all',
-});
 
 // ---- peak (bench/peak.cc) ------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { root, loadOrt, ORT_INSTALL_HINT, timeHot, table } from './common.mjs';
+import { root, loadOrt, ORT_INSTALL_HINT, timeHot, table, ortOptions, ortAfter, ORT_SPIN_PAUSE_MS } from './common.mjs';
 import { DataType, attr, graphModel, graphNodes, opSummary } from './onnx-model.mjs';
 
 const T00 = performance.now();
@@ -92,19 +92,6 @@ const { trainMlp } = require(distTrain);
 
 const ortL = NO_ORT ? { ort: null, error: 'disabled by --no-ort' } : loadOrt();
 const ort = ortL.ort;
-// onnxruntime's intra-op worker threads spin-wait for a while after each run (its default
-// session.intra_op.allow_spinning), holding a CPU: on a 2-CPU machine the contestant timed right
-// after an ORT sample would run at half speed on 2 threads. As in bench/gemm.mjs, with more than
-// one thread every ORT sample is followed by an untimed pause so the spinning ends before the next
-// contestant starts; ORT keeps its default settings (calls inside one sample spin as usual).
-const ORT_SPIN_PAUSE_MS = 60;
-const ortAfter = (threads) => (threads > 1 ? () => new Promise((r) => setTimeout(r, ORT_SPIN_PAUSE_MS)) : undefined);
-const ortOptions = (threads) => ({
-  intraOpNumThreads: threads,
-  interOpNumThreads: 1,
-  executionMode: 'sequential',
-  graphOptimizationLevel: 'all',
-});
 
 // ---- data and model ----------------------------------------------------------------------------------
 

@@ -7,7 +7,8 @@ import { FASHION_MNIST_DIR, imagesToFloat32, loadIdxSync, loadMnistSync, mnistDa
 import { loadSafetensors, saveSafetensors, SafetensorsTensor } from '../io/safetensors';
 import { Sequential } from '../nn/sequential';
 import { evaluate, EvaluateResult } from '../ptq/evaluate';
-import { GRAPH_KEY, loadModel, saveModel } from '../ptq/file';
+import { GRAPH_KEY, loadModel, saveModel, weightTensors } from '../ptq/file';
+import { inputFeatures, layerSpec, leafLayers } from '../ptq/graph';
 import { QuantizedModel, WeightGranularity } from '../ptq/qmodel';
 import { quantizeModel, quantizeWeight, QuantizeModelOptions } from '../ptq/quantize-model';
 import { native } from '../binding';
@@ -322,13 +323,13 @@ function quantizeFile(argv: string[], io: Out): number {
   if (f.metadata[GRAPH_KEY] !== undefined) {
     const m = loadModel(input);
     if (!(m instanceof Sequential)) throw new Error(`${input}: already quantized (mode ${m.mode}); quantize the float model`);
-    if (!quantizeModel(m, { mode: 'float' }).summary().some((r) => r.type === 'Linear')) {
+    const specs = leafLayers(m).map((l) => layerSpec(l.module, 'layer'));
+    if (!specs.some((sp) => sp.type === 'Linear')) {
       throw new Error(`${input}: the model has no Linear layer to quantize`);
     }
     const opts: QuantizeModelOptions = { mode, bits, scheme, observer, ...(granularity ? { granularity } : {}) };
     if (mode === 'static') {
-      const q0 = quantizeModel(m, { mode: 'float' });
-      opts.calibrationData = calibrationImages(v.calibration!, q0.inFeatures);
+      opts.calibrationData = calibrationImages(v.calibration!, inputFeatures(specs));
     }
     const q = quantizeModel(m, opts);
     const meta: Record<string, string> = {};
@@ -350,13 +351,13 @@ function quantizeFile(argv: string[], io: Out): number {
       const [N, K] = t.shape;
       const w = quantizeWeight(t.data as Float32Array, N, K, { bits, granularity: g, scheme });
       const qt = w.tensor;
-      for (const extra of [`${name}_scale`, `${name}_zero_point`]) {
-        if (Object.prototype.hasOwnProperty.call(f.tensors, extra)) throw new Error(`${input}: tensor '${extra}' already exists: quantizing '${name}' would overwrite it`);
+      const prefix = name.slice(0, -'weight'.length).replace(/\.$/, '');
+      const added: Record<string, SafetensorsTensor> = {};
+      weightTensors(prefix, w, added);
+      for (const extra of Object.keys(added)) {
+        if (extra !== name && Object.prototype.hasOwnProperty.call(f.tensors, extra)) throw new Error(`${input}: tensor '${extra}' already exists: quantizing '${name}' would overwrite it`);
       }
-      out[name] = bits <= 4 ? { dtype: 'U8', shape: [qt.data.length], data: qt.data } : { dtype: qt.signed ? 'I8' : 'U8', shape: [N, K], data: qt.data };
-      const sshape = g === 'per-tensor' ? [1] : g === 'per-channel' ? [N] : [N, Math.ceil(K / g.groupSize)];
-      out[`${name}_scale`] = { dtype: 'F32', shape: sshape, data: qt.scale };
-      if (scheme === 'asymmetric') out[`${name}_zero_point`] = { dtype: 'U8', shape: sshape, data: Uint8Array.from(qt.zeroPoint) };
+      Object.assign(out, added);
       quantized[name] = { shape: [N, K], bits, scheme, signed: qt.signed, granularity: g, packed: bits <= 4 };
     } else out[name] = t;
   }
@@ -386,7 +387,7 @@ function evalFile(argv: string[], io: Out): number {
   const f = loadSafetensors(file);
   if (f.metadata[GRAPH_KEY] === undefined) throw new Error(`${file}: not a quantkit model file (no layer graph in __metadata__['${GRAPH_KEY}']); eval needs one written by quantkit (demo, quantize or saveModel)`);
   const m = loadModel(file);
-  const inF = m instanceof QuantizedModel ? m.inFeatures : quantizeModel(m, { mode: 'float' }).inFeatures;
+  const inF = m instanceof QuantizedModel ? m.inFeatures : inputFeatures(leafLayers(m).map((l) => layerSpec(l.module, 'layer')));
   if (inF !== null && inF !== 784) throw new Error(`${file}: the model takes ${inF} input features; eval runs 28x28 images (784)`);
   const ds = loadDataset(dataset, v.data, ['t10k']);
   const r = evaluate(m, ds.xTest, ds.yTest, { batchSize: 64 });

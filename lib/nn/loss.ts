@@ -17,7 +17,7 @@ export interface SoftmaxCrossEntropyOptions {
 
 const F32 = [Float32Array] as const;
 
-function checkLabels(labels: unknown): ArrayLike<number> {
+export function checkLabels(labels: unknown): ArrayLike<number> {
   if (Array.isArray(labels)) return labels;
   if (labels instanceof Uint8Array || labels instanceof Int32Array || labels instanceof Uint16Array || labels instanceof Uint32Array ||
     labels instanceof Int8Array || labels instanceof Int16Array) return labels;

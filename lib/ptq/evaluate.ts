@@ -1,6 +1,6 @@
 // evaluate(): accuracy, model bytes and batch latency of a float or quantized model.
 import { checkInt, checkOptions, checkTyped, describe, rangeError, typeError } from '../errors';
-import { argmax } from '../nn/loss';
+import { argmax, checkLabels } from '../nn/loss';
 import { Module } from '../nn/module';
 import { QuantizedModel } from './qmodel';
 
@@ -62,9 +62,7 @@ function percentile(sorted: number[], p: number): number {
 export function evaluate(model: Model, x: Float32Array, labels: ArrayLike<number>, opts?: EvaluateOptions): EvaluateResult {
   const fwd = forwardOf(model);
   const xs = checkTyped<Float32Array>('x', x, [Float32Array]);
-  const okLabels = Array.isArray(labels) || labels instanceof Uint8Array || labels instanceof Int32Array || labels instanceof Uint16Array
-    || labels instanceof Uint32Array || labels instanceof Int8Array || labels instanceof Int16Array;
-  if (!okLabels) throw typeError('labels', 'an integer typed array or an Array of class indices', labels);
+  checkLabels(labels);
   const n = labels.length;
   if (n === 0) throw rangeError('labels', 'at least one label', 'none');
   if (xs.length % n !== 0) throw rangeError('x', `a length that is a multiple of labels.length = ${n}`, describe(xs));

@@ -20,7 +20,7 @@ import { resolveSpec, storageBytes } from '../spec';
 import { QuantizedTensor } from '../tensor';
 import { checkLayerSpec, checkNesting, layerSpec, LayerSpec, leafLayers, moduleFromSpec, paramShapes, sequentialFromSpecs } from './graph';
 import {
-  ActQParams, DynamicStage, FloatStage, QuantizedModel, QuantWeight, Stage, StaticStage, WeightGranularity, WeightOnlyStage,
+  ActQParams, DynamicStage, FloatStage, gemmMaxK, QuantizedModel, QuantWeight, Stage, StaticStage, WeightGranularity, WeightOnlyStage,
 } from './qmodel';
 import { linkStatic } from './quantize-model';
 
@@ -58,14 +58,23 @@ function pfx(name: string, t: string): string {
   return name === '' ? t : `${name}.${t}`;
 }
 
-function weightTensors(name: string, w: QuantWeight, out: Record<string, SafetensorsTensor>): WeightJSON {
+/** Shape of a Linear weight's scale (and zero point) tensor: [1], [out] or [out, groups]. */
+function scaleShape(g: WeightGranularity, N: number, K: number): number[] {
+  return g === 'per-tensor' ? [1] : g === 'per-channel' ? [N] : [N, Math.ceil(K / g.groupSize)];
+}
+
+/**
+ * Adds a quantized Linear weight's tensors under `name` ('1' -> '1.weight', '1.weight_scale',
+ * '1.weight_zero_point' for unsigned codes) and returns its description for the graph.
+ */
+export function weightTensors(name: string, w: QuantWeight, out: Record<string, SafetensorsTensor>): WeightJSON {
   const t = w.tensor;
   const [N, K] = t.shape;
   const nib = t.bits <= 4;
   if (nib) out[pfx(name, 'weight')] = { dtype: 'U8', shape: [t.data.length], data: t.data };
   else out[pfx(name, 'weight')] = { dtype: t.signed ? 'I8' : 'U8', shape: [N, K], data: t.data };
   const g = w.granularity;
-  const sshape = g === 'per-tensor' ? [1] : g === 'per-channel' ? [N] : [N, Math.ceil(K / g.groupSize)];
+  const sshape = scaleShape(g, N, K);
   out[pfx(name, 'weight_scale')] = { dtype: 'F32', shape: sshape, data: t.scale };
   if (t.scheme === 'asymmetric' || !t.signed) out[pfx(name, 'weight_zero_point')] = { dtype: 'U8', shape: sshape, data: Uint8Array.from(t.zeroPoint) };
   const spec = resolveSpec('weight', { scheme: t.scheme, bits: t.bits, signed: t.signed });
@@ -192,7 +201,7 @@ function checkWeightJSON(c: Ctx, field: string, v: unknown, mode: string): Weigh
 function loadWeight(c: Ctx, name: string, field: string, w: WeightJSON, N: number, K: number): QuantWeight {
   const spec = resolveSpec('weight', { scheme: w.scheme, bits: w.bits, signed: w.signed, range: w.range });
   const g = w.granularity;
-  const sshape = g === 'per-tensor' ? [1] : g === 'per-channel' ? [N] : [N, Math.ceil(K / g.groupSize)];
+  const sshape = scaleShape(g, N, K);
   const nib = w.bits <= 4;
   const wt = nib
     ? c.tensor(pfx(name, 'weight'), ['U8'], [storageBytes(spec.dtype, N * K)])
@@ -334,9 +343,8 @@ export function loadModel(file: string): Sequential | QuantizedModel {
       }
       const relu = (j.fused as string[] | undefined)?.length === 1;
       if (run === 'dynamic' || run === 'static') {
-        const devA = run === 'dynamic' && j.activation === 'int8' ? 127 : 255;
-        const devW = w.tensor.signed ? 128 : 255;
-        if (K * devA * devW > 2147483647) c.fail(`${field}.layer.inFeatures`, `${K} is too large for an int8 GEMM layer (K * ${devA} * ${devW} must stay below 2^31)`);
+        const kmax = gemmMaxK(j.activation === 'int8', w.tensor.signed);
+        if (K > kmax) c.fail(`${field}.layer.inFeatures`, `${K} is too large for an int8 GEMM layer (at most ${kmax}: the int32 accumulator)`);
       }
       const bname = pfx(name, 'bias');
       if (!ls.bias && c.has(bname)) c.fail(`tensors['${bname}']`, 'unexpected: the layer has no bias');

@@ -160,34 +160,28 @@ export function moduleFromSpec(s: LayerSpec): Module {
  * nested Sequential at position 2 (rebuilt as nested Sequentials, so state dict names match).
  */
 export function sequentialFromSpecs(field: string, layers: { name: string; spec: LayerSpec }[]): { model: Sequential; modules: Module[] } {
+  checkNesting(field, layers);
   const root = new Sequential();
   const modules: Module[] = [];
-  for (let i = 0; i < layers.length; i++) {
-    const { name, spec } = layers[i];
-    const parts = name.split('.');
-    if (parts.length > 32) throw rangeError(`${field}[${i}].name`, 'at most 32 levels of nesting', `${parts.length} levels`);
-    if (parts.some((p) => !/^(0|[1-9][0-9]{0,8})$/.test(p))) throw rangeError(`${field}[${i}].name`, "a dotted position such as '0' or '2.1'", JSON.stringify(name));
+  for (const { name, spec } of layers) {
+    const parts = name.split('.').map(Number);
     let seq = root;
-    for (let d = 0; d < parts.length; d++) {
-      const pos = Number(parts[d]);
-      const last = d === parts.length - 1;
-      if (pos < seq.length) {
-        const existing = seq.at(pos)!;
-        if (last || !(existing instanceof Sequential)) throw rangeError(`${field}[${i}].name`, 'a new position after the previous layer', JSON.stringify(name));
-        seq = existing;
-        continue;
-      }
-      if (pos !== seq.length) throw rangeError(`${field}[${i}].name`, `position ${seq.length} next in its Sequential`, JSON.stringify(name));
-      if (last) {
-        const m = moduleFromSpec(spec);
-        seq.add(m);
-        modules.push(m);
-      } else {
-        const child = new Sequential();
-        seq.add(child);
-        seq = child;
-      }
+    for (const pos of parts.slice(0, -1)) {
+      if (pos === seq.length) seq.add(new Sequential());
+      seq = seq.at(pos) as Sequential;
     }
+    const m = moduleFromSpec(spec);
+    seq.add(m);
+    modules.push(m);
   }
   return { model: root, modules };
+}
+
+/** Input features of a model: the first Linear's or LayerNorm's, or null when neither fixes them. */
+export function inputFeatures(specs: readonly LayerSpec[]): number | null {
+  for (const s of specs) {
+    if (s.type === 'Linear') return s.inFeatures;
+    if (s.type === 'LayerNorm') return s.normalizedShape;
+  }
+  return null;
 }

@@ -9,9 +9,9 @@ import { perTensorLayout } from '../layout';
 import { matmulF32, matmulF32Async, PackedWeightsF32, packWeightsF32 } from '../matmul-f32';
 import { Linear } from '../nn/layers';
 import { Module, checkBatch } from '../nn/module';
-import { dequantizeLinear, quantizeLinear } from '../onnx';
+import { dequantizeLinear } from '../onnx';
 import { QuantizedTensor } from '../tensor';
-import type { LayerSpec } from './graph';
+import { inputFeatures, LayerSpec } from './graph';
 
 /** 'float': nothing quantized, Linear weights packed for the fp32 GEMM (the float baseline). */
 export type QuantMode = 'dynamic' | 'static' | 'weight-only' | 'float';
@@ -109,6 +109,15 @@ export class FloatStage extends Stage {
 
 function f32Bytes(a: Float32Array | Int32Array | null): number {
   return a ? a.byteLength : 0;
+}
+
+/**
+ * Largest K the int8 GEMM accepts for these activations and weights: K * max|a - za| * max|w - zw|
+ * must stay below 2^31 (int32 accumulation; native/core/gemm.h). Activations: uint8 (any zero
+ * point, up to 255 away) or symmetric int8 (127); weights: signed codes (128) or unsigned (255).
+ */
+export function gemmMaxK(int8Activations: boolean, signedWeights: boolean): number {
+  return Math.floor(2147483647 / ((int8Activations ? 127 : 255) * (signedWeights ? 128 : 255)));
 }
 
 /** Bytes of a quantized weight in a file: codes, scales, and zero points when asymmetric. */
@@ -239,10 +248,17 @@ export class StaticStage extends Stage {
       this.biasQ = bias ? quantizeBias(bias, input.scale, s) : null;
     }
   }
+  /** The uint8 codes of the input: a float input quantized with the calibrated qparams. */
   private codesIn(v: Value): Uint8Array {
-    if ('f' in v) return quantizeLinear(v.f, this.input.scale, Uint8Array.of(this.input.zeroPoint)) as Uint8Array;
-    if (v.s.scale !== this.input.scale || v.s.zeroPoint !== this.input.zeroPoint) throw new Error(`internal: qparams mismatch at layer '${this.name}'`);
-    return v.q;
+    if (!('f' in v)) {
+      if (v.s.scale !== this.input.scale || v.s.zeroPoint !== this.input.zeroPoint) throw new Error(`internal: qparams mismatch at layer '${this.name}'`);
+      return v.q;
+    }
+    const x = v.f;
+    const q = new Uint8Array(x.length);
+    const L = perTensorLayout(x.length);
+    native.quantize(x, q, this.input.scale, this.input.zeroPoint, 0, L.outer, L.axisDim, L.inner, L.gran, L.blockSize, 0, 255, 0);
+    return q;
   }
   private opts(batch: number): GemmOptions {
     const common = { M: batch, aZeroPoint: this.input.zeroPoint, aScale: this.input.scale, relu: this.relu };
@@ -253,20 +269,13 @@ export class StaticStage extends Stage {
     return this.output ? { q: y as Uint8Array, s: this.output } : { f: y as Float32Array };
   }
   run(v: Value, batch: number): Value {
-    // Arguments checked once at construction: straight to the native calls (which check again).
-    let q: Uint8Array;
-    if ('f' in v) {
-      const x = v.f;
-      q = new Uint8Array(x.length);
-      const L = perTensorLayout(x.length);
-      native.quantize(x, q, this.input.scale, this.input.zeroPoint, 0, L.outer, L.axisDim, L.inner, L.gran, L.blockSize, 0, 255, 0);
-    } else q = this.codesIn(v);
-    const N = this.packed.N;
+    // Arguments checked once at construction: straight to the native call (which checks again).
+    const q = this.codesIn(v);
     const o = this.output;
-    const out = o ? new Uint8Array(batch * N) : new Float32Array(batch * N);
+    const out = o ? new Uint8Array(batch * this.packed.N) : new Float32Array(batch * this.packed.N);
     native.gemm(q, false, batch, this.handle, this.input.zeroPoint, o ? 3 : 1, out, this.input.scale, o ? this.biasQ : this.biasF, this.relu,
       o ? o.scale : 1, o ? o.zeroPoint : 0);
-    return o ? { q: out as Uint8Array, s: o } : { f: out as Float32Array };
+    return this.wrap(out);
   }
   override async runAsync(v: Value, batch: number): Promise<Value> {
     return this.wrap(await gemmAsync(this.codesIn(v), this.packed, this.opts(batch)));
@@ -291,8 +300,7 @@ export class QuantizedModel {
   constructor(mode: QuantMode, stages: Stage[]) {
     this.mode = mode;
     this.stages = Object.freeze(stages.slice());
-    const first = stages.find((s) => s.spec.type === 'Linear' || s.spec.type === 'LayerNorm');
-    this.inFeatures = first === undefined ? null : first.spec.type === 'Linear' ? first.spec.inFeatures : (first.spec as { normalizedShape: number }).normalizedShape;
+    this.inFeatures = inputFeatures(stages.map((s) => s.spec));
   }
 
   /** Output rows for `batch` input rows (float32 in, float32 out). */

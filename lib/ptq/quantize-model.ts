@@ -13,9 +13,9 @@ import { PercentileObserver } from '../observers/percentile';
 import { granularityLayout } from '../layout';
 import { resolveSpec } from '../spec';
 import { quantize, quantizeWithQParams } from '../tensor';
-import { layerSpec, leafLayers, moduleFromSpec, NamedLayer } from './graph';
+import { inputFeatures, layerSpec, leafLayers, moduleFromSpec } from './graph';
 import {
-  ActQParams, DynamicStage, FloatStage, LayerMode, QuantizedModel, QuantMode, QuantWeight, Stage, StaticStage,
+  ActQParams, DynamicStage, FloatStage, gemmMaxK, LayerMode, QuantizedModel, QuantMode, QuantWeight, Stage, StaticStage,
   WeightGranularity, WeightOnlyStage,
 } from './qmodel';
 
@@ -171,16 +171,6 @@ function cloneLayer(m: Module): Module {
   return c.eval();
 }
 
-/** Rows of input the model takes (the first Linear's or LayerNorm's features), or null. */
-function inputFeatures(layers: NamedLayer[]): number | null {
-  for (const { module: m } of layers) {
-    const s = layerSpec(m, 'layer');
-    if (s.type === 'Linear') return s.inFeatures;
-    if (s.type === 'LayerNorm') return s.normalizedShape;
-  }
-  return null;
-}
-
 function* calibrationBatches(data: CalibrationData, features: number, batchSize: number): Generator<{ x: Float32Array; batch: number }> {
   if (data instanceof Float32Array) {
     if (data.length % features !== 0) throw rangeError('options.calibrationData', `a length that is a multiple of ${features} (the model's input features)`, describe(data));
@@ -273,11 +263,10 @@ export function quantizeModel(model: Sequential, options: QuantizeModelOptions):
     }
     if (p.mode === 'dynamic' || p.mode === 'static') {
       // The int32 accumulator bound of the GEMM: K * max|a - za| * max|w - zw| < 2^31.
-      const devA = p.mode === 'dynamic' && activation === 'int8' ? 127 : 255;
-      const devW = p.scheme === 'symmetric' ? 128 : 255;
-      const kmax = Math.floor(2147483647 / (devA * devW));
+      const int8Act = p.mode === 'dynamic' && activation === 'int8';
+      const kmax = gemmMaxK(int8Act, p.scheme === 'symmetric');
       if (m.inFeatures > kmax) {
-        throw rangeError(`model layer '${name}' inFeatures`, `at most ${kmax} for mode '${p.mode}' (int32 accumulation: K * ${devA} * ${devW} < 2^31); keep it float or weight-only with layers: { '${name}': { mode: 'weight-only' } }`, String(m.inFeatures));
+        throw rangeError(`model layer '${name}' inFeatures`, `at most ${kmax} for mode '${p.mode}' (int32 accumulation: K * ${int8Act ? 127 : 255} * ${p.scheme === 'symmetric' ? 128 : 255} < 2^31); keep it float or weight-only with layers: { '${name}': { mode: 'weight-only' } }`, String(m.inFeatures));
       }
     }
   }
@@ -289,7 +278,7 @@ export function quantizeModel(model: Sequential, options: QuantizeModelOptions):
     if (o.calibrationData === undefined) {
       throw typeError('options.calibrationData', "input rows (Float32Array) or batches: static mode calibrates activation ranges on them", undefined);
     }
-    const features = inputFeatures(layers)!;
+    const features = inputFeatures(layers.map((l) => layerSpec(l.module, 'layer')))!;
     const obs = new Map<number, Observer>();
     for (const i of staticIdx) {
       const name = layers[i].name;
