@@ -239,6 +239,14 @@ describe('missing and corrupt files: exit 1, one line naming the file, no stack 
 });
 
 describe('quantize a quantkit model file', () => {
+  it('a model without a Linear layer: exit 1', () => {
+    saveModel(at('nolinear.safetensors'), new nn.Sequential(new nn.Flatten(), new nn.ReLU()));
+    const r = cli('quantize', 'nolinear.safetensors', '-o', 'x.safetensors');
+    expect(r.stderr).toBe('quantkit: nolinear.safetensors: the model has no Linear layer to quantize\n');
+    expect(r.code).toBe(1);
+    expect(fs.existsSync(at('x.safetensors'))).toBe(false);
+  });
+
   it('default (dynamic int8): the same file as the library writes, close to the float model', () => {
     const r = cli('quantize', FLOAT, '-o', 'dyn.safetensors');
     expect(r.stderr).toBe('');

@@ -363,6 +363,21 @@ describe('quantizeModel: hard cases', () => {
     expect(() => quantizeModel(ok, { mode: 'static', calibrationData: new Float64Array(48) as never })).toThrow(new TypeError('Expected a Float32Array of input rows or an iterable of batches for options.calibrationData but received Float64Array of length 48'));
   });
 
+  it('the remaining argument errors pin their messages', () => {
+    // An asymmetric weight cannot be widened for a bias: refused, naming the layer and channel.
+    manualSeed(3);
+    const l1 = new Linear(4, 3), l2 = new Linear(3, 2);
+    l1.weight.data.set([1e-5, -1e-5, 2e-6, 0], 4);
+    l1.bias.data[1] = 3;
+    const m = new Sequential(l1, new ReLU(), l2).eval();
+    const cal = rand(200 * 4, new Rng(1));
+    expect(() => quantizeModel(m, { mode: 'static', calibrationData: cal, observer: 'minmax', scheme: 'asymmetric' }))
+      .toThrow(/^Expected a bias that fits int32 at scale inputScale \* weightScale \(.*\); use scheme 'symmetric' or keep the layer float for model layer '0' bias\[1\] but received 3$/);
+    // A batch count that does not match x.
+    expect(() => quantizeModel(mlp(), { mode: 'static', calibrationData: [{ x: new Float32Array(48), batch: '2' as never }] }))
+      .toThrow(new RangeError("Expected the number 2 (x.length / 24) for options.calibrationData[0].batch but received string '2'"));
+  });
+
   it('a per-layer mode takes that mode\'s default granularity', () => {
     const q = quantizeModel(mlp(), { mode: 'weight-only', layers: { '3': { mode: 'dynamic' } } });
     expect(q.summary().filter((r) => r.type === 'Linear').map((r) => [r.mode, r.granularity])).toEqual([
@@ -464,6 +479,36 @@ describe('model files', () => {
       ['huge layer in the graph (checked before any allocation)', () => { const g = graph(); g.layers[1].layer.outFeatures = 1e9; return write('huge.safetensors', orig.tensors, g); }, "tensors['1.weight'].shape: expected [1000000000, 24] but found [20, 24]"],
       ['multiplier overflow', () => { const s = (orig.tensors['1.weight_scale'].data as Float32Array).slice(); s[0] = 3e38; return write('mult.safetensors', { ...orig.tensors, '1.weight_scale': { dtype: 'F32', shape: [20], data: s } }, graph()); }, "tensors['1.weight_scale'][0]: input scale * weight scale / output scale must be a positive finite float32"],
       ['deep names', () => { const g = graph(); g.layers[0].name = Array(40).fill('0').join('.'); return write('deep.safetensors', orig.tensors, g); }, 'at most 32 levels of nesting'],
+      ['K beyond the int32 bound', () => {
+        const f = path.join(tmp, 'wide-src.safetensors');
+        saveModel(f, quantizeModel(new Sequential(new Linear(70000, 1, { rng: 1 })), { mode: 'dynamic', activation: 'int8' }));
+        const w = loadSafetensors(f);
+        const g = JSON.parse(w.metadata['quantkit.graph']);
+        g.layers[0].activation = 'uint8';
+        const out = path.join(tmp, 'wide.safetensors');
+        saveSafetensors(out, w.tensors, { ...w.metadata, 'quantkit.graph': JSON.stringify(g) });
+        return out;
+      }, "__metadata__['quantkit.graph'].layers[0].layer.inFeatures: 70000 is too large for an int8 GEMM layer (at most 65793: the int32 accumulator)"],
+      ['non-finite F32 bias of a dynamic layer', () => {
+        const f = path.join(tmp, 'nanbias-src.safetensors');
+        saveModel(f, quantizeModel(model, { mode: 'dynamic' }));
+        const w = loadSafetensors(f);
+        const b = (w.tensors['3.bias'].data as Float32Array).slice();
+        b[2] = Infinity;
+        const out = path.join(tmp, 'nanbias.safetensors');
+        saveSafetensors(out, { ...w.tensors, '3.bias': { dtype: 'F32', shape: [12], data: b } }, w.metadata);
+        return out;
+      }, "tensors['3.bias']: a value is not finite"],
+      ['a group size no layout takes', () => {
+        const f = path.join(tmp, 'group-src.safetensors');
+        saveModel(f, quantizeModel(model, { mode: 'weight-only', granularity: { groupSize: 64 } }));
+        const w = loadSafetensors(f);
+        const g = JSON.parse(w.metadata['quantkit.graph']);
+        g.layers[1].weight.granularity = { groupSize: 2 ** 53 };
+        const out = path.join(tmp, 'group.safetensors');
+        saveSafetensors(out, w.tensors, { ...w.metadata, 'quantkit.graph': JSON.stringify(g) });
+        return out;
+      }, "__metadata__['quantkit.graph'].layers[1].weight: Expected an integer between 1 and 9007199254740991 for weight.blockSize but received 9007199254740992"],
       ['extra tensor', () => write('extra.safetensors', { ...orig.tensors, junk: { dtype: 'U8', shape: [1], data: new Uint8Array(1) } }, graph()), "tensors['junk']: unexpected: no layer of the graph uses it"],
     ];
     it.each(cases)('%s', (_n, make, msg) => {

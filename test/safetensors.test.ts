@@ -125,6 +125,10 @@ describe('writing', () => {
     expect(Array.from(loadSafetensors(real).tensors.x.data)).toEqual([7]);
     expect(fs.readdirSync(d).sort()).toEqual(['link.safetensors', 'real.safetensors']);
   });
+  it('a folder where no file can be created: the error names the path and the errno', () => {
+    const t = { x: { dtype: 'U8' as const, shape: [1], data: Uint8Array.of(7) } };
+    expect(() => saveSafetensors('/proc/x.safetensors', t)).toThrow(/^\/proc\/x\.safetensors: cannot write it: cannot create a file in \/proc \((ENOENT|EACCES|EROFS|EPERM)\)$/);
+  });
   it('rejects bad tensors and metadata', () => {
     const p = path.join(tmp, 'bad.safetensors');
     const cases: [unknown, unknown, string][] = [
