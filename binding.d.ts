@@ -28,6 +28,15 @@ export interface NativeKernelEntry {
   supported: boolean;
 }
 
+/** A B matrix (K x N) packed for one gemm call only. */
+export interface OneShotB {
+  b: ByteCodes;
+  K: number;
+  N: number;
+  zeroPoint: ZeroPointArg;
+  scale: number | Float32Array;
+}
+
 export interface Binding {
   /** flags: 1 = multiply by the float32 reciprocal of the scale (PyTorch), 0 = divide (ONNX). */
   quantize(x: Float32Array, out: ByteCodes, scale: number | Float32Array, zeroPoint: ZeroPointArg,
@@ -47,26 +56,28 @@ export interface Binding {
   /** Adds counts of finite values in [lo, hi] (of |x| when abs) to counts, per tensor or per axis index. */
   histogram(x: Float32Array, counts: Float64Array, lo: Float32Array, hi: Float32Array, nbins: number, abs: 0 | 1,
     outer: number, axisDim: number, inner: number, granularity: 0 | 1): void;
-  // int8 GEMM (native/napi/gemm.cc); `packed` is the opaque handle gemmPack returns.
+  // int8 GEMM (native/napi/gemm.cc); `packed` is the opaque handle gemmPack returns, or (gemm only)
+  // a one-shot B packed for that call and freed when it returns. Async calls copy their inputs
+  // natively and create the output when `out` is null (native/napi/async.h).
 
   gemmPack(b: ByteCodes, isSigned: boolean, K: number, N: number, transposed: boolean,
     zeroPoint: ZeroPointArg, scale: number | Float32Array): [unknown, number];
-  gemm(a: ByteCodes, aSigned: boolean, M: number, packed: unknown, aZeroPoint: ZeroPointArg, outKind: number,
+  gemm(a: ByteCodes, aSigned: boolean, M: number, packed: unknown | OneShotB, aZeroPoint: ZeroPointArg, outKind: number,
     out: ArrayBufferView, aScale: number | Float32Array | null, bias: Float32Array | Int32Array | null, relu: boolean,
     outScale: number, outZeroPoint: number): void;
   gemmAsync(a: ByteCodes, aSigned: boolean, M: number, packed: unknown, aZeroPoint: ZeroPointArg, outKind: number,
-    out: ArrayBufferView, aScale: number | Float32Array | null, bias: Float32Array | Int32Array | null, relu: boolean,
+    out: ArrayBufferView | null, aScale: number | Float32Array | null, bias: Float32Array | Int32Array | null, relu: boolean,
     outScale: number, outZeroPoint: number): Promise<ArrayBufferView>;
   linearDynamic(x: Float32Array, M: number, packed: unknown, bias: Float32Array | null, relu: boolean,
     perRow: boolean, actSigned: boolean, out: Float32Array): void;
   linearDynamicAsync(x: Float32Array, M: number, packed: unknown, bias: Float32Array | null, relu: boolean,
-    perRow: boolean, actSigned: boolean, out: Float32Array): Promise<Float32Array>;
+    perRow: boolean, actSigned: boolean, out: Float32Array | null): Promise<Float32Array>;
   // fp32 GEMM (native/napi/sgemm.cc); a packed B is the opaque handle sgemmPack returns.
 
   sgemmPack(b: Float32Array, K: number, N: number, transposed: boolean): [unknown, number];
   sgemm(a: Float32Array, b: Float32Array | unknown, out: Float32Array, M: number, K: number, N: number,
     transB: boolean, bias: Float32Array | null, relu: boolean): void;
-  sgemmAsync(a: Float32Array, b: Float32Array | unknown, out: Float32Array, M: number, K: number, N: number,
+  sgemmAsync(a: Float32Array, b: Float32Array | unknown, out: Float32Array | null, M: number, K: number, N: number,
     transB: boolean, bias: Float32Array | null, relu: boolean): Promise<Float32Array>;
   cpuInfo(): NativeCpuInfo;
   kernelList(): NativeKernelEntry[];

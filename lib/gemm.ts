@@ -11,9 +11,8 @@
 //   saturated (ReLU raises the lower bound to outZeroPoint); the optional bias is int32 with scale
 //   aScale * bScale[j] and zero point 0 (ONNX QLinearConv / QGemm), 0 when none.
 import type { Binding } from '../binding';
-import { runOwned } from './async';
 import { native } from './binding';
-import { checkInt, checkOneOf, checkOptions, checkTyped, describe, rangeError, typeError } from './errors';
+import { checkInt, checkOneOf, checkOptions, checkTyped, describe, isTypedOf, rangeError, typeError } from './errors';
 
 export type GemmDtype = 'int8' | 'uint8';
 export type GemmOutput = 'int32' | 'float32' | 'int8' | 'uint8';
@@ -30,7 +29,7 @@ interface Internals { handle: unknown; zeroPoint: number | Int32Array; scale: nu
 const internals = new WeakMap<PackedWeights, Internals>();
 
 function dtypeOf(v: Codes): GemmDtype {
-  return v instanceof Int8Array ? 'int8' : 'uint8';
+  return isTypedOf(v, 'Int8Array') ? 'int8' : 'uint8';
 }
 
 function checkCodes(name: string, v: unknown, dtype?: unknown): Codes {
@@ -65,7 +64,7 @@ function checkScale(name: string, v: unknown, n: number, what: string): number |
     }
     return v;
   }
-  if (!(v instanceof Float32Array)) throw typeError(name, 'a number or Float32Array', v);
+  if (!isTypedOf(v, 'Float32Array')) throw typeError(name, 'a number or Float32Array', v);
   if (v.length !== 1 && v.length !== n) throw rangeError(name, `length 1 or ${n} (${what})`, describe(v));
   for (let i = 0; i < v.length; i++) {
     if (!(v[i] > 0) || v[i] === Infinity) throw rangeError(`${name}[${i}]`, 'a positive finite number', String(v[i]));
@@ -90,10 +89,11 @@ function rowsOf(name: string, v: { length: number; constructor: { name: string }
   return m;
 }
 
+/** opts.out checked, or a new array (sync), or null for an async call to create its own. */
 function outArray<T extends ArrayBufferView & { length: number }>(
-  out: unknown, ctor: { new (n: number): T; name: string }, n: number,
+  out: unknown, ctor: { new (n: number): T; name: string }, n: number, async = false,
 ): T {
-  if (out === undefined) return new ctor(n);
+  if (out === undefined) return async ? (null as unknown as T) : new ctor(n);
   const o = checkTyped<T>('opts.out', out, [ctor]);
   if (o.length !== n) throw rangeError('opts.out', `length ${n}`, describe(o));
   return o;
@@ -222,7 +222,7 @@ type GemmResult<O extends GemmOptions | undefined> = O extends { output: 'float3
 
 type NativeGemmArgs = Parameters<Binding['gemm']>;
 
-function gemmArgs(a: unknown, packed: unknown, opts: unknown): NativeGemmArgs {
+function gemmArgs(a: unknown, packed: unknown, opts: unknown, async = false): NativeGemmArgs {
   const codes = checkCodes('a', a);
   const h = handleOf(packed);
   const p = packed as PackedWeights;
@@ -239,7 +239,7 @@ function gemmArgs(a: unknown, packed: unknown, opts: unknown): NativeGemmArgs {
   }
   let bias: Float32Array | Int32Array | null = null;
   if (o.bias !== undefined) {
-    if (output !== 'float32' && !(o.bias instanceof Int32Array)) {
+    if (output !== 'float32' && !isTypedOf(o.bias, 'Int32Array')) {
       throw typeError('opts.bias', `Int32Array (output '${output}' bias, scale aScale * bScale, zero point 0)`, o.bias);
     }
     bias = checkTyped<Float32Array | Int32Array>('opts.bias', o.bias, output === 'float32' ? F32 : I32);
@@ -257,7 +257,7 @@ function gemmArgs(a: unknown, packed: unknown, opts: unknown): NativeGemmArgs {
     throw new TypeError(`Options 'outScale' and 'outZeroPoint' need output 'int8' or 'uint8'; output is '${output}'`);
   }
   const relu = checkBool('opts.relu', o.relu, false);
-  const out = outArray<ArrayBufferView & { length: number }>(o.out, OUT_CTOR[output] as never, M * p.N);
+  const out = outArray<ArrayBufferView & { length: number }>(o.out, OUT_CTOR[output] as never, M * p.N, async);
   return [codes, dtype === 'int8', M, h, aZeroPoint, OUT_KIND[output], out, aScale, bias, relu, outScale, outZeroPoint];
 }
 
@@ -273,11 +273,15 @@ export function gemm<O extends GemmOptions | undefined = undefined>(a: Int8Array
   return args[6] as GemmResult<O>;
 }
 
-/** gemm off the event loop on private copies of the arrays: resolves to the output once done. */
+/**
+ * gemm off the event loop: the inputs are copied (natively) when the call is made, so changing,
+ * detaching or transferring them afterwards is harmless; resolves to the output once done
+ * (opts.out when given: filled when the work is done; a rejection if it was detached or resized
+ * meanwhile).
+ */
 export function gemmAsync<O extends GemmOptions | undefined = undefined>(a: Int8Array | Uint8Array, packed: PackedWeights, opts?: O): Promise<GemmResult<O>> {
   try {
-    const args = gemmArgs(a, packed, opts);
-    return runOwned<GemmResult<O>>(args, 6, 'opts.out', nat.gemmAsync as never);
+    return nat.gemmAsync(...gemmArgs(a, packed, opts, true)) as Promise<GemmResult<O>>;
   } catch (e) {
     return Promise.reject(e);
   }
@@ -330,8 +334,8 @@ export function matmulInteger(a: Int8Array | Uint8Array, b: Int8Array | Uint8Arr
   const bZeroPoint = checkZeroPoint('opts.bZeroPoint', o.bZeroPoint, dtypeOf(bc), N, 'one per column');
   const aZeroPoint = checkZeroPoint('opts.aZeroPoint', o.aZeroPoint, dtypeOf(ac), M, 'one per row');
   const out = outArray(o.out, Int32Array, M * N);
-  const packed = PackedWeights.create(bc, { K, N, transposed: false, zeroPoint: bZeroPoint, scale: 1 });
-  nat.gemm(ac, dtypeOf(ac) === 'int8', M, handleOf(packed), aZeroPoint, 0, out, null, null, false, 1, 0);
+  // A one-shot B: packed for this call and freed when it returns (nothing left for the GC).
+  nat.gemm(ac, dtypeOf(ac) === 'int8', M, { b: bc, K, N, zeroPoint: bZeroPoint, scale: 1 }, aZeroPoint, 0, out, null, null, false, 1, 0);
   return out;
 }
 
@@ -348,7 +352,7 @@ const QLMM_OPTS = ['M', 'K', 'N', 'dtype', 'out'] as const;
 
 function scalarZeroPoint(name: string, v: unknown): { value: number; dtype?: GemmDtype } {
   if (typeof v === 'number') return { value: v };
-  if (v instanceof Int8Array || v instanceof Uint8Array) {
+  if (isTypedOf(v, 'Int8Array') || isTypedOf(v, 'Uint8Array')) {
     if (v.length !== 1) throw rangeError(name, 'length 1', describe(v));
     return { value: v[0], dtype: dtypeOf(v) };
   }
@@ -375,7 +379,7 @@ export function qlinearMatMul(
   const bs = checkScale('bScale', bScale, N, 'one per column');
   const bz = checkZeroPoint('bZeroPoint', bZeroPoint, dtypeOf(bc), N, 'one per column');
   let ys: number;
-  if (yScale instanceof Float32Array) {
+  if (isTypedOf(yScale, 'Float32Array')) {
     if (yScale.length !== 1) throw rangeError('yScale', 'length 1', describe(yScale));
     ys = checkScale('yScale', yScale[0], 1, 'one') as number;
   } else {
@@ -391,8 +395,7 @@ export function qlinearMatMul(
   const [lo, hi] = dtype === 'int8' ? [-128, 127] : [0, 255];
   const yzp = checkInt('yZeroPoint', yz.value, lo, hi);
   const out: Int8Array | Uint8Array = dtype === 'int8' ? outArray(o.out, Int8Array, M * N) : outArray(o.out, Uint8Array, M * N);
-  const packed = PackedWeights.create(bc, { K, N, transposed: false, zeroPoint: bz, scale: bs });
-  nat.gemm(ac, dtypeOf(ac) === 'int8', M, handleOf(packed), az, dtype === 'int8' ? 2 : 3, out, as, null, false, ys, yzp);
+  nat.gemm(ac, dtypeOf(ac) === 'int8', M, { b: bc, K, N, zeroPoint: bz, scale: bs }, az, dtype === 'int8' ? 2 : 3, out, as, null, false, ys, yzp);
   return out;
 }
 
@@ -416,7 +419,7 @@ const LD_OPTS = ['M', 'bias', 'relu', 'activation', 'granularity', 'out'] as con
 
 type NativeLinearArgs = Parameters<Binding['linearDynamic']>;
 
-function linearArgs(x: unknown, packed: unknown, opts: unknown): NativeLinearArgs {
+function linearArgs(x: unknown, packed: unknown, opts: unknown, async = false): NativeLinearArgs {
   const xs = checkTyped<Float32Array>('x', x, F32);
   const h = handleOf(packed);
   const p = packed as PackedWeights;
@@ -430,7 +433,7 @@ function linearArgs(x: unknown, packed: unknown, opts: unknown): NativeLinearArg
   const relu = checkBool('opts.relu', o.relu, false);
   const act = o.activation === undefined ? 'uint8' : checkOneOf('opts.activation', o.activation, ['uint8', 'int8'] as const);
   const gran = o.granularity === undefined ? 'per-row' : checkOneOf('opts.granularity', o.granularity, ['per-row', 'per-tensor'] as const);
-  const out = outArray(o.out, Float32Array, M * p.N);
+  const out = outArray(o.out, Float32Array, M * p.N, async);
   return [xs, M, h, bias, relu, gran === 'per-row', act === 'int8', out];
 }
 
@@ -444,11 +447,10 @@ export function linearDynamic(x: Float32Array, packed: PackedWeights, opts?: Lin
   return args[7];
 }
 
-/** linearDynamic off the event loop, on private copies of the arrays. */
+/** linearDynamic off the event loop; inputs and output handled as gemmAsync does. */
 export function linearDynamicAsync(x: Float32Array, packed: PackedWeights, opts?: LinearDynamicOptions): Promise<Float32Array> {
   try {
-    const args = linearArgs(x, packed, opts);
-    return runOwned<Float32Array>(args, 7, 'opts.out', nat.linearDynamicAsync as never);
+    return nat.linearDynamicAsync(...linearArgs(x, packed, opts, true));
   } catch (e) {
     return Promise.reject(e);
   }

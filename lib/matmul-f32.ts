@@ -3,9 +3,8 @@
 // from setNumThreads. Numerics (docs/numerics.md, "fp32 GEMM"): not bit-identical between paths;
 // every path is within |c - exact| <= (K + 1) * 2^-23 * (sum_k |a_ik| |b_kj| + |bias_j|) of the
 // exact product; the thread count never changes a result.
-import { runOwned } from './async';
 import { native } from './binding';
-import { checkInt, checkOptions, checkTyped, describe, rangeError, typeError } from './errors';
+import { checkInt, checkOptions, checkTyped, describe, isTypedOf, rangeError, typeError } from './errors';
 
 // native/napi/sgemm.cc (typed in binding.d.ts)
 const nat = native;
@@ -105,14 +104,14 @@ const MM_OPTS = ['M', 'K', 'N', 'transB', 'out', 'bias', 'relu'] as const;
 
 type Prepared = [Float32Array, Float32Array | unknown, Float32Array, number, number, number, boolean, Float32Array | null, boolean];
 
-function prepare(a: unknown, b: unknown, opts: unknown): Prepared {
+function prepare(a: unknown, b: unknown, opts: unknown, async = false): Prepared {
   const aa = checkTyped<Float32Array>('a', a, F32);
   let bArg: Float32Array | unknown;
   let packed: PackedWeightsF32 | null = null;
   if (b instanceof PackedWeightsF32) {
     packed = b;
     bArg = handles.get(b);
-  } else if (b instanceof Float32Array) {
+  } else if (isTypedOf(b, 'Float32Array')) {
     bArg = checkTyped<Float32Array>('b', b, F32);
   } else {
     throw typeError('b', 'Float32Array or PackedWeightsF32', b);
@@ -147,7 +146,7 @@ function prepare(a: unknown, b: unknown, opts: unknown): Prepared {
   const relu = checkBool('opts.relu', o.relu);
   let out: Float32Array;
   if (o.out === undefined) {
-    out = new Float32Array(M * N);
+    out = async ? (null as unknown as Float32Array) : new Float32Array(M * N); // async: created natively
   } else {
     out = checkTyped<Float32Array>('opts.out', o.out, F32);
     if (out.length !== M * N) throw rangeError('opts.out', `length M * N = ${M * N}`, describe(out));
@@ -173,13 +172,14 @@ export function matmulF32(a: Float32Array, b: Float32Array | PackedWeightsF32, o
 }
 
 /**
- * matmulF32 on a worker thread (libuv's pool), off the event loop, on private copies of the arrays
- * (so detaching or resizing them meanwhile is harmless; opts.out is filled when done).
+ * matmulF32 on a worker thread (libuv's pool), off the event loop. The inputs are copied (natively)
+ * when the call is made, so changing, detaching or transferring them afterwards is harmless;
+ * opts.out is filled when the work is done (the promise rejects if it was detached or resized
+ * meanwhile), else a new array is returned.
  */
 export function matmulF32Async(a: Float32Array, b: Float32Array | PackedWeightsF32, opts: MatmulF32Options): Promise<Float32Array> {
   try {
-    const args = prepare(a, b, opts);
-    return runOwned<Float32Array>(args, 2, 'opts.out', nat.sgemmAsync as never);
+    return nat.sgemmAsync(...prepare(a, b, opts, true));
   } catch (e) {
     return Promise.reject(e);
   }

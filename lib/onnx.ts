@@ -1,7 +1,7 @@
 // ONNX-exact operators (opset 21 reference semantics): QuantizeLinear, DequantizeLinear,
 // DynamicQuantizeLinear. See docs/numerics.md.
 import { native } from './binding';
-import { checkLength, checkOneOf, checkOptions, checkTyped, describe, rangeError, typeError } from './errors';
+import { checkLength, checkOneOf, checkOptions, checkTyped, describe, isTypedOf, rangeError, typeError } from './errors';
 import { axisLayout, checkShape, GRAN_PER_TENSOR, Layout, normalizeAxis, perTensorLayout } from './layout';
 import { DTYPE_RANGE, isNibble, isSignedDtype, StorageDtype, storageBytes } from './spec';
 
@@ -36,8 +36,8 @@ const F32 = [Float32Array] as const;
 const ZP_CTORS = [Int8Array, Uint8Array, Int32Array] as const;
 
 function zeroPointDtype(zp: unknown): QDtype | null {
-  if (zp instanceof Int8Array) return 'int8';
-  if (zp instanceof Uint8Array) return 'uint8';
+  if (isTypedOf(zp, 'Int8Array')) return 'int8';
+  if (isTypedOf(zp, 'Uint8Array')) return 'uint8';
   return null;
 }
 
@@ -145,10 +145,10 @@ export function dequantizeLinear(
   let dtype: QDtype;
   if (o.dtype !== undefined) {
     dtype = checkOneOf('opts.dtype', o.dtype, DTYPES);
-    if (dtype === 'int8' && !(q instanceof Int8Array)) throw typeError('q', 'Int8Array (dtype int8)', q);
-    if (dtype === 'uint8' && !(q instanceof Uint8Array)) throw typeError('q', 'Uint8Array (dtype uint8)', q);
+    if (dtype === 'int8' && !isTypedOf(q, 'Int8Array')) throw typeError('q', 'Int8Array (dtype int8)', q);
+    if (dtype === 'uint8' && !isTypedOf(q, 'Uint8Array')) throw typeError('q', 'Uint8Array (dtype uint8)', q);
   } else {
-    dtype = q instanceof Int8Array ? 'int8' : 'uint8';
+    dtype = isTypedOf(q, 'Int8Array') ? 'int8' : 'uint8';
   }
   const nib = isNibble(dtype);
   let n: number;

@@ -1,6 +1,6 @@
 // Scale and zero point from a range, exactly as ONNX Runtime's quantization tools or PyTorch's
 // observers compute them (see docs/numerics.md and ../shared/reference/formulas.md).
-import { checkOptions, describe, rangeError, typeError } from './errors';
+import { checkOptions, describe, isTypedOf, rangeError, typeError } from './errors';
 import { QuantSpec, ResolvedSpec, resolveSpec, SPEC_KEYS } from './spec';
 
 export interface QParams {
@@ -74,8 +74,8 @@ function checkRange(i: number | null, min: number, max: number): void {
 
 function toF32(name: string, v: unknown): Float32Array | number {
   if (typeof v === 'number') return v;
-  if (v instanceof Float32Array) return v;
-  if (v instanceof Float64Array || Array.isArray(v)) return Float32Array.from(v as ArrayLike<number>);
+  if (isTypedOf(v, 'Float32Array')) return v;
+  if (isTypedOf(v, 'Float64Array') || Array.isArray(v)) return Float32Array.from(v as ArrayLike<number>);
   throw typeError(name, 'a number, a Float32Array or an array of numbers', v);
 }
 

@@ -1,5 +1,5 @@
 // Mini-batches over row-major samples with seeded shuffling (a new permutation every epoch).
-import { checkInt, checkOptions, describe, rangeError, typeError } from '../errors';
+import { checkInt, checkOptions, describe, isTypedOf, rangeError, typeError } from '../errors';
 import { resolveRng, Rng } from '../nn/random';
 
 type Rows = Float32Array | Uint8Array;
@@ -44,8 +44,8 @@ export class BatchLoader<X extends Rows = Float32Array, Y extends LabelArray = U
   private readonly order: Uint32Array;
 
   constructor(x: X, y: Y, opts?: BatchLoaderOptions) {
-    if (!(x instanceof Float32Array || x instanceof Uint8Array)) throw typeError('x', 'Float32Array or Uint8Array', x);
-    if (!(y instanceof Uint8Array || y instanceof Int32Array || y instanceof Uint16Array)) throw typeError('y', 'Uint8Array, Uint16Array or Int32Array', y);
+    if (!(isTypedOf(x, 'Float32Array') || isTypedOf(x, 'Uint8Array'))) throw typeError('x', 'Float32Array or Uint8Array', x);
+    if (!(isTypedOf(y, 'Uint8Array') || isTypedOf(y, 'Int32Array') || isTypedOf(y, 'Uint16Array'))) throw typeError('y', 'Uint8Array, Uint16Array or Int32Array', y);
     const o = checkOptions('opts', opts, ['batchSize', 'shuffle', 'dropLast', 'rng']) as BatchLoaderOptions;
     this.count = y.length;
     if (this.count === 0 ? x.length !== 0 : x.length % this.count !== 0) {

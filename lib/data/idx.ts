@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import { readRegularFile, readRegularFileSync } from '../io/read';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { checkOptions, typeError } from '../errors';
+import { checkOptions, isTypedOf, typeError } from '../errors';
 
 /** A problem in a data file: `file` is the path as given, `field` the place in it. */
 export class IdxFileError extends Error {
@@ -59,7 +59,7 @@ function gunzip(bytes: Uint8Array, file: string): Uint8Array {
  * The shape's product times the item size must equal the data length exactly.
  */
 export function parseIdx(bytes: Uint8Array, file = '<buffer>'): IdxTensor {
-  if (!(bytes instanceof Uint8Array)) throw typeError('bytes', 'a Uint8Array or Buffer', bytes);
+  if (!isTypedOf(bytes, 'Uint8Array')) throw typeError('bytes', 'a Uint8Array or Buffer', bytes);
   if (typeof file !== 'string') throw typeError('file', 'a string', file);
   const b = isGzip(bytes) ? gunzip(bytes, file) : bytes;
   if (b.length < 4) throw new IdxFileError(file, 'header', `the file has ${b.length} bytes, too short for the 4-byte magic number`);
@@ -207,8 +207,8 @@ export function loadMnistSync(dir: string, split: 'train' | 't10k'): ImageSet {
  * i.e. values in [0, 1].
  */
 export function imagesToFloat32(set: Pick<ImageSet, 'images'> | Uint8Array, opts?: { mean?: number; std?: number }): Float32Array {
-  const px = set instanceof Uint8Array ? set : set.images;
-  if (!(px instanceof Uint8Array)) throw typeError('set.images', 'a Uint8Array', px);
+  const px = isTypedOf(set, 'Uint8Array') ? set : set.images;
+  if (!isTypedOf(px, 'Uint8Array')) throw typeError('set.images', 'a Uint8Array', px);
   const o = checkOptions('opts', opts, ['mean', 'std']);
   const mean = o.mean ?? 0;
   const std = o.std ?? 1;

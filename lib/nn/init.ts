@@ -1,13 +1,13 @@
 // Parameter initialisation, as torch.nn.init, drawing from a seeded Rng (default: the generator
 // set by manualSeed). Values are drawn in row-major order.
-import { checkOneOf, checkOptions, checkTyped, rangeError, typeError } from '../errors';
+import { checkOneOf, checkOptions, checkTyped, isTypedOf, rangeError, typeError } from '../errors';
 import { resolveRng, Rng } from './random';
 
 type Target = Float32Array | { data: Float32Array };
 const F32 = [Float32Array] as const;
 
 function arr(t: Target): Float32Array {
-  if (t instanceof Float32Array) return t;
+  if (isTypedOf(t, 'Float32Array')) return t;
   if (typeof t === 'object' && t !== null && 'data' in t) return checkTyped<Float32Array>('tensor.data', t.data, F32);
   throw typeError('tensor', 'a Float32Array or a Parameter', t);
 }

@@ -1,5 +1,5 @@
 // Losses with their gradient: softmax cross-entropy (fused) and mean squared error.
-import { checkOneOf, checkOptions, checkTyped, describe, rangeError, typeError } from '../errors';
+import { checkOneOf, checkOptions, checkTyped, describe, isTypedOf, rangeError, typeError } from '../errors';
 
 export type Labels = Uint8Array | Uint16Array | Int32Array | Uint32Array | Int8Array | Int16Array | readonly number[];
 
@@ -19,8 +19,8 @@ const F32 = [Float32Array] as const;
 
 export function checkLabels(labels: unknown): ArrayLike<number> {
   if (Array.isArray(labels)) return labels;
-  if (labels instanceof Uint8Array || labels instanceof Int32Array || labels instanceof Uint16Array || labels instanceof Uint32Array ||
-    labels instanceof Int8Array || labels instanceof Int16Array) return labels;
+  if (isTypedOf(labels, 'Uint8Array') || isTypedOf(labels, 'Int32Array') || isTypedOf(labels, 'Uint16Array') || isTypedOf(labels, 'Uint32Array') ||
+    isTypedOf(labels, 'Int8Array') || isTypedOf(labels, 'Int16Array')) return labels;
   throw typeError('labels', 'an integer typed array or an Array of class indices', labels);
 }
 

@@ -1,5 +1,5 @@
 // Module base class, parameters and the state dict (PyTorch's naming: '0.weight', '1.bias', ...).
-import { checkInt, checkOptions, checkTyped, describe, rangeError, typeError } from '../errors';
+import { checkInt, checkOptions, checkTyped, describe, isTypedOf, rangeError, typeError } from '../errors';
 
 /** A trainable tensor: values, accumulated gradient (same length) and shape. */
 export class Parameter {
@@ -168,7 +168,7 @@ export abstract class Module {
       if (e === undefined) continue;
       const field = `state['${n}']`;
       let data: unknown;
-      if (e instanceof Float32Array) data = e;
+      if (isTypedOf(e, 'Float32Array')) data = e;
       else if (typeof e === 'object' && e !== null && !ArrayBuffer.isView(e)) {
         if (e.dtype !== undefined && e.dtype !== 'F32') {
           throw rangeError(`${field}.dtype`, "'F32'", typeof e.dtype === 'string' ? `'${e.dtype}'` : describe(e.dtype));
@@ -179,8 +179,8 @@ export abstract class Module {
         }
         data = e.data;
       } else throw typeError(field, 'a Float32Array or { data, shape?, dtype? }', e);
-      const d = checkTyped<Float32Array>(e instanceof Float32Array ? field : `${field}.data`, data, F32);
-      if (d.length !== p.numel) throw rangeError(e instanceof Float32Array ? field : `${field}.data`, `length ${p.numel} (shape [${p.shape.join(', ')}])`, describe(d));
+      const d = checkTyped<Float32Array>(isTypedOf(e, 'Float32Array') ? field : `${field}.data`, data, F32);
+      if (d.length !== p.numel) throw rangeError(isTypedOf(e, 'Float32Array') ? field : `${field}.data`, `length ${p.numel} (shape [${p.shape.join(', ')}])`, describe(d));
       plan.push([p, d]);
     }
     for (const [p, d] of plan) p.data.set(d);

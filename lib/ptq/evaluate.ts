@@ -1,5 +1,5 @@
 // evaluate(): accuracy, model bytes and batch latency of a float or quantized model.
-import { checkInt, checkOptions, checkTyped, describe, rangeError, typeError } from '../errors';
+import { checkInt, checkOptions, checkTyped, describe, ownCopy, rangeError, typeError } from '../errors';
 import { argmax, checkLabels } from '../nn/loss';
 import { Module } from '../nn/module';
 import { QuantizedModel } from './qmodel';
@@ -101,7 +101,7 @@ export function evaluate(model: Model, x: Float32Array, labels: ArrayLike<number
       }
     }
     const bt = Math.min(B, n);
-    const xb = xs.slice(0, bt * F);
+    const xb = ownCopy(xs, 0, bt * F);
     for (let i = 0; i < warmup; i++) fwd(xb, bt);
     const times: number[] = [];
     const t0 = performance.now();

@@ -10,7 +10,7 @@
 //                        (ONNX convention: scale input.scale * weight_scale[j], zero point 0)
 // Float layers keep their state dict tensors (F32 n.weight, n.bias). Every file loads in any
 // safetensors reader; a float file is a plain PyTorch-style state dict.
-import { checkOptions, typeError } from '../errors';
+import { checkOptions, isTypedOf, typeError } from '../errors';
 import { WeightFileError, describeValue } from '../io/tfjs';
 import { loadSafetensors, saveSafetensors, SafetensorsArray, SafetensorsTensor } from '../io/safetensors';
 import { granularityLayout } from '../layout';
@@ -352,7 +352,7 @@ export function loadModel(file: string): Sequential | QuantizedModel {
         const input = checkAct(c, `${field}.input`, j.input);
         const out = j.output === null || j.output === undefined ? null : checkAct(c, `${field}.output`, j.output);
         const bias = ls.bias ? c.tensor(bname, [out ? 'I32' : 'F32'], [N]).data as Float32Array | Int32Array : null;
-        if (bias instanceof Float32Array && bias.some((v) => !Number.isFinite(v))) c.fail(`tensors['${bname}']`, 'a value is not finite');
+        if (isTypedOf(bias, 'Float32Array') && bias.some((v) => !Number.isFinite(v))) c.fail(`tensors['${bname}']`, 'a value is not finite');
         if (out) {
           const ws = w.tensor.scale;
           for (let k = 0; k < ws.length; k++) {

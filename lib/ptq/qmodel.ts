@@ -2,7 +2,7 @@
 // on the int8 kernels (dynamic, static), on dequantized weights (weight-only) or in float.
 // Between stages a value is float32 rows, or uint8 codes with their scale and zero point (static
 // mode: int8 activations flow from one requantizing GEMM to the next).
-import { checkInt, checkTyped, describe, rangeError } from '../errors';
+import { checkInt, checkTyped, describe, isTypedOf, ownCopy, rangeError } from '../errors';
 import { native } from '../binding';
 import { gemmAsync, GemmOptions, linearDynamicAsync, LinearDynamicOptions, PackedWeights, packedHandle, packWeights } from '../gemm';
 import { perTensorLayout } from '../layout';
@@ -240,7 +240,7 @@ export class StaticStage extends Stage {
     this.handle = packedHandle(this.packed);
     const s = weight.tensor.scale;
     const f = Math.fround;
-    if (bias instanceof Int32Array) {
+    if (isTypedOf(bias, 'Int32Array')) {
       this.biasQ = bias;
       this.biasF = Float32Array.from(bias, (v, j) => f(v * f(f(input.scale) * s[s.length === 1 ? 0 : j])));
     } else {
@@ -317,7 +317,7 @@ export class QuantizedModel {
    */
   async forwardAsync(x: Float32Array, batch: number): Promise<Float32Array> {
     const b = this.checkInput(x, batch);
-    let v: Value = { f: x.slice() };
+    let v: Value = { f: ownCopy(x) }; // never the caller's slice()
     for (const s of this.stages) v = await s.runAsync(v, b);
     return toFloat(v);
   }

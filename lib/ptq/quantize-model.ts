@@ -1,6 +1,6 @@
 // quantizeModel: post-training quantization of a Sequential (dynamic, static, weight-only), with
 // per-layer overrides and calibration through any observer.
-import { checkInt, checkOneOf, checkOptions, checkTyped, describe, rangeError, typeError } from '../errors';
+import { checkInt, checkOneOf, checkOptions, checkTyped, describe, isTypedOf, rangeError, typeError } from '../errors';
 import { Linear, ReLU } from '../nn/layers';
 import { Module } from '../nn/module';
 import { Sequential } from '../nn/sequential';
@@ -172,7 +172,7 @@ function cloneLayer(m: Module): Module {
 }
 
 function* calibrationBatches(data: CalibrationData, features: number, batchSize: number): Generator<{ x: Float32Array; batch: number }> {
-  if (data instanceof Float32Array) {
+  if (isTypedOf(data, 'Float32Array')) {
     if (data.length % features !== 0) throw rangeError('options.calibrationData', `a length that is a multiple of ${features} (the model's input features)`, describe(data));
     const rows = data.length / features;
     for (let r = 0; r < rows; r += batchSize) {
@@ -187,11 +187,11 @@ function* calibrationBatches(data: CalibrationData, features: number, batchSize:
   let i = 0;
   for (const b of data as Iterable<unknown>) {
     const field = `options.calibrationData[${i++}]`;
-    if (ArrayBuffer.isView(b) && !(b instanceof Float32Array)) throw typeError(field, 'a Float32Array or { x, batch? }', b);
-    const x = b instanceof Float32Array ? b : checkTyped<Float32Array>(`${field}.x`, (b as { x?: unknown } | null)?.x, [Float32Array]);
-    if (x.length % features !== 0) throw rangeError(b instanceof Float32Array ? field : `${field}.x`, `a length that is a multiple of ${features} (the model's input features)`, describe(x));
+    if (ArrayBuffer.isView(b) && !isTypedOf(b, 'Float32Array')) throw typeError(field, 'a Float32Array or { x, batch? }', b);
+    const x = isTypedOf(b, 'Float32Array') ? b : checkTyped<Float32Array>(`${field}.x`, (b as { x?: unknown } | null)?.x, [Float32Array]);
+    if (x.length % features !== 0) throw rangeError(isTypedOf(b, 'Float32Array') ? field : `${field}.x`, `a length that is a multiple of ${features} (the model's input features)`, describe(x));
     const batch = x.length / features;
-    const given = b instanceof Float32Array ? undefined : (b as { batch?: unknown }).batch;
+    const given = isTypedOf(b, 'Float32Array') ? undefined : (b as { batch?: unknown }).batch;
     if (given !== undefined && given !== batch) throw rangeError(`${field}.batch`, `the number ${batch} (x.length / ${features})`, describe(given));
     if (batch > 0) yield { x, batch };
   }
@@ -295,7 +295,7 @@ export function quantizeModel(model: Sequential, options: QuantizeModelOptions):
     const last = staticIdx[staticIdx.length - 1];
     const wasTraining = layers.map((l) => l.module.training);
     for (const l of layers) l.module.training = false;
-    const total = o.calibrationData instanceof Float32Array ? o.calibrationData.length / features : null;
+    const total = isTypedOf(o.calibrationData, 'Float32Array') ? o.calibrationData.length / features : null;
     let rows = 0;
     try {
       for (const { x, batch } of calibrationBatches(o.calibrationData as CalibrationData, features, batchSize)) {

@@ -46,12 +46,11 @@ std::string describe(const Napi::Value& v) {
   return "a value of another type";
 }
 
-View typed_array(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  Napi::Env env = info.Env();
-  napi_value v = info[i];
+View typed_array(Napi::Env env, const Napi::Value& value, const char* name) {
+  napi_value v = value;
   bool is_ta = false;
   napi_is_typedarray(env, v, &is_ta);
-  if (!is_ta) type_error(env, std::string("Expected a TypedArray for ") + name + " but received " + describe(info[i]));
+  if (!is_ta) type_error(env, std::string("Expected a TypedArray for ") + name + " but received " + describe(value));
   View out;
   napi_value ab;
   size_t byte_offset = 0;
@@ -64,39 +63,74 @@ View typed_array(const Napi::CallbackInfo& info, size_t i, const char* name) {
   return out;
 }
 
+View typed_array(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  return typed_array(info.Env(), info[i], name);
+}
+
 View typed_array_of(const Napi::CallbackInfo& info, size_t i, const char* name,
                     napi_typedarray_type want) {
-  return typed_array_of2(info, i, name, want, want);
+  return typed_array_of2(info.Env(), info[i], name, want, want);
 }
 
 View typed_array_of2(const Napi::CallbackInfo& info, size_t i, const char* name,
                      napi_typedarray_type want1, napi_typedarray_type want2) {
-  Napi::Env env = info.Env();
+  return typed_array_of2(info.Env(), info[i], name, want1, want2);
+}
+
+View typed_array_of2(Napi::Env env, const Napi::Value& value, const char* name, napi_typedarray_type want1,
+                     napi_typedarray_type want2) {
   bool is_ta = false;
-  napi_is_typedarray(env, info[i], &is_ta);
+  napi_is_typedarray(env, value, &is_ta);
   std::string want = typed_array_name(want1);
   if (want2 != want1) want += std::string(" or ") + typed_array_name(want2);
-  if (!is_ta) type_error(env, "Expected " + want + " for " + name + " but received " + describe(info[i]));
-  View v = typed_array(info, i, name);
+  if (!is_ta) type_error(env, "Expected " + want + " for " + name + " but received " + describe(value));
+  View v = typed_array(env, value, name);
   if (v.type != want1 && v.type != want2)
-    type_error(env, "Expected " + want + " for " + name + " but received " + describe(info[i]));
+    type_error(env, "Expected " + want + " for " + name + " but received " + describe(value));
   return v;
 }
 
 bool is_nullish(const Napi::Value& v) { return v.IsUndefined() || v.IsNull(); }
 
+double number(Napi::Env env, const Napi::Value& v, const char* name) {
+  if (!v.IsNumber()) type_error(env, std::string("Expected a number for ") + name + " but received " + describe(v));
+  return v.As<Napi::Number>().DoubleValue();
+}
+
 double number(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (!info[i].IsNumber())
-    type_error(info.Env(), std::string("Expected a number for ") + name + " but received " + describe(info[i]));
-  return info[i].As<Napi::Number>().DoubleValue();
+  return number(info.Env(), info[i], name);
+}
+
+int64_t integer(Napi::Env env, const Napi::Value& v, const char* name, int64_t lo, int64_t hi) {
+  const double d = number(env, v, name);
+  if (!(d >= static_cast<double>(lo) && d <= static_cast<double>(hi)) || std::floor(d) != d)
+    range_error(env, std::string("Expected an integer between ") + std::to_string(lo) + " and " +
+                         std::to_string(hi) + " for " + name + " but received " + describe(v));
+  return static_cast<int64_t>(d);
 }
 
 int64_t integer(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t lo, int64_t hi) {
-  const double d = number(info, i, name);
-  if (!(d >= static_cast<double>(lo) && d <= static_cast<double>(hi)) || std::floor(d) != d)
-    range_error(info.Env(), std::string("Expected an integer between ") + std::to_string(lo) + " and " +
-                                std::to_string(hi) + " for " + name + " but received " + describe(info[i]));
-  return static_cast<int64_t>(d);
+  return integer(info.Env(), info[i], name, lo, hi);
+}
+
+bool boolean(Napi::Env env, const Napi::Value& v, const char* name) {
+  if (!v.IsBoolean()) type_error(env, std::string("Expected a boolean for ") + name + " but received " + describe(v));
+  return v.As<Napi::Boolean>().Value();
+}
+
+bool boolean(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  return boolean(info.Env(), info[i], name);
+}
+
+Napi::Value field(const Napi::Object& obj, const char* key) {
+  // Own properties only (nothing inherited). A getter runs JavaScript: read every field of a call
+  // before taking any View, so that no getter can detach an array already viewed.
+  Napi::Env env = obj.Env();
+  napi_value k = Napi::String::New(env, key);
+  bool own = false;
+  napi_has_own_property(env, obj, k, &own);
+  if (!own) return env.Undefined();
+  return obj.Get(key);
 }
 
 void expect_length(Napi::Env env, const View& v, size_t want, const char* name) {

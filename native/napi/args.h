@@ -31,6 +31,9 @@ const char* typed_array_name(napi_typedarray_type t);
 
 // A TypedArray argument viewed in place (byteOffset honoured). Throws for other values and for
 // arrays whose buffer was detached.
+View typed_array(Napi::Env env, const Napi::Value& v, const char* name);
+View typed_array_of2(Napi::Env env, const Napi::Value& v, const char* name, napi_typedarray_type want1,
+                     napi_typedarray_type want2);
 View typed_array(const Napi::CallbackInfo& info, size_t i, const char* name);
 // Same, and the type must be `want` (one or two accepted types).
 View typed_array_of(const Napi::CallbackInfo& info, size_t i, const char* name,
@@ -39,8 +42,14 @@ View typed_array_of2(const Napi::CallbackInfo& info, size_t i, const char* name,
                      napi_typedarray_type want1, napi_typedarray_type want2);
 
 double number(const Napi::CallbackInfo& info, size_t i, const char* name);
+double number(Napi::Env env, const Napi::Value& v, const char* name);
 // An integer in [lo, hi].
 int64_t integer(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t lo, int64_t hi);
+int64_t integer(Napi::Env env, const Napi::Value& v, const char* name, int64_t lo, int64_t hi);
+bool boolean(Napi::Env env, const Napi::Value& v, const char* name);
+bool boolean(const Napi::CallbackInfo& info, size_t i, const char* name);
+// obj[key], own properties only. It may run a getter: read all fields before taking Views.
+Napi::Value field(const Napi::Object& obj, const char* key);
 bool is_nullish(const Napi::Value& v);
 
 void expect_length(Napi::Env env, const View& v, size_t want, const char* name);

@@ -35,19 +35,17 @@ size_t checked_mul(Napi::Env env, size_t a, size_t b) {
 
 // Zero points: a number or an Int32Array / Int8Array / Uint8Array of `n` entries (n > 1 allowed
 // only when per_ok), inside [lo, hi]. Returns the values (1 or n).
-std::vector<int32_t> zero_points(const Napi::CallbackInfo& info, size_t i, const char* name, size_t n,
-                                 int32_t lo, int32_t hi) {
-  Napi::Env env = info.Env();
+std::vector<int32_t> zero_points(Napi::Env env, const Napi::Value& v, const char* name, size_t n, int32_t lo,
+                                 int32_t hi) {
   std::vector<int32_t> z;
-  const Napi::Value v = info[i];
   if (v.IsNumber()) {
-    z.push_back(static_cast<int32_t>(integer(info, i, name, lo, hi)));
+    z.push_back(static_cast<int32_t>(integer(env, v, name, lo, hi)));
     return z;
   }
   bool is_ta = false;
   napi_is_typedarray(env, v, &is_ta);
   if (!is_ta) type_error(env, std::string("Expected a number, Int32Array, Int8Array or Uint8Array for ") + name + " but received " + describe(v));
-  View t = typed_array(info, i, name);
+  View t = typed_array(env, v, name);
   if (t.length != 1 && t.length != n)
     range_error(env, std::string("Expected length 1 or ") + std::to_string(n) + " for " + name + " but received " + t.type_name() + " of length " + std::to_string(t.length));
   for (size_t k = 0; k < t.length; ++k) {
@@ -70,16 +68,15 @@ std::string fmt_g(double d) {
 }
 
 // Scales: a number or a Float32Array of 1 or n entries, each positive and finite as float32.
-std::vector<float> scales(const Napi::CallbackInfo& info, size_t i, const char* name, size_t n) {
-  Napi::Env env = info.Env();
+std::vector<float> scales(Napi::Env env, const Napi::Value& v, const char* name, size_t n) {
   std::vector<float> s;
-  if (info[i].IsNumber()) {
-    s.push_back(static_cast<float>(info[i].As<Napi::Number>().DoubleValue()));
+  if (v.IsNumber()) {
+    s.push_back(static_cast<float>(v.As<Napi::Number>().DoubleValue()));
   } else {
     bool is_ta = false;
-    napi_is_typedarray(env, info[i], &is_ta);
-    if (!is_ta) type_error(env, std::string("Expected a number or Float32Array for ") + name + " but received " + describe(info[i]));
-    View t = typed_array_of(info, i, name, napi_float32_array);
+    napi_is_typedarray(env, v, &is_ta);
+    if (!is_ta) type_error(env, std::string("Expected a number or Float32Array for ") + name + " but received " + describe(v));
+    View t = typed_array_of2(env, v, name, napi_float32_array, napi_float32_array);
     if (t.length != 1 && t.length != n)
       range_error(env, std::string("Expected length 1 or ") + std::to_string(n) + " for " + name + " but received Float32Array of length " + std::to_string(t.length));
     const float* p = static_cast<const float*>(t.data);
@@ -91,34 +88,53 @@ std::vector<float> scales(const Napi::CallbackInfo& info, size_t i, const char* 
   return s;
 }
 
-const PackedB& packed_at(const Napi::CallbackInfo& info, size_t i, std::shared_ptr<const PackedB>* keep) {
-  Napi::Env env = info.Env();
+bool is_packed(Napi::Env env, const Napi::Value& v) {
   bool ok = false;
-  if (info[i].IsExternal()) napi_check_object_type_tag(env, info[i], &kPackedTag, &ok);
-  if (!ok) type_error(env, "Expected PackedWeights (from packWeights) for packed but received " + describe(info[i]));
-  Holder* h = info[i].As<Napi::External<Holder>>().Data();
-  *keep = h->p;
-  return *h->p;
+  if (v.IsExternal()) napi_check_object_type_tag(env, v, &kPackedTag, &ok);
+  return ok;
 }
 
-bool boolean(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (!info[i].IsBoolean()) type_error(info.Env(), std::string("Expected a boolean for ") + name + " but received " + describe(info[i]));
-  return info[i].As<Napi::Boolean>().Value();
+std::shared_ptr<const PackedB> pack_from(Napi::Env env, const Napi::Value& bv, bool is_signed, size_t K, size_t N,
+                                         bool transposed, const Napi::Value& zpv, const Napi::Value& scv,
+                                         const char* bname) {
+  std::vector<int32_t> zp = zero_points(env, zpv, "zeroPoint", N, is_signed ? -128 : 0, is_signed ? 127 : 255);
+  std::vector<float> sc = scales(env, scv, "scale", N);
+  View b = typed_array_of2(env, bv, bname, is_signed ? napi_int8_array : napi_uint8_array,
+                           is_signed ? napi_int8_array : napi_uint8_array);
+  expect_length(env, b, checked_mul(env, K, N), bname);
+  return pack_b(static_cast<const uint8_t*>(b.data), K, N, is_signed, transposed, zp.data(), zp.size() > 1, sc.data(),
+                sc.size() > 1);
+}
+
+// info[i]: PackedWeights (the External gemmPack returns), or a one-shot B that this call packs
+// and frees when it is done: { b, K, N, zeroPoint, scale } (b K x N, Int8Array or Uint8Array).
+// One-shot B keeps synchronous loops (matmulInteger, qlinearMatMul) from piling up packed copies
+// that only the garbage collector could free.
+std::shared_ptr<const PackedB> packed_at(const Napi::CallbackInfo& info, size_t i) {
+  Napi::Env env = info.Env();
+  if (is_packed(env, info[i])) return info[i].As<Napi::External<Holder>>().Data()->p;
+  if (!info[i].IsObject() || info[i].IsTypedArray() || info[i].IsArray() || info[i].IsFunction())
+    type_error(env, "Expected PackedWeights (from packWeights) or { b, K, N, zeroPoint, scale } for packed but received " +
+                        describe(info[i]));
+  const Napi::Object o = info[i].As<Napi::Object>();
+  // Every field is read before any View is taken (a getter could detach an array already viewed).
+  const Napi::Value bv = field(o, "b"), kv = field(o, "K"), nv = field(o, "N"), zv = field(o, "zeroPoint"),
+                    sv = field(o, "scale");
+  const size_t K = static_cast<size_t>(integer(env, kv, "packed.K", 1, kMaxDim));
+  const size_t N = static_cast<size_t>(integer(env, nv, "packed.N", 1, kMaxDim));
+  const bool is_signed = typed_array_of2(env, bv, "packed.b", napi_int8_array, napi_uint8_array).type == napi_int8_array;
+  return pack_from(env, bv, is_signed, K, N, false, is_nullish(zv) ? Napi::Number::New(env, 0) : zv,
+                   is_nullish(sv) ? Napi::Number::New(env, 1) : sv, "packed.b");
 }
 
 // gemmPack(b, isSigned, K, N, transposed, zeroPoint, scale) -> [external, byteLength]
 Napi::Value GemmPack(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const bool is_signed = boolean(info, 1, "isSigned");
-  View b = typed_array_of(info, 0, "b", is_signed ? napi_int8_array : napi_uint8_array);
   const size_t K = static_cast<size_t>(integer(info, 2, "K", 1, kMaxDim));
   const size_t N = static_cast<size_t>(integer(info, 3, "N", 1, kMaxDim));
   const bool transposed = boolean(info, 4, "transposed");
-  expect_length(env, b, checked_mul(env, K, N), "b");
-  std::vector<int32_t> zp = zero_points(info, 5, "zeroPoint", N, is_signed ? -128 : 0, is_signed ? 127 : 255);
-  std::vector<float> sc = scales(info, 6, "scale", N);
-  std::shared_ptr<PackedB> p = pack_b(static_cast<const uint8_t*>(b.data), K, N, is_signed, transposed, zp.data(),
-                                      zp.size() > 1, sc.data(), sc.size() > 1);
+  std::shared_ptr<const PackedB> p = pack_from(env, info[0], is_signed, K, N, transposed, info[5], info[6], "b");
   auto* h = new Holder{p, static_cast<int64_t>(p->byte_length())};
   Napi::External<Holder> ext = Napi::External<Holder>::New(env, h, [](Napi::Env e, Holder* hh) {
     Napi::MemoryManagement::AdjustExternalMemory(e, -hh->bytes);
@@ -132,12 +148,14 @@ Napi::Value GemmPack(const Napi::CallbackInfo& info) {
   return res;
 }
 
-// One prepared call: the arguments copied out of JS, safe to run on another thread.
+// One prepared call: the arguments copied out of JS. Async jobs own private copies of the
+// inputs (async.h), so they are safe to run on another thread whatever the caller does meanwhile.
 struct Job {
   std::shared_ptr<const PackedB> packed;
   GemmCall call;
   std::vector<int32_t> a_zp;
   std::vector<float> a_scale;
+  std::shared_ptr<Snapshot> inputs;
   bool dynamic = false;  // linearDynamic
   const float* x = nullptr;
   bool per_row = true, act_signed = false;
@@ -160,43 +178,42 @@ size_t elem_size(int32_t kind) { return kind == kGemmOutInt32 || kind == kGemmOu
 
 // gemm(a, aSigned, M, packed, aZeroPoint, outKind, out, aScale|null, bias|null, relu, yScale, yZeroPoint);
 // bias: Float32Array (float32 output) or Int32Array (int8/uint8 outputs) of N, or null.
-Job prepare_gemm(const Napi::CallbackInfo& info) {
+// gemmAsync: the same, out may be null (a new array of the output kind).
+Job prepare_gemm(const Napi::CallbackInfo& info, bool async, OutSlot* out) {
   Napi::Env env = info.Env();
   Job j;
+  j.inputs = std::make_shared<Snapshot>(async);
   const bool a_signed = boolean(info, 1, "aSigned");
-  View a = typed_array_of(info, 0, "a", a_signed ? napi_int8_array : napi_uint8_array);
   const size_t M = static_cast<size_t>(integer(info, 2, "M", 0, kMaxDim));
-  const PackedB& B = packed_at(info, 3, &j.packed);
+  j.packed = packed_at(info, 3);  // may run getters of a one-shot B: before any other View
+  const PackedB& B = *j.packed;
+  View a = typed_array_of(info, 0, "a", a_signed ? napi_int8_array : napi_uint8_array);
   expect_length(env, a, checked_mul(env, M, B.K), "a");
-  j.a_zp = zero_points(info, 4, "aZeroPoint", M, a_signed ? -128 : 0, a_signed ? 127 : 255);
+  j.a_zp = zero_points(env, info[4], "aZeroPoint", M, a_signed ? -128 : 0, a_signed ? 127 : 255);
   const int32_t kind = static_cast<int32_t>(integer(info, 5, "outKind", 0, 3));
-  View out = typed_array_of(info, 6, "out", out_type(kind));
-  expect_length(env, out, checked_mul(env, M, B.N), "out");
-  expect_no_partial_overlap(env, a.data, a.length, out.data, out.length * elem_size(kind), "a", "out", false);
+  *out = OutSlot::at(info, 6, "out", out_type(kind), elem_size(kind), checked_mul(env, M, B.N), async);
+  expect_no_partial_overlap(env, a.data, a.length, out->user_data(), out->bytes(), "a", "out", false);
   const std::string err = gemm_bound_error(B.K, gemm_max_dev(a_signed, j.a_zp.data(), j.a_zp.size()), B.max_dev);
   if (!err.empty()) range_error(env, err);
   GemmCall& c = j.call;
-  c.a = static_cast<const uint8_t*>(a.data);
   c.a_signed = a_signed;
   c.M = M;
   c.a_zp = j.a_zp.data();
   c.a_zp_per_row = j.a_zp.size() > 1;
   c.out_kind = kind;
-  c.out = out.data;
   if (kind != kGemmOutInt32) {
     if (is_nullish(info[7])) j.a_scale = {1.0f};
-    else j.a_scale = scales(info, 7, "aScale", M);
+    else j.a_scale = scales(env, info[7], "aScale", M);
     c.a_scale = j.a_scale.data();
     c.a_scale_per_row = j.a_scale.size() > 1;
     c.relu = boolean(info, 9, "relu");
   }
   // bias: Float32Array (float32 output) or Int32Array (int8/uint8: ONNX QLinearConv / QGemm bias).
+  View bias{};
   if (!is_nullish(info[8])) {
     if (kind == kGemmOutInt32) type_error(env, "Expected null (output int32) for bias but received " + describe(info[8]));
-    View bias = typed_array_of(info, 8, "bias", kind == kGemmOutFloat32 ? napi_float32_array : napi_int32_array);
+    bias = typed_array_of(info, 8, "bias", kind == kGemmOutFloat32 ? napi_float32_array : napi_int32_array);
     expect_length(env, bias, B.N, "bias");
-    if (kind == kGemmOutFloat32) c.bias = static_cast<const float*>(bias.data);
-    else c.bias_q = static_cast<const int32_t*>(bias.data);
   }
   if (kind == kGemmOutInt8 || kind == kGemmOutUint8) {
     const double ys = number(info, 10, "outScale");
@@ -213,57 +230,72 @@ Job prepare_gemm(const Napi::CallbackInfo& info) {
           range_error(env, "Expected aScale * bScale / outScale to be finite but received " + fmt_g(as) + " * " + fmt_g(bs) + " / " + fmt_g(ysf));
       }
   }
+  Snapshot& in = *j.inputs;
+  c.a = in.take<uint8_t>(env, a);
+  if (bias.data) {
+    if (kind == kGemmOutFloat32) c.bias = in.take<float>(env, bias);
+    else c.bias_q = in.take<int32_t>(env, bias);
+  }
+  c.out = out->data();
   return j;
 }
 
-// linearDynamic(x, M, packed, bias|null, relu, perRow, actSigned, out)
-Job prepare_dynamic(const Napi::CallbackInfo& info) {
+// linearDynamic(x, M, packed, bias|null, relu, perRow, actSigned, out); async: out may be null.
+Job prepare_dynamic(const Napi::CallbackInfo& info, bool async, OutSlot* out) {
   Napi::Env env = info.Env();
   Job j;
+  j.inputs = std::make_shared<Snapshot>(async);
   j.dynamic = true;
-  View x = typed_array_of(info, 0, "x", napi_float32_array);
   const size_t M = static_cast<size_t>(integer(info, 1, "M", 0, kMaxDim));
-  const PackedB& B = packed_at(info, 2, &j.packed);
+  if (!is_packed(env, info[2])) type_error(env, "Expected PackedWeights (from packWeights) for packed but received " + describe(info[2]));
+  j.packed = packed_at(info, 2);
+  const PackedB& B = *j.packed;
+  View x = typed_array_of(info, 0, "x", napi_float32_array);
   expect_length(env, x, checked_mul(env, M, B.K), "x");
   j.call.M = M;
+  View bias{};
   if (!is_nullish(info[3])) {
-    View bias = typed_array_of(info, 3, "bias", napi_float32_array);
+    bias = typed_array_of(info, 3, "bias", napi_float32_array);
     expect_length(env, bias, B.N, "bias");
-    j.call.bias = static_cast<const float*>(bias.data);
   }
   j.call.relu = boolean(info, 4, "relu");
   j.per_row = boolean(info, 5, "perRow");
   j.act_signed = boolean(info, 6, "actSigned");
-  View out = typed_array_of(info, 7, "out", napi_float32_array);
-  expect_length(env, out, checked_mul(env, M, B.N), "out");
-  expect_no_partial_overlap(env, x.data, x.length * 4, out.data, out.length * 4, "x", "out", false);
+  *out = OutSlot::at(info, 7, "out", napi_float32_array, sizeof(float), checked_mul(env, M, B.N), async);
+  expect_no_partial_overlap(env, x.data, x.length * 4, out->user_data(), out->bytes(), "x", "out", false);
   const std::string err = gemm_bound_error(B.K, j.act_signed ? 127 : 255, B.max_dev);
   if (!err.empty()) range_error(env, err);
-  j.x = static_cast<const float*>(x.data);
-  j.call.out = out.data;
+  Snapshot& in = *j.inputs;
+  j.x = in.take<float>(env, x);
+  if (bias.data) j.call.bias = in.take<float>(env, bias);
+  j.call.out = out->data();
   return j;
 }
 
 Napi::Value Gemm(const Napi::CallbackInfo& info) {
-  Job j = prepare_gemm(info);
+  OutSlot out;
+  Job j = prepare_gemm(info, false, &out);
   j.run();
   return info.Env().Undefined();
 }
 
 Napi::Value GemmAsync(const Napi::CallbackInfo& info) {
-  Job j = prepare_gemm(info);
-  return queue_promise(info, "quantkit:gemm", std::move(j), 6);
+  OutSlot out;
+  Job j = prepare_gemm(info, true, &out);
+  return queue_promise(info.Env(), "quantkit:gemm", std::move(j), std::move(out));
 }
 
 Napi::Value LinearDynamic(const Napi::CallbackInfo& info) {
-  Job j = prepare_dynamic(info);
+  OutSlot out;
+  Job j = prepare_dynamic(info, false, &out);
   j.run();
   return info.Env().Undefined();
 }
 
 Napi::Value LinearDynamicAsync(const Napi::CallbackInfo& info) {
-  Job j = prepare_dynamic(info);
-  return queue_promise(info, "quantkit:linearDynamic", std::move(j), 7);
+  OutSlot out;
+  Job j = prepare_dynamic(info, true, &out);
+  return queue_promise(info.Env(), "quantkit:linearDynamic", std::move(j), std::move(out));
 }
 
 static Module m(+[](Napi::Env env, Napi::Object exports) {

@@ -2,8 +2,8 @@
 // a bad call throws, never crashes.
 //   sgemmPack(b, K, N, transposed) -> [handle, byteLength]
 //   sgemm(a, b | handle, out, M, K, N, transB, bias | null, relu) -> undefined
-//   sgemmAsync(same) -> Promise<out>, computed on a libuv worker thread; the arrays (and the
-//   packed handle) are referenced until it settles.
+//   sgemmAsync(same, out may be null) -> Promise<out>, computed on a libuv worker thread on
+//   private copies of the inputs (async.h); the packed handle is kept alive until it settles.
 #include <napi.h>
 
 #include <cstdlib>
@@ -43,12 +43,6 @@ size_t checked_mul(Napi::Env env, size_t a, size_t b) {
   return a * b;
 }
 
-bool boolean(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (!info[i].IsBoolean())
-    type_error(info.Env(), std::string("Expected a boolean for ") + name + " but received " + describe(info[i]));
-  return info[i].As<Napi::Boolean>().Value();
-}
-
 bool is_packed(Napi::Env env, const Napi::Value& v) {
   bool ok = false;
   if (v.IsExternal()) napi_check_object_type_tag(env, v, &kPackedF32Tag, &ok);
@@ -85,26 +79,29 @@ Napi::Value SgemmPack(const Napi::CallbackInfo& info) {
   return res;
 }
 
-// One checked call, safe to run on another thread.
+// One checked call. Async jobs own private copies of the inputs (async.h), so they are safe to run
+// on another thread whatever the caller does with its arrays meanwhile.
 struct Job {
   SgemmArgs args;
   std::shared_ptr<const PackedF32> keep;  // the packed B, alive until the job is done
+  std::shared_ptr<Snapshot> inputs;
   void run() const { sgemm(args); }
 };
 
-Job prepare(const Napi::CallbackInfo& info) {
+Job prepare(const Napi::CallbackInfo& info, bool async, OutSlot* out) {
   Napi::Env env = info.Env();
   Job j;
+  j.inputs = std::make_shared<Snapshot>(async);
+  Snapshot& in = *j.inputs;
   SgemmArgs& g = j.args;
   View a = typed_array_of(info, 0, "a", napi_float32_array);
-  View out = typed_array_of(info, 2, "out", napi_float32_array);
   g.M = static_cast<size_t>(integer(info, 3, "M", 0, kMaxDim));
   g.K = static_cast<size_t>(integer(info, 4, "K", 0, kMaxDim));
   g.N = static_cast<size_t>(integer(info, 5, "N", 0, kMaxDim));
   g.trans_b = boolean(info, 6, "transB");
   g.relu = boolean(info, 8, "relu");
   expect_length(env, a, checked_mul(env, g.M, g.K), "a");
-  expect_length(env, out, checked_mul(env, g.M, g.N), "out");
+  *out = OutSlot::at(info, 2, "out", napi_float32_array, sizeof(float), checked_mul(env, g.M, g.N), async);
   View b{};
   if (is_packed(env, info[1])) {
     j.keep = info[1].As<Napi::External<Holder>>().Data()->p;
@@ -118,31 +115,36 @@ Job prepare(const Napi::CallbackInfo& info) {
     if (!is_ta) type_error(env, "Expected Float32Array or PackedWeightsF32 for b but received " + describe(info[1]));
     b = typed_array_of(info, 1, "b", napi_float32_array);
     expect_length(env, b, checked_mul(env, g.K, g.N), "b");
-    g.b = static_cast<const float*>(b.data);
   }
   View bias{};
   if (!is_nullish(info[7])) {
     bias = typed_array_of(info, 7, "bias", napi_float32_array);
     expect_length(env, bias, g.N, "bias");
-    g.bias = static_cast<const float*>(bias.data);
   }
-  expect_no_partial_overlap(env, a.data, a.length * 4, out.data, out.length * 4, "a", "out", false);
-  if (g.b) expect_no_partial_overlap(env, b.data, b.length * 4, out.data, out.length * 4, "b", "out", false);
-  if (g.bias) expect_no_partial_overlap(env, bias.data, bias.length * 4, out.data, out.length * 4, "bias", "out", false);
-  g.a = static_cast<const float*>(a.data);
-  g.c = static_cast<float*>(out.data);
+  const void* o = out->user_data();
+  const size_t ob = out->bytes();
+  expect_no_partial_overlap(env, a.data, a.length * 4, o, ob, "a", "out", false);
+  if (b.data) expect_no_partial_overlap(env, b.data, b.length * 4, o, ob, "b", "out", false);
+  if (bias.data) expect_no_partial_overlap(env, bias.data, bias.length * 4, o, ob, "bias", "out", false);
+  g.a = in.take<float>(env, a);
+  if (!g.packed) g.b = in.take<float>(env, b);
+  if (bias.data) g.bias = in.take<float>(env, bias);
+  g.c = static_cast<float*>(out->data());
   return j;
 }
 
 Napi::Value Sgemm(const Napi::CallbackInfo& info) {
-  const Job j = prepare(info);
+  OutSlot out;
+  const Job j = prepare(info, false, &out);
   j.run();
   return info.Env().Undefined();
 }
 
+// sgemmAsync(a, b | handle, out | null, ...) -> Promise<out>
 Napi::Value SgemmAsync(const Napi::CallbackInfo& info) {
-  Job j = prepare(info);
-  return queue_promise(info, "quantkit:matmulF32", std::move(j), 2);
+  OutSlot out;
+  Job j = prepare(info, true, &out);
+  return queue_promise(info.Env(), "quantkit:matmulF32", std::move(j), std::move(out));
 }
 
 static Module m(+[](Napi::Env env, Napi::Object exports) {
