@@ -29,9 +29,10 @@ export class Rng {
     return lo + (hi - lo) * this.next();
   }
 
-  /** Uniform integer in [0, n), n <= 2^32, without modulo bias. */
+  /** Uniform integer in [0, n) for an integer n in [1, 2^32], without modulo bias. */
   int(n: number): number {
-    if (n <= 1) return 0;
+    checkInt('n', n, 1, 4294967296);
+    if (n === 1) return 0;
     const limit = 4294967296 - (4294967296 % n);
     for (;;) {
       const r = this.nextUint32();

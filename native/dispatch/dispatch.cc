@@ -145,7 +145,7 @@ const KernelTable& kernels() {
   return g_table;
 }
 
-std::string set_isa(const std::string& name) {
+std::string set_isa(const std::string& name, const char* source) {
   ensure_ready();
   if (name.empty() || name == "auto") {
     std::lock_guard<std::mutex> lock(g_mu);
@@ -157,10 +157,11 @@ std::string set_isa(const std::string& name) {
   if (!isa_from_name(name, &isa)) {
     std::string all = "auto";
     for (const char* n : kIsaNames) all += std::string(", ") + n;
-    return "Expected one of " + all + " for QUANTKIT_ISA but received '" + name + "'";
+    return "Expected one of " + all + " for " + source + " but received '" + name + "'";
   }
   if (!isa_supported(isa)) {
-    return std::string("QUANTKIT_ISA=") + name + " is not usable here: " +
+    const bool env = std::string(source) == "QUANTKIT_ISA";
+    return std::string(source) + (env ? "=" + name : " '" + name + "'") + " is not usable here: " +
            (isa_built(isa) ? "this CPU or OS does not support it"
                            : "this binary has no kernels for it (built for " +
                                  cpu_features().arch + ")") +

@@ -48,7 +48,8 @@ const KernelTable& kernels();
 
 // Force a path: "auto" (or "") = best supported; otherwise a path name, which must be supported.
 // Returns "" on success, else an error message (and the selection is left unchanged).
-std::string set_isa(const std::string& name);
+// `source` names the setting in messages: "QUANTKIT_ISA" (the environment) or "path" (setIsa).
+std::string set_isa(const std::string& name, const char* source = "QUANTKIT_ISA");
 std::string forced_isa();  // "auto" or the forced name
 // Applies QUANTKIT_ISA from the environment once; returns an error message or "".
 std::string init_dispatch_from_env();

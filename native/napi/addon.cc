@@ -294,8 +294,8 @@ Napi::Value KernelList(const Napi::CallbackInfo& info) {
 Napi::Value SetIsa(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsString()) type_error(env, "Expected a string for isa but received " + describe(info[0]));
-  const std::string err = set_isa(info[0].As<Napi::String>().Utf8Value());
-  if (!err.empty()) throw Napi::Error::New(env, err);
+  const std::string err = set_isa(info[0].As<Napi::String>().Utf8Value(), "path");
+  if (!err.empty()) range_error(env, err);
   return env.Undefined();
 }
 
