@@ -15,6 +15,13 @@
 namespace qk {
 namespace {
 
+thread_local bool t_background = false;
+
+// Between two tasks of background work: let a waiting thread (the event loop) run.
+inline void background_yield(bool background) {
+  if (background) std::this_thread::yield();
+}
+
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -57,7 +64,7 @@ class Pool {
   }
 
   // Returns false when another caller holds the pool.
-  bool run(size_t n_tasks, int threads, const std::function<void(size_t)>& fn) {
+  bool run(size_t n_tasks, int threads, const std::function<void(size_t)>& fn, bool background) {
     std::unique_lock<std::mutex> busy(busy_mu_, std::try_to_lock);
     if (!busy.owns_lock()) return false;
     grow(threads);
@@ -66,6 +73,7 @@ class Pool {
       std::lock_guard<std::mutex> lk(mu_);
       fn_ = &fn;
       n_tasks_ = n_tasks;
+      background_ = background;
       next_.store(0);
       active_ = helpers;
       wanted_ = helpers;
@@ -88,6 +96,7 @@ class Pool {
       const size_t t = next_.fetch_add(1);
       if (t >= n_tasks_) break;
       (*fn_)(t);
+      background_yield(background_);
     }
   }
 
@@ -115,6 +124,7 @@ class Pool {
   std::vector<std::thread> workers_;
   const std::function<void(size_t)>* fn_ = nullptr;
   size_t n_tasks_ = 0;
+  bool background_ = false;  // set with fn_, under mu_; read by the threads running its tasks
   std::atomic<size_t> next_{0};
   int active_ = 0, wanted_ = 0;
   uint64_t generation_ = 0;
@@ -157,11 +167,18 @@ int num_threads() {
 
 void set_num_threads(int n) { g_threads.store(std::max(1, std::min(n, 1024))); }
 
+BackgroundScope::BackgroundScope() : prev_(t_background) { t_background = true; }
+BackgroundScope::~BackgroundScope() { t_background = prev_; }
+
 void parallel_for(size_t n_tasks, const std::function<void(size_t)>& fn) {
   if (n_tasks == 0) return;
   const int threads = num_threads();
-  if (threads <= 1 || n_tasks == 1 || !pool().run(n_tasks, threads, fn)) {
-    for (size_t t = 0; t < n_tasks; ++t) fn(t);
+  const bool background = t_background;
+  if (threads <= 1 || n_tasks == 1 || !pool().run(n_tasks, threads, fn, background)) {
+    for (size_t t = 0; t < n_tasks; ++t) {
+      fn(t);
+      background_yield(background);
+    }
   }
 }
 

@@ -16,4 +16,18 @@ int default_num_threads();
 // Runs fn(task) for task in [0, n_tasks), spread over up to num_threads() threads.
 void parallel_for(size_t n_tasks, const std::function<void(size_t task)>& fn);
 
+// While one lives on a thread, the parallel_for calls it makes are background work (async jobs
+// on libuv's threads): every thread running their tasks yields the CPU between tasks, so that a
+// Node event loop sharing the cores waits for at most one task, not for the scheduler's tick.
+class BackgroundScope {
+ public:
+  BackgroundScope();
+  ~BackgroundScope();
+  BackgroundScope(const BackgroundScope&) = delete;
+  BackgroundScope& operator=(const BackgroundScope&) = delete;
+
+ private:
+  bool prev_;
+};
+
 }  // namespace qk
