@@ -103,7 +103,7 @@ describe('fromJSON bounds every size before allocating', () => {
     // blocked granularity: the group shape has the data's rank
     const good = JSON.parse(JSON.stringify(new MinMaxObserver({ granularity: { axis: 0, blockSize: 2 } }).observe(gaussian(8, 1), [4, 2]).toJSON()));
     const cases: [unknown, RegExp | string, ErrorConstructor][] = [
-      [[2 ** 31, 2 ** 31], 'Expected at most 2147483648 groups for state.state.groupShape but received [2147483648, 2147483648] (4611686018427387904 groups)', RangeError],
+      [[2 ** 31, 2 ** 31], 'Expected at most 2147483648 groups for state.state.groupShape but received [2147483648, 2147483648] (4611686018427388000 groups)', RangeError],
       [[2 ** 31 + 1], 'Expected an integer between 1 and 2147483648 for state.state.groupShape[0] but received 2147483649', RangeError],
       [[0, 3], 'Expected an integer between 1 and 2147483648 for state.state.groupShape[0] but received 0', RangeError],
       [[1.5], 'Expected an integer between 1 and 2147483648 for state.state.groupShape[0] but received 1.5', RangeError],
