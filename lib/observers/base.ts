@@ -164,17 +164,70 @@ export function decFA(name: string, v: unknown, len: number | null): number[] {
   return v.map((e, i) => decF(`${name}[${i}]`, e));
 }
 
-/** Non-negative finite numbers (histogram counts). */
-export function decCounts(name: string, v: unknown, len: number): Float64Array {
-  if (!Array.isArray(v)) throw typeError(name, `an array of length ${len}`, v);
-  if (v.length !== len) throw rangeError(name, `an array of length ${len}`, `an array of length ${v.length}`);
-  const out = new Float64Array(len);
+/** Non-negative finite numbers (histogram counts), into out when given (its length is len). */
+export function decCounts(name: string, v: unknown, len: number, out?: Float64Array): Float64Array {
+  checkArrayLength(name, v, len, null);
+  const a = v as unknown[];
+  const dst = out ?? new Float64Array(len);
   for (let i = 0; i < len; i++) {
-    const e = v[i];
+    const e = a[i];
     if (typeof e !== 'number' || !Number.isFinite(e) || e < 0) throw rangeError(`${name}[${i}]`, 'a non-negative finite number', describe(e));
-    out[i] = e;
+    dst[i] = e;
   }
-  return out;
+  return dst;
+}
+
+/**
+ * Checks that v is an array of length len before anything of that size is allocated. why says
+ * where len comes from (e.g. "one value per group: state.state.groupShape is [4]").
+ */
+export function checkArrayLength(name: string, v: unknown, len: number, why: string | null): void {
+  const what = `an array of length ${len}${why ? ` (${why})` : ''}`;
+  if (!Array.isArray(v)) throw typeError(name, what, v);
+  if (v.length !== len) throw rangeError(name, what, `an array of length ${v.length}`);
+}
+
+/** Rejects fields of a state object outside allowed (TypeError naming the field). */
+export function checkFields(name: string, o: Record<string, unknown>, allowed: readonly string[]): void {
+  for (const k of Object.keys(o)) {
+    if (!allowed.includes(k)) throw new TypeError(`Unknown field '${k}' in ${name}; expected only ${allowed.map((a) => `'${a}'`).join(', ')}`);
+  }
+}
+
+/** Most groups any observer state may have (group shapes in states are checked against it first). */
+export const MAX_GROUPS = 2 ** 31;
+
+/** "[a, b]" */
+export function shapeStr(shape: readonly unknown[]): string {
+  return `[${shape.map((d) => String(d)).join(', ')}]`;
+}
+
+/** Why an array of a state has its length: one value per group of the group shape. */
+export function perGroupWhy(shape: readonly number[] | null): string {
+  return shape === null ? 'nothing observed: state.state.groupShape is null' : `one value per group: state.state.groupShape is ${shapeStr(shape)}`;
+}
+
+/**
+ * state.state.groupShape: null (nothing observed) or the shape of the groups, checked against the
+ * observer's granularity (per-tensor: []; per-channel: [channels]; blocked: the data's rank) and
+ * against maxGroups before the caller allocates anything per group.
+ */
+export function decGroupShape(v: unknown, spec: ResolvedSpec, maxGroups = MAX_GROUPS): { shape: number[]; groups: number } | null {
+  const name = 'state.state.groupShape';
+  if (v === null || v === undefined) return null;
+  if (!Array.isArray(v)) throw typeError(name, 'an array of positive integers or null', v);
+  const g = spec.granularity as unknown;
+  if (g === 'per-tensor') {
+    if (v.length !== 0) throw rangeError(name, '[] (one group: a per-tensor observer)', shapeStr(v));
+  } else if ((g as { blockSize?: unknown }).blockSize === undefined) {
+    if (v.length !== 1) throw rangeError(name, 'one dimension [channels] (a per-channel observer)', shapeStr(v));
+  } else if (v.length === 0) {
+    throw rangeError(name, 'one dimension per dimension of the data (a blocked observer)', '[]');
+  }
+  const shape = v.map((d, i) => decInt(`${name}[${i}]`, d, 1, MAX_GROUPS));
+  const groups = shape.reduce((a, b) => a * b, 1);
+  if (groups > maxGroups) throw rangeError(name, `at most ${maxGroups} groups`, `${shapeStr(shape)} (${groups} groups)`);
+  return { shape, groups };
 }
 
 export function decInt(name: string, v: unknown, lo: number, hi: number): number {
@@ -192,13 +245,19 @@ export function decObject(name: string, v: unknown): Record<string, unknown> {
 
 export function decStats(v: unknown): ObserverStats {
   const o = decObject('state.stats', v);
+  checkFields('state.stats', o, ['batches', 'count', 'nanCount', 'infCount']);
   const big = Number.MAX_SAFE_INTEGER;
-  return {
+  const st = {
     batches: decInt('state.stats.batches', o.batches, 0, big),
     count: decInt('state.stats.count', o.count, 0, big),
     nanCount: decInt('state.stats.nanCount', o.nanCount, 0, big),
     infCount: decInt('state.stats.infCount', o.infCount, 0, big),
   };
+  // every counted batch had an element; NaN / Inf are counted among the elements
+  const nonFinite = st.nanCount + st.infCount;
+  if (nonFinite > st.count) throw rangeError('state.stats.nanCount + state.stats.infCount', `at most ${st.count} (state.stats.count)`, String(nonFinite));
+  if (st.batches > st.count) throw rangeError('state.stats.batches', `at most ${st.count} (state.stats.count)`, String(st.batches));
+  return st;
 }
 
 // ---- the base class ------------------------------------------------------------------------------------
@@ -213,7 +272,8 @@ export function registerObserver(ctor: ObserverCtor): void {
 
 /**
  * Calibration observer: observe() batches (any number, any sizes), then calculateQParams().
- * Memory is bounded by the observer's statistics (min/max or histograms), never by the data.
+ * Memory is the observer's statistics (min/max or histograms per group), never the data seen;
+ * histogram observers bound theirs by the memoryLimit option (see histogram.ts).
  */
 export abstract class Observer {
   readonly spec: ResolvedSpec;
@@ -271,8 +331,8 @@ export abstract class Observer {
       }
       throw typeError('other', `a ${ctor.observerType}`, other);
     }
-    const a = JSON.stringify({ s: specJSON(this.spec), o: this._ownJSON() });
-    const b = JSON.stringify({ s: specJSON(other.spec), o: other._ownJSON() });
+    const a = JSON.stringify({ s: specJSON(this.spec), o: this._mergeOptionsJSON() });
+    const b = JSON.stringify({ s: specJSON(other.spec), o: other._mergeOptionsJSON() });
     if (a !== b) throw new RangeError(`Expected an observer with the same options for other but received ${b} (this observer: ${a})`);
     this._mergeState(other as this);
     this._stats.batches += other._stats.batches;
@@ -282,24 +342,47 @@ export abstract class Observer {
     return this;
   }
 
-  /** Rebuilds an observer from toJSON() output; a corrupt or foreign state throws a TypeError / RangeError. */
+  /**
+   * Rebuilds an observer from toJSON() output; a corrupt or foreign state throws a TypeError /
+   * RangeError naming the field. Every field is checked, and every size (group shape, array
+   * lengths, the histogram observers' memoryLimit) before anything of that size is allocated.
+   * XObserver.fromJSON(state) accepts only states of XObserver (Observer.fromJSON: any class).
+   */
   static fromJSON(state: unknown): Observer {
     const o = decObject('state', state);
+    checkFields('state', o, ['type', 'version', 'spec', 'options', 'stats', 'state']);
     if (typeof o.type !== 'string') throw typeError('state.type', 'an observer class name', o.type);
     const ctor = registry.get(o.type);
     if (!ctor) throw rangeError('state.type', `one of ${[...registry.keys()].map((k) => `'${k}'`).join(', ')}`, `'${o.type}'`);
+    const want = this as unknown as ObserverCtor;
+    if ((want as unknown) !== Observer && ctor !== want && !(ctor.prototype instanceof (want as unknown as typeof Observer))) {
+      throw rangeError('state.type', `'${want.observerType}'`, `'${o.type}'`);
+    }
+    if (typeof o.version !== 'number') throw typeError('state.version', `${STATE_VERSION}`, o.version);
     if (o.version !== STATE_VERSION) throw rangeError('state.version', `${STATE_VERSION}`, describe(o.version));
     const spec = decObject('state.spec', o.spec);
+    checkFields('state.spec', spec, SPEC_KEYS);
     const options = decObject('state.options', o.options);
+    for (const k of Object.keys(options)) {
+      if ((SPEC_KEYS as readonly string[]).includes(k)) {
+        throw new TypeError(`Expected the observer's own options for state.options but received the spec field '${k}' (it belongs in state.spec)`);
+      }
+    }
     let obs: Observer;
     try {
       obs = new ctor({ ...spec, ...options });
     } catch (e) {
-      throw new TypeError(`Expected valid options in state.spec / state.options but received an error: ${(e as Error).message}`);
+      const E = e instanceof RangeError ? RangeError : TypeError;
+      throw new E(`Expected valid options in state.spec / state.options but received an error: ${(e as Error).message}`);
     }
     obs._stats = decStats(o.stats);
     obs._loadState(decObject('state.state', o.state));
     return obs;
+  }
+
+  /** Bytes of the statistics this observer holds (its typed arrays); 0 before the first batch. */
+  get byteLength(): number {
+    return this._byteLength();
   }
 
   /** @internal */ protected abstract _resetState(): void;
@@ -307,6 +390,11 @@ export abstract class Observer {
   /** @internal */ protected abstract _stateJSON(): Record<string, unknown>;
   /** @internal */ protected abstract _loadState(s: Record<string, unknown>): void;
   /** @internal */ protected abstract _mergeState(other: this): void;
+  /** @internal */ protected abstract _byteLength(): number;
+  /** @internal the options two observers must share to merge (default: all of _ownJSON()). */
+  protected _mergeOptionsJSON(): Record<string, unknown> {
+    return this._ownJSON();
+  }
 
   /** @internal */
   protected _count(n: number, nan: number, inf: number): void {

@@ -71,9 +71,9 @@ export function entropyThresholdBin(hist: Float64Array, levels: number, startBin
 
 export interface EntropyObserverOptions extends ObserverSpecOptions, HistogramRangeOptions {
   granularity?: 'per-tensor' | { axis: number };
-  /** First candidate threshold, in bins (default 128). */
+  /** First candidate threshold, in bins, 1 .. 2^20 (default 128). */
   startBin?: number;
-  /** Quantization levels of |x| (default 2^(bits-1) for signed codes, 2^bits for unsigned: 128 for int8). */
+  /** Quantization levels of |x|, 1 .. 2^16 (default 2^(bits-1) for signed codes, 2^bits for unsigned: 128 for int8). */
   levels?: number;
 }
 
@@ -82,7 +82,7 @@ export class EntropyObserver extends HistBase {
   private readonly _start: number;
   private readonly _levels: number;
   constructor(opts?: EntropyObserverOptions) {
-    const p = parseOptions('options', opts, ['bins', 'startBin', 'levels', 'upsampleRate', 'initialRange']);
+    const p = parseOptions('options', opts, ['bins', 'startBin', 'levels', 'upsampleRate', 'initialRange', 'memoryLimit']);
     super(p, { abs: true, allowAxis: true });
     this._start = optNumber('startBin', p.own.startBin, 128, 1, 1 << 20, { integer: true });
     this._levels = optNumber('levels', p.own.levels, p.spec.signed ? 2 ** (p.spec.bits - 1) : 2 ** p.spec.bits, 1, 1 << 16, { integer: true });

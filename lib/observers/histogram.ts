@@ -22,12 +22,16 @@
 import { rangeError, typeError } from '../errors';
 import { Layout, GRAN_PER_TENSOR } from '../layout';
 import { qparamsOne, roundHalfEven } from '../qparams';
+import { ResolvedSpec } from '../spec';
 import {
-  batchLayout, checkGranularity, decCounts, decFA, decInt, encFA, f32, groupMinMax, nativeObserve, Observer,
-  ObserverQParams, optNumber, ParsedOptions, parseOptions, registerObserver,
+  batchLayout, checkArrayLength, checkFields, checkGranularity, decCounts, decFA, decGroupShape, encFA, f32, groupMinMax, MAX_GROUPS,
+  nativeObserve, Observer, ObserverQParams, optNumber, ParsedOptions, parseOptions, perGroupWhy, registerObserver, shapeStr,
 } from './base';
 
-const MAX_GROUPS = 2 ** 31;
+/** Default memoryLimit of the histogram observers: 1 GiB (26,132 groups at 2048 bins). */
+export const DEFAULT_MEMORY_LIMIT = 2 ** 30;
+/** Largest memoryLimit accepted: 1 TiB. */
+export const MAX_MEMORY_LIMIT = 2 ** 40;
 
 // ---- the bin formula (a replica of native/core/observe.cc hist_params + observe_bin.h) -----------
 
@@ -136,19 +140,49 @@ export class HistState {
 
   /** The range every group starts with (option initialRange), or null: the first batch's. */
   readonly initial: [number, number] | null;
+  /** Bytes the histograms and the working buffers of one observe() may take (option memoryLimit). */
+  readonly memoryLimit: number;
 
-  constructor(bins: number, up: number, abs: boolean, layers: number, initial: [number, number] | null = null) {
+  constructor(bins: number, up: number, abs: boolean, layers: number, initial: [number, number] | null = null, memoryLimit = DEFAULT_MEMORY_LIMIT) {
     this.bins = bins;
     this.up = up;
     this.abs = abs;
     this.layers = layers;
     this.initial = initial;
+    this.memoryLimit = memoryLimit;
   }
 
   get groups(): number {
     return this.lo.length;
   }
 
+  /**
+   * Peak bytes per group: its counts (8 bytes per bin and layer) and, while observe() bins a
+   * batch, the batch's counts (8 per bin and layer) and the native op's 32-bit counters (4 per bin),
+   * plus under 128 bytes of ranges and bookkeeping.
+   */
+  get bytesPerGroup(): number {
+    return this.bins * (16 * this.layers + 4) + 128;
+  }
+
+  /** Most groups memoryLimit allows. */
+  get maxGroups(): number {
+    return Math.min(MAX_GROUPS, Math.floor(this.memoryLimit / this.bytesPerGroup));
+  }
+
+  /** Throws (before anything is allocated) when `groups` histograms would not fit memoryLimit. */
+  checkGroups(name: string, groups: number, received: string): void {
+    if (groups <= this.maxGroups) return;
+    throw rangeError(name, `at most ${this.maxGroups} groups (memoryLimit ${this.memoryLimit} bytes, ${this.bytesPerGroup} bytes per group at ${this.bins} bins)`,
+      `${received}; use fewer bins or a larger memoryLimit`);
+  }
+
+  /** Bytes held: the ranges and the counts. */
+  get byteLength(): number {
+    return this.lo.byteLength + this.hi.byteLength + this.dmin.byteLength + this.dmax.byteLength + this.hist.byteLength;
+  }
+
+  /** Allocates the groups' ranges and histograms; callers check the size first (checkGroups). */
   init(shape: number[]): void {
     const g = shape.reduce((a, b) => a * b, 1);
     this.groupShape = shape.slice();
@@ -180,7 +214,10 @@ export class HistState {
    */
   observe(x: Float32Array, L: Layout, mm: { min: Float32Array; max: Float32Array },
     weighted?: (lo: Float32Array, hi: Float32Array, out: Float64Array[]) => void): void {
-    if (this.groupShape === null) this.init(L.scaleShape);
+    if (this.groupShape === null) {
+      this.checkGroups('shape', L.groups, `a shape giving ${L.groups} groups`);
+      this.init(L.scaleShape);
+    }
     else if (L.groups !== this.groups || JSON.stringify(L.scaleShape) !== JSON.stringify(this.groupShape)) {
       throw rangeError('shape', `a shape giving ${this.groups} groups (as the earlier batches)`, `a shape giving ${L.groups} groups`);
     }
@@ -190,14 +227,22 @@ export class HistState {
     const nhi = new Float32Array(G);
     const qlo = new Float32Array(G); // range passed to the native op (lo < hi)
     const qhi = new Float32Array(G);
-    const plan: ({ kind: 'skip' } | { kind: 'init' } | { kind: 'add' } | { kind: 'torch'; ds: number; start: number } | { kind: 'linear' })[] = [];
+    // what to do with each group's histogram (typed: nothing per group beyond these arrays)
+    const SKIP = 0;
+    const INIT = 1;
+    const ADD = 2;
+    const TORCH = 3;
+    const LINEAR = 4;
+    const kind = new Uint8Array(G);
+    const dsOf = new Float64Array(G); // TORCH: downsample rate and start index
+    const startOf = new Float64Array(G);
     for (let g = 0; g < G; g++) {
       let bmin = mm.min[g];
       let bmax = mm.max[g];
       qlo[g] = 0;
       qhi[g] = 1;
       if (!(bmin <= bmax)) {
-        plan.push({ kind: 'skip' });
+        kind[g] = SKIP;
         continue;
       }
       if (bmin < this.dmin[g]) this.dmin[g] = bmin;
@@ -211,26 +256,30 @@ export class HistState {
       if (lo === Infinity) {
         nlo[g] = bmin;
         nhi[g] = bmax;
-        plan.push({ kind: 'init' });
+        kind[g] = INIT;
       } else {
         const cmin = Math.min(bmin, lo);
         let cmax = Math.max(bmax, hi);
         if (lo === hi || cmin === cmax) {
           nlo[g] = cmin;
           nhi[g] = cmax;
-          plan.push(cmin === lo && cmax === hi ? { kind: 'add' } : { kind: 'linear' });
+          kind[g] = cmin === lo && cmax === hi ? ADD : LINEAR;
         } else {
           const adj = adjustMinMax(lo, hi, cmin, cmax, bins, this.up);
           if (adj === null) {
             nlo[g] = cmin;
             nhi[g] = cmax;
-            plan.push({ kind: 'linear' });
+            kind[g] = LINEAR;
           } else {
             cmax = adj.cmax;
             nlo[g] = cmin;
             nhi[g] = cmax;
-            if (cmin === lo && cmax === hi) plan.push({ kind: 'add' });
-            else plan.push({ kind: 'torch', ds: adj.ds, start: adj.start });
+            if (cmin === lo && cmax === hi) kind[g] = ADD;
+            else {
+              kind[g] = TORCH;
+              dsOf[g] = adj.ds;
+              startOf[g] = adj.start;
+            }
           }
         }
       }
@@ -247,35 +296,36 @@ export class HistState {
         qhi[g] = nhi[g];
       }
     }
-    const batch = new Float64Array(G * bins);
-    nativeObserve.histogram(x, batch, qlo, qhi, bins, this.abs ? 1 : 0, L.outer, L.axisDim, L.inner, L.gran === GRAN_PER_TENSOR ? 0 : 1);
-    const batchLayers: Float64Array[][] = [[]];
-    for (let g = 0; g < G; g++) batchLayers[0].push(batch.subarray(g * bins, (g + 1) * bins));
+    // the batch's counts, layer by layer: group g of layer k at (k * G + g) * bins
+    const batch = new Float64Array(G * bins * (this.layers > 1 && weighted ? this.layers : 1));
+    nativeObserve.histogram(x, batch.subarray(0, G * bins), qlo, qhi, bins, this.abs ? 1 : 0, L.outer, L.axisDim, L.inner, L.gran === GRAN_PER_TENSOR ? 0 : 1);
     if (this.layers > 1 && weighted) {
       const w: Float64Array[] = [];
-      for (let g = 0; g < G; g++) w.push(new Float64Array(bins));
+      for (let g = 0; g < G; g++) w.push(batch.subarray((G + g) * bins, (G + g + 1) * bins));
       weighted(qlo, qhi, w);
-      batchLayers.push(w);
     }
+    const batchLayers = batch.length / (G * bins);
+    const zeros = new Float64Array(bins);
+    const next = new Float64Array(bins);
     for (let g = 0; g < G; g++) {
-      const p = plan[g];
-      if (p.kind === 'skip') continue;
+      const p = kind[g];
+      if (p === SKIP) continue;
+      const degenerate = nlo[g] === nhi[g];
       for (let k = 0; k < this.layers; k++) {
         const cur = this.view(g, k);
-        const b = batchLayers[k]?.[g] ?? new Float64Array(bins);
-        const degenerate = nlo[g] === nhi[g];
-        const add = degenerate ? Float64Array.of(sum(b)) : b; // a one-value range keeps its mass in bin 0
-        if (p.kind === 'init') {
+        const b = k < batchLayers ? batch.subarray((k * G + g) * bins, (k * G + g + 1) * bins) : zeros;
+        const add0 = degenerate ? sum(b) : 0; // a one-value range keeps its mass in bin 0
+        if (p === INIT) {
           cur.fill(0);
-          if (degenerate) cur[0] = add[0];
+          if (degenerate) cur[0] = add0;
           else cur.set(b);
-        } else if (p.kind === 'add') {
-          if (degenerate) cur[0] += add[0];
+        } else if (p === ADD) {
+          if (degenerate) cur[0] += add0;
           else for (let i = 0; i < bins; i++) cur[i] += b[i];
         } else {
-          const next = new Float64Array(bins);
-          this._rebinInto(g, cur, next, nlo[g], nhi[g], p.kind === 'torch' ? p : null);
-          if (degenerate) next[0] += add[0];
+          next.fill(0);
+          this._rebinInto(g, cur, next, nlo[g], nhi[g], p === TORCH ? { ds: dsOf[g], start: startOf[g] } : null);
+          if (degenerate) next[0] += add0;
           else for (let i = 0; i < bins; i++) next[i] += b[i];
           cur.set(next);
         }
@@ -304,8 +354,10 @@ export class HistState {
   /** Adds other's histograms (same bins, layers, groups) into this one, re-binning onto the union range. */
   merge(o: HistState): void {
     if (o.groupShape === null) return;
-    if (this.groupShape === null) this.init(o.groupShape);
-    else if (JSON.stringify(o.groupShape) !== JSON.stringify(this.groupShape)) {
+    if (this.groupShape === null) {
+      this.checkGroups('other', o.groups, `${shapeStr(o.groupShape)} (${o.groups} groups)`);
+      this.init(o.groupShape);
+    } else if (JSON.stringify(o.groupShape) !== JSON.stringify(this.groupShape)) {
       throw rangeError('other', `an observer with groups of shape [${this.groupShape.join(', ')}]`, `groups of shape [${o.groupShape.join(', ')}]`);
     }
     const bins = this.bins;
@@ -365,21 +417,35 @@ export class HistState {
     };
   }
 
-  load(s: Record<string, unknown>): void {
-    if (s.groupShape === null || s.groupShape === undefined) {
+  /**
+   * Loads toJSON() output (state.state), checking every field; the group count against
+   * memoryLimit and every array's length come before anything per group is allocated.
+   */
+  load(s: Record<string, unknown>, spec: ResolvedSpec): void {
+    const arrays = ['lo', 'hi', 'dataMin', 'dataMax', 'hist'];
+    checkFields('state.state', s, ['groupShape', ...arrays]);
+    const gs = decGroupShape(s.groupShape, spec);
+    const G = gs === null ? 0 : gs.groups;
+    if (gs !== null) this.checkGroups('state.state.groupShape', G, `${shapeStr(gs.shape)} (${G} groups)`);
+    const why = perGroupWhy(gs && gs.shape);
+    for (const k of arrays.slice(0, 4)) {
+      if (gs !== null || s[k] !== undefined) checkArrayLength(`state.state.${k}`, s[k], G, why);
+    }
+    const histLen = G * this.layers * this.bins;
+    if (gs !== null || s.hist !== undefined) {
+      checkArrayLength('state.state.hist', s.hist, histLen, gs === null ? why
+        : `${this.bins} bins${this.layers > 1 ? ` in ${this.layers} layers` : ''} for each of ${G} group${G === 1 ? '' : 's'}: state.state.groupShape is ${shapeStr(gs.shape)}`);
+    }
+    if (gs === null) {
       this.reset();
       return;
     }
-    if (!Array.isArray(s.groupShape)) throw typeError('state.state.groupShape', 'an array of non-negative integers or null', s.groupShape);
-    const shape = s.groupShape.map((d, i) => decInt(`state.state.groupShape[${i}]`, d, 0, MAX_GROUPS));
-    const G = shape.reduce((a, b) => a * b, 1);
-    if (G > 2 ** 20) throw rangeError('state.state.groupShape', 'at most 1048576 groups', String(G));
-    this.init(shape);
     const lo = decFA('state.state.lo', s.lo, G);
     const hi = decFA('state.state.hi', s.hi, G);
     const dmin = decFA('state.state.dataMin', s.dataMin, G);
     const dmax = decFA('state.state.dataMax', s.dataMax, G);
-    this.hist.set(decCounts('state.state.hist', s.hist, G * this.layers * this.bins));
+    this.init(gs.shape);
+    decCounts('state.state.hist', s.hist, histLen, this.hist);
     for (let g = 0; g < G; g++) {
       const noRange = lo[g] === Infinity && hi[g] === -Infinity;
       const ok = noRange || (Number.isFinite(lo[g]) && Number.isFinite(hi[g]) && lo[g] <= hi[g] && f32(lo[g]) === lo[g] && f32(hi[g]) === hi[g]);
@@ -392,6 +458,17 @@ export class HistState {
       if (this.abs && !noRange && lo[g] !== 0) throw rangeError(`state.state.lo[${g}]`, '0 (a histogram of |x|)', String(lo[g]));
       if (empty) {
         for (let k = 0; k < this.layers; k++) if (sum(this.view(g, k)) !== 0) throw rangeError(`state.state.hist`, 'zeros for an empty group', `counts in group ${g}`);
+      }
+      if (!noRange && lo[g] === hi[g]) {
+        // a one-value range keeps all its mass in bin 0
+        for (let k = 0; k < this.layers; k++) {
+          const v = this.view(g, k);
+          for (let i = 1; i < this.bins; i++) {
+            if (v[i] !== 0) {
+              throw rangeError(`state.state.hist[${(g * this.layers + k) * this.bins + i}]`, `0 (group ${g} has a one-value range: its mass is in its bin 0)`, String(v[i]));
+            }
+          }
+        }
       }
       this.lo[g] = lo[g];
       this.hi[g] = hi[g];
@@ -483,8 +560,10 @@ export abstract class HistBase extends Observer {
     checkGranularity('granularity', p.spec, o.allowAxis, false);
     const bins = optNumber('bins', p.own.bins, o.defaultBins ?? 2048, 1, 1 << 20, { integer: true });
     const up = optNumber('upsampleRate', p.own.upsampleRate, 128, 1, 4096, { integer: true });
+    const memoryLimit = optNumber('memoryLimit', p.own.memoryLimit, DEFAULT_MEMORY_LIMIT, 1, MAX_MEMORY_LIMIT, { integer: true });
     p.own.bins = bins;
     p.own.upsampleRate = up;
+    p.own.memoryLimit = memoryLimit;
     let initial: [number, number] | null = null;
     const ir = p.own.initialRange;
     if (ir !== undefined) {
@@ -497,16 +576,16 @@ export abstract class HistBase extends Observer {
       initial = o.abs ? [0, Math.max(Math.abs(a), Math.abs(b))] : [a, b];
       p.own.initialRange = [a, b];
     }
-    this._h = new HistState(bins, up, o.abs, o.layers ?? 1, initial);
+    this._h = new HistState(bins, up, o.abs, o.layers ?? 1, initial, memoryLimit);
   }
 
   observe(x: Float32Array, shape?: readonly number[]): this {
     const b = batchLayout(x, shape, this.spec, false);
     if (b.x.length === 0) return this;
+    const received = `${shapeStr(shape ?? [b.x.length])} (${b.L.groups} groups)`;
+    if (this._h.groupShape === null) this._h.checkGroups('shape', b.L.groups, received); // before any per-group allocation
+    else if (b.L.groups !== this._h.groups) throw rangeError('shape', `a shape giving ${this._h.groups} groups (as the earlier batches)`, received);
     const mm = groupMinMax(b.x, b.L);
-    if (this._h.groupShape !== null && (b.L.groups !== this._h.groups)) {
-      throw rangeError('shape', `a shape giving ${this._h.groups} groups (as the earlier batches)`, `[${(shape ?? [b.x.length]).join(', ')}] (${b.L.groups} groups)`);
-    }
     this._observeBatch(b.x, b.L, mm, shape ?? [b.x.length]);
     this._count(b.x.length, mm.nan, mm.inf);
     return this;
@@ -543,8 +622,15 @@ export abstract class HistBase extends Observer {
   /** @internal */ protected _resetState(): void { this._h.reset(); }
   /** @internal */ protected _ownJSON(): Record<string, unknown> { return { ...this._own }; }
   /** @internal */ protected _stateJSON(): Record<string, unknown> { return this._h.toJSON(); }
-  /** @internal */ protected _loadState(s: Record<string, unknown>): void { this._h.load(s); }
+  /** @internal */ protected _loadState(s: Record<string, unknown>): void { this._h.load(s, this.spec); }
   /** @internal */ protected _mergeState(o: this): void { this._h.merge(o._h); }
+  /** @internal */ protected _byteLength(): number { return this._h.byteLength; }
+  /** @internal memoryLimit bounds memory, not results: observers with different limits merge. */
+  protected override _mergeOptionsJSON(): Record<string, unknown> {
+    const o = { ...this._own };
+    delete o.memoryLimit;
+    return o;
+  }
 }
 
 /** The spec fields every observer takes (lib/spec.ts); each observer narrows granularity itself. */
@@ -558,10 +644,19 @@ export interface ObserverSpecOptions {
 
 /** Options of the histogram-based observers. */
 export interface HistogramRangeOptions {
-  /** Histogram bins per group (default 2048). */
+  /** Histogram bins per group, 1 .. 2^20 (default 2048). */
   bins?: number;
-  /** Upsampling of the old histogram when the range grows (default 128). */
+  /** Upsampling of the old histogram when the range grows, 1 .. 4096 (default 128). */
   upsampleRate?: number;
+  /**
+   * Bytes the histograms may take, 1 .. 2^40 (default 2^30, 1 GiB): groups * (bins * (16 * layers
+   * + 4) + 128) must fit (layers: 2 for SoftmaxCrossEntropyObserver, else 1), i.e. each group's
+   * float64 counts plus the working buffers of one observe(). Checked before the first allocation
+   * (the first observe(), merge into an empty observer, fromJSON): a per-channel observer over too
+   * many channels throws a RangeError instead of allocating. At 2048 bins: 26,132 groups (41,088
+   * bytes each). Results do not depend on it; observers with different limits merge.
+   */
+  memoryLimit?: number;
   /**
    * Start every group's histogram over this range (|x| observers: [0, max |lo|, |hi|]). Shards built
    * with the same initialRange (e.g. from a merged MinMaxObserver pass) merge exactly.
@@ -582,7 +677,7 @@ export interface HistogramObserverOptions extends ObserverSpecOptions, Histogram
 export class HistogramObserver extends HistBase {
   static readonly observerType: string = 'HistogramObserver';
   constructor(opts?: HistogramObserverOptions) {
-    super(parseOptions('options', opts, ['bins', 'upsampleRate', 'initialRange']), { abs: false, allowAxis: false });
+    super(parseOptions('options', opts, ['bins', 'upsampleRate', 'initialRange', 'memoryLimit']), { abs: false, allowAxis: false });
   }
 
   /** @internal */

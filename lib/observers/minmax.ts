@@ -4,11 +4,9 @@
 import { rangeError, typeError } from '../errors';
 import { computeQParamsFromMinMax } from '../qparams';
 import {
-  batchLayout, checkGranularity, decFA, decInt, encFA, f32, groupMinMax, Observer, ObserverQParams, parseOptions,
-  optNumber, ParsedOptions, registerObserver,
+  batchLayout, checkArrayLength, checkFields, checkGranularity, decFA, decGroupShape, decInt, encFA, f32, groupMinMax, Observer,
+  ObserverQParams, parseOptions, optNumber, ParsedOptions, perGroupWhy, registerObserver,
 } from './base';
-
-const MAX_GROUPS = 2 ** 31;
 
 /** Options shared by the min/max observers: the QuantSpec fields. */
 export interface MinMaxObserverOptions {
@@ -104,13 +102,20 @@ abstract class MinMaxBase extends Observer {
     this._steps[g]++;
   }
 
+  /** Per group: min / max (float32); moving averages also steps (float64) and the first batch's min / max. */
   private _init(groups: number, shape: number[]): void {
     this._groupShape = shape.slice();
     this._min = new Float32Array(groups).fill(Infinity);
     this._max = new Float32Array(groups).fill(-Infinity);
-    this._steps = new Float64Array(groups);
-    this._firstMin = new Float32Array(groups).fill(Infinity);
-    this._firstMax = new Float32Array(groups).fill(-Infinity);
+    const m = this._c === null ? 0 : groups;
+    this._steps = new Float64Array(m);
+    this._firstMin = new Float32Array(m).fill(Infinity);
+    this._firstMax = new Float32Array(m).fill(-Infinity);
+  }
+
+  /** @internal */
+  protected _byteLength(): number {
+    return this._min.byteLength + this._max.byteLength + this._steps.byteLength + this._firstMin.byteLength + this._firstMax.byteLength;
   }
 
   calculateQParams(): ObserverQParams {
@@ -155,15 +160,18 @@ abstract class MinMaxBase extends Observer {
 
   /** @internal */
   protected _loadState(s: Record<string, unknown>): void {
-    if (s.groupShape === null || s.groupShape === undefined) {
+    const arrays = this._c === null ? ['min', 'max'] : ['min', 'max', 'steps', 'firstMin', 'firstMax'];
+    checkFields('state.state', s, ['groupShape', ...arrays]);
+    const gs = decGroupShape(s.groupShape, this.spec);
+    // every array's length before anything per group is allocated
+    const groups = gs === null ? 0 : gs.groups;
+    for (const k of arrays) {
+      if (gs !== null || s[k] !== undefined) checkArrayLength(`state.state.${k}`, s[k], groups, perGroupWhy(gs && gs.shape));
+    }
+    if (gs === null) {
       this._resetState();
       return;
     }
-    if (!Array.isArray(s.groupShape)) throw typeError('state.state.groupShape', 'an array of non-negative integers or null', s.groupShape);
-    const shape = s.groupShape.map((d, i) => decInt(`state.state.groupShape[${i}]`, d, 0, MAX_GROUPS));
-    const groups = shape.reduce((a, b) => a * b, 1);
-    if (groups > MAX_GROUPS) throw rangeError('state.state.groupShape', `at most ${MAX_GROUPS} groups`, String(groups));
-    this._init(groups, shape);
     const mn = decFA('state.state.min', s.min, groups);
     const mx = decFA('state.state.max', s.max, groups);
     for (let g = 0; g < groups; g++) {
@@ -171,20 +179,31 @@ abstract class MinMaxBase extends Observer {
       if (!empty && !(Number.isFinite(mn[g]) && Number.isFinite(mx[g]) && mn[g] <= mx[g] && f32(mn[g]) === mn[g] && f32(mx[g]) === mx[g])) {
         throw rangeError(`state.state.min[${g}]`, `float32 values with min <= max (or Infinity / -Infinity for an empty group)`, `${mn[g]}, max ${mx[g]}`);
       }
-      this._min[g] = mn[g];
-      this._max[g] = mx[g];
     }
+    let steps: number[] = [];
+    let fmn: number[] = [];
+    let fmx: number[] = [];
     if (this._c !== null) {
-      if (!Array.isArray(s.steps)) throw typeError('state.state.steps', `an array of length ${groups}`, s.steps);
-      if (s.steps.length !== groups) throw rangeError('state.state.steps', `an array of length ${groups}`, `an array of length ${s.steps.length}`);
-      const fmn = decFA('state.state.firstMin', s.firstMin, groups);
-      const fmx = decFA('state.state.firstMax', s.firstMax, groups);
+      steps = (s.steps as unknown[]).map((v, g) => decInt(`state.state.steps[${g}]`, v, 0, Number.MAX_SAFE_INTEGER));
+      fmn = decFA('state.state.firstMin', s.firstMin, groups);
+      fmx = decFA('state.state.firstMax', s.firstMax, groups);
       for (let g = 0; g < groups; g++) {
-        this._steps[g] = decInt(`state.state.steps[${g}]`, s.steps[g], 0, Number.MAX_SAFE_INTEGER);
-        if ((this._steps[g] === 0) !== (this._min[g] === Infinity)) throw rangeError(`state.state.steps[${g}]`, '0 exactly for an empty group', String(this._steps[g]));
-        this._firstMin[g] = fmn[g];
-        this._firstMax[g] = fmx[g];
+        const empty = mn[g] === Infinity;
+        if ((steps[g] === 0) !== empty) throw rangeError(`state.state.steps[${g}]`, empty ? '0 (an empty group)' : 'at least 1 (a group with data)', String(steps[g]));
+        const ok = empty ? fmn[g] === Infinity && fmx[g] === -Infinity
+          : Number.isFinite(fmn[g]) && Number.isFinite(fmx[g]) && fmn[g] <= fmx[g] && f32(fmn[g]) === fmn[g] && f32(fmx[g]) === fmx[g];
+        if (!ok) {
+          throw rangeError(`state.state.firstMin[${g}]`, 'float32 values with firstMin <= firstMax (or Infinity / -Infinity for an empty group)', `${fmn[g]}, firstMax ${fmx[g]}`);
+        }
       }
+    }
+    this._init(groups, gs.shape);
+    this._min.set(mn);
+    this._max.set(mx);
+    if (this._c !== null) {
+      this._steps.set(steps);
+      this._firstMin.set(fmn);
+      this._firstMax.set(fmx);
     }
   }
 

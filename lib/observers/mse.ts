@@ -137,7 +137,7 @@ export function searchRange(dmin: number, dmax: number, spec: ResolvedSpec, grid
 export interface MSEObserverOptions extends ObserverSpecOptions, HistogramRangeOptions {
   /** 'per-tensor' (default) or { axis } (one histogram and one search per channel). */
   granularity?: 'per-tensor' | { axis: number };
-  /** Candidate ranges per search dimension (default 100). */
+  /** Candidate ranges per search dimension, 1 .. 100000 (default 100). */
   gridSize?: number;
 }
 
@@ -146,7 +146,7 @@ export class MSEObserver extends HistBase {
   static readonly observerType: string = 'MSEObserver';
   private readonly _grid: number;
   constructor(opts?: MSEObserverOptions) {
-    const p = parseOptions('options', opts, ['bins', 'gridSize', 'upsampleRate', 'initialRange']);
+    const p = parseOptions('options', opts, ['bins', 'gridSize', 'upsampleRate', 'initialRange', 'memoryLimit']);
     super(p, { abs: false, allowAxis: true });
     this._grid = optNumber('gridSize', p.own.gridSize, 100, 1, 100000, { integer: true });
     p.own.gridSize = this._grid;

@@ -38,7 +38,7 @@ export class PercentileObserver extends HistBase {
   private readonly _p: number;
   private readonly _mode: 'symmetric' | 'two-sided';
   constructor(opts?: PercentileObserverOptions) {
-    const p = parseOptions('options', opts, ['percentile', 'mode', 'bins', 'upsampleRate', 'initialRange']);
+    const p = parseOptions('options', opts, ['percentile', 'mode', 'bins', 'upsampleRate', 'initialRange', 'memoryLimit']);
     const mode = p.own.mode === undefined ? (p.spec.scheme === 'symmetric' ? 'symmetric' : 'two-sided')
       : checkOneOf('mode', p.own.mode, ['symmetric', 'two-sided'] as const);
     super(p, { abs: mode === 'symmetric', allowAxis: true });

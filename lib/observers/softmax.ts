@@ -48,6 +48,7 @@ export interface SoftmaxCrossEntropyObserverOptions extends ObserverSpecOptions,
   granularity?: 'per-tensor';
   /** The softmax (class) axis of each batch's shape (default -1, the last). */
   axis?: number;
+  /** Candidate ranges per search dimension, 1 .. 100000 (default 100). */
   gridSize?: number;
 }
 
@@ -56,7 +57,7 @@ export class SoftmaxCrossEntropyObserver extends HistBase {
   private readonly _axis: number;
   private readonly _grid: number;
   constructor(opts?: SoftmaxCrossEntropyObserverOptions) {
-    const p = parseOptions('options', opts, ['axis', 'bins', 'gridSize', 'upsampleRate', 'initialRange']);
+    const p = parseOptions('options', opts, ['axis', 'bins', 'gridSize', 'upsampleRate', 'initialRange', 'memoryLimit']);
     super(p, { abs: false, allowAxis: false, layers: 2 });
     const ax = p.own.axis ?? -1;
     if (typeof ax !== 'number' || !Number.isInteger(ax)) throw typeError('axis', 'an integer', ax);

@@ -36,6 +36,9 @@ constexpr size_t kFlush = size_t{1} << 31;   // elements per uint32 flush (count
 constexpr size_t kGatherInner = 64;          // per-axis runs shorter than this are gathered
 constexpr size_t kGatherChunk = 4096;
 constexpr size_t kParallelMin = size_t{1} << 20;  // per-tensor inputs from this size use the thread pool
+// Per-task buffers of the parallel per-tensor path (a float64 and a uint32 count per bin) stay
+// within this many bytes in all: fewer tasks for huge nbins (2^24 bins: 192 MiB per task).
+constexpr size_t kParallelScratch = size_t{64} << 20;
 
 struct Acc {
   std::vector<uint32_t> c;
@@ -50,6 +53,30 @@ void histogram(const float* x, const Layout& L, const float* lo, const float* hi
   const size_t groups = L.gran == Gran::PerTensor ? 1 : L.axis_dim;
   std::vector<HistParams> ps(groups);
   for (size_t g = 0; g < groups; ++g) ps[g] = hist_params(lo[g], hi[g], nbins, abs_values);
+  const size_t n = L.numel();
+  const size_t threads = static_cast<size_t>(num_threads());
+  const size_t max_tasks = std::max<size_t>(1, kParallelScratch / (static_cast<size_t>(nbins) * 12));
+  const size_t tasks = std::min({threads, n / (kParallelMin / 2), max_tasks});
+  if (L.gran == Gran::PerTensor && tasks > 1 && n >= kParallelMin) {
+    // One histogram per task, summed: counts are integers, so the task count never changes them.
+    std::vector<std::vector<double>> part(tasks, std::vector<double>(nbins, 0.0));
+    parallel_for(tasks, [&](size_t t) {
+      const size_t e0 = n * t / tasks, e1 = n * (t + 1) / tasks;
+      std::vector<uint32_t> c32(nbins, 0u);
+      for (size_t e = e0; e < e1;) {
+        const size_t m = std::min(e1 - e, kFlush);
+        k.histogram(x + e, m, ps[0], c32.data());
+        for (uint32_t b = 0; b < nbins; ++b) {
+          part[t][b] += static_cast<double>(c32[b]);
+          c32[b] = 0;
+        }
+        e += m;
+      }
+    });
+    for (size_t t = 0; t < tasks; ++t)
+      for (uint32_t b = 0; b < nbins; ++b) counts[b] += part[t][b];
+    return;
+  }
   std::vector<uint32_t> c(groups * static_cast<size_t>(nbins), 0u);
   std::vector<size_t> since(groups, 0);
   auto flush = [&](size_t g) {
@@ -71,29 +98,6 @@ void histogram(const float* x, const Layout& L, const float* lo, const float* hi
       if (since[g] >= kFlush) flush(g);
     }
   };
-  const size_t n = L.numel();
-  const size_t threads = static_cast<size_t>(num_threads());
-  if (L.gran == Gran::PerTensor && threads > 1 && n >= kParallelMin) {
-    // One histogram per task, summed: counts are integers, so the thread count never changes them.
-    const size_t tasks = std::min(threads, n / (kParallelMin / 2));
-    std::vector<std::vector<double>> part(tasks, std::vector<double>(nbins, 0.0));
-    parallel_for(tasks, [&](size_t t) {
-      const size_t e0 = n * t / tasks, e1 = n * (t + 1) / tasks;
-      std::vector<uint32_t> c32(nbins, 0u);
-      for (size_t e = e0; e < e1;) {
-        const size_t m = std::min(e1 - e, kFlush);
-        k.histogram(x + e, m, ps[0], c32.data());
-        for (uint32_t b = 0; b < nbins; ++b) {
-          part[t][b] += static_cast<double>(c32[b]);
-          c32[b] = 0;
-        }
-        e += m;
-      }
-    });
-    for (size_t t = 0; t < tasks; ++t)
-      for (uint32_t b = 0; b < nbins; ++b) counts[b] += part[t][b];
-    return;
-  }
   if (L.gran == Gran::PerTensor) {
     run(0, x, n);
   } else if (L.inner >= kGatherInner) {

@@ -215,6 +215,18 @@ void test_histogram_threads() {
     ++checks();
     if (got != want) fail_plain("histogram() with %d threads differs from 1 thread", t);
   }
+  // nbins = 2^21: the per-task buffers (24 MiB each) cap the tasks at 2 whatever the thread count
+  const uint32_t big = uint32_t{1} << 21;
+  std::vector<double> want_big(big, 0.0);
+  set_num_threads(1);
+  histogram(x.data(), L, &lo, &hi, big, false, want_big.data());
+  for (int t : {2, 4}) {
+    set_num_threads(t);
+    std::vector<double> got(big, 0.0);
+    histogram(x.data(), L, &lo, &hi, big, false, got.data());
+    ++checks();
+    if (got != want_big) fail_plain("histogram() with %d threads and 2^21 bins differs from 1 thread", t);
+  }
   set_num_threads(saved);
 }
 
