@@ -9,14 +9,13 @@
 //
 // Reading trusts nothing: every field is checked before it is used, each problem a
 // WeightFileError naming the file and the field (e.g. "model.safetensors:
-// header.tensors['0.weight'].data_offsets: ..."). Writing is atomic: a temporary file in the same
-// folder, fsync, rename.
-import * as fs from 'node:fs';
+// header.tensors['0.weight'].data_offsets: ..."). Writing is atomic (lib/io/atomic.ts): a
+// temporary file in the same folder, fsync, the target's mode, rename.
 import { readRegularFileSync } from './read';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import { checkOptions, describe, rangeError, typeError } from '../errors';
 import type { LoadStateDictOptions, LoadStateDictResult, Module } from '../nn/module';
+import { writeFileAtomicSync } from './atomic';
 import { describeValue, WeightFileError } from './tfjs';
 
 export type SafetensorsDtype = 'F32' | 'I8' | 'U8' | 'I32';
@@ -284,42 +283,11 @@ export function serializeSafetensors(tensors: Record<string, SafetensorsTensor> 
   return out;
 }
 
-function writeAll(fd: number, b: Uint8Array): void {
-  let off = 0;
-  while (off < b.length) off += fs.writeSync(fd, b, off, Math.min(b.length - off, 1 << 30));
-}
-
 /**
- * The path to rename the new file onto: `file`, or the file a symlink points to. Refuses a
- * directory, a device, a FIFO or a socket (an atomic rename would replace it), and a folder that
- * does not exist.
- */
-function writableTarget(file: string): string {
-  let target = path.resolve(file);
-  let st: fs.Stats | null = null;
-  try {
-    st = fs.statSync(target);
-    target = fs.realpathSync(target);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`${file}: cannot write it (${(e as NodeJS.ErrnoException).code})`, { cause: e });
-  }
-  if (st && st.isDirectory()) throw new Error(`${file}: cannot write it: it is a directory`);
-  if (st && !st.isFile()) throw new Error(`${file}: cannot write it: it exists and is not a regular file (a device, FIFO or socket is never replaced)`);
-  const dir = path.dirname(target);
-  let ds: fs.Stats;
-  try {
-    ds = fs.statSync(dir);
-  } catch {
-    throw new Error(`${file}: cannot write it: the folder ${dir} does not exist`);
-  }
-  if (!ds.isDirectory()) throw new Error(`${file}: cannot write it: ${dir} is not a folder`);
-  return target;
-}
-
-/**
- * Writes tensors (and string metadata) to `file` atomically: a temporary file in the same folder
- * is written and fsynced, then renamed over `file`. Tensors are laid out as the reference writer
- * does (by item size, then name).
+ * Writes tensors (and string metadata) to `file` atomically (lib/io/atomic.ts): a temporary file
+ * in the same folder is written and fsynced, given the mode of the file it replaces, then renamed
+ * over `file`; temp files of dead writers of the same file are removed first. Tensors are laid
+ * out as the reference writer does (by item size, then name).
  */
 export function saveSafetensors(
   file: string, tensors: Record<string, SafetensorsTensor> | Map<string, SafetensorsTensor>, metadata?: Record<string, string>,
@@ -328,37 +296,10 @@ export function saveSafetensors(
   if (!LE) throw new Error('safetensors: big-endian hosts are not supported');
   const plan = planTensors(tensors);
   const head = headerBytes(plan, checkMetadata(metadata));
-  const target = writableTarget(file);
-  const dir = path.dirname(target);
-  const tmp = path.join(dir, `.${path.basename(target)}.${process.pid}.${Date.now().toString(36)}${Math.floor(Math.random() * 1e9).toString(36)}.tmp`);
-  let fd: number | null = null;
-  try {
-    try {
-      fd = fs.openSync(tmp, 'wx');
-    } catch (e) {
-      const er = e as NodeJS.ErrnoException;
-      throw new Error(`${file}: cannot write it: cannot create a file in ${dir} (${er.code ?? er.message})`, { cause: e });
-    }
-    writeAll(fd, head);
-    for (const t of plan) writeAll(fd, asBytes(t.data));
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = null;
-    fs.renameSync(tmp, target);
-  } catch (e) {
-    if (fd !== null) {
-      try { fs.closeSync(fd); } catch { /* already failing */ }
-    }
-    try { fs.unlinkSync(tmp); } catch { /* not created or already renamed */ }
-    if (e instanceof Error && e.message.startsWith(`${file}: `)) throw e;
-    const er = e as NodeJS.ErrnoException;
-    throw new Error(`${file}: cannot write it (${er.code ?? er.message})`, { cause: e });
-  }
-  try {
-    // Make the rename durable too (not possible everywhere, e.g. on Windows).
-    const dfd = fs.openSync(dir, 'r');
-    try { fs.fsyncSync(dfd); } finally { fs.closeSync(dfd); }
-  } catch { /* best effort */ }
+  writeFileAtomicSync(file, (put) => {
+    put(head);
+    for (const t of plan) put(asBytes(t.data));
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

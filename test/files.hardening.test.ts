@@ -1,0 +1,266 @@
+// Files under attack: atomic writes (permissions kept, temp files of this call and of dead writers
+// removed, nothing else ever unlinked, kill -9 mid-save).
+// The child processes run dist/ (as test/cli.test.ts does): `npm run build:ts` first (npm test does).
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { atomicHooks, processStartToken, tempFileName, writeFileAtomicSync } from '../lib/io/atomic';
+import { loadSafetensors, saveSafetensors } from '../lib/io/safetensors';
+import { Linear, manualSeed, ReLU, Sequential } from '../lib/nn/index';
+import { loadModel, saveModel } from '../lib/ptq/file';
+
+const root = path.resolve(__dirname, '..');
+const DIST = path.join(root, 'dist', 'cjs', 'index.js');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'qk-files-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+let caseNo = 0;
+const freshDir = () => { const d = path.join(tmp, `c${caseNo++}`); fs.mkdirSync(d); return d; };
+const U8 = (v: number[]) => ({ dtype: 'U8' as const, shape: [v.length], data: Uint8Array.from(v) });
+const LINUX = fs.existsSync('/proc/self/stat');
+const ROOT_USER = typeof process.getuid === 'function' && process.getuid() === 0;
+
+beforeAll(() => {
+  if (!fs.existsSync(path.join(root, 'dist/cjs/io/atomic.js'))) {
+    throw new Error('dist/cjs/io/atomic.js is missing: run `npm run build:ts` first (npm test does)');
+  }
+});
+
+/** A pid that was alive a moment ago and is not any more (its process exited and was reaped). */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ['-e', '0']);
+  expect(r.status).toBe(0);
+  return r.pid as number;
+}
+
+// ---- atomic writes -------------------------------------------------------------------------------
+
+describe('atomic writes: permissions, owner, temp names', () => {
+  it('overwriting a 0600 file keeps 0600 (and 0640, 0444 stay as they were)', () => {
+    const d = freshDir();
+    for (const mode of [0o600, 0o640, 0o444, 0o755]) {
+      const p = path.join(d, `m${mode.toString(8)}.safetensors`);
+      fs.writeFileSync(p, 'old');
+      fs.chmodSync(p, mode);
+      saveSafetensors(p, { x: U8([1]) });
+      expect((fs.statSync(p).mode & 0o777).toString(8)).toBe(mode.toString(8));
+      expect(Array.from(loadSafetensors(p).tensors.x.data)).toEqual([1]);
+    }
+    // saveModel writes through the same helper.
+    const m = path.join(d, 'model.safetensors');
+    fs.writeFileSync(m, 'old');
+    fs.chmodSync(m, 0o600);
+    saveModel(m, new Sequential(new Linear(2, 2)));
+    expect(fs.statSync(m).mode & 0o777).toBe(0o600);
+  });
+
+  it('a new file gets the mode a plain write would give it (0666 less the umask)', () => {
+    const d = freshDir();
+    const plain = path.join(d, 'plain');
+    fs.writeFileSync(plain, '');
+    const p = path.join(d, 'new.safetensors');
+    saveSafetensors(p, { x: U8([1]) });
+    expect(fs.statSync(p).mode & 0o777).toBe(fs.statSync(plain).mode & 0o777);
+  });
+
+  it.skipIf(!ROOT_USER)('keeps the owner and group of the file it replaces (when allowed to)', () => {
+    const d = freshDir();
+    const p = path.join(d, 'owned.safetensors');
+    fs.writeFileSync(p, 'old');
+    fs.chownSync(p, 4321, 4322);
+    fs.chmodSync(p, 0o640);
+    saveSafetensors(p, { x: U8([2]) });
+    const st = fs.statSync(p);
+    expect([st.uid, st.gid, st.mode & 0o777]).toEqual([4321, 4322, 0o640]);
+  });
+
+  it('temp files are named after the target, this pid, and end in .quantkit-tmp', () => {
+    const t = tempFileName('/some/dir/m.safetensors');
+    expect(path.dirname(t)).toBe('/some/dir');
+    expect(path.basename(t)).toMatch(new RegExp(`^\\.m\\.safetensors\\.${process.pid}\\.(\\d+|x)\\.[0-9a-f]{8}\\.[0-9a-f]{16}\\.quantkit-tmp$`));
+    // A very long target name still gives a name the file system accepts.
+    const long = 'n'.repeat(250);
+    expect(Buffer.byteLength(path.basename(tempFileName(`/d/${long}`)))).toBeLessThanOrEqual(255);
+    expect(path.basename(tempFileName(`/d/${long}`))).not.toBe(path.basename(tempFileName(`/d/${long.slice(1)}x`)));
+  });
+
+  it('a file already at the temp name is refused and never unlinked', () => {
+    const d = freshDir();
+    const p = path.join(d, 'm.safetensors');
+    saveSafetensors(p, { x: U8([1]) });
+    const before = fs.readFileSync(p);
+    const saved = atomicHooks.random;
+    try {
+      atomicHooks.random = () => 'feedfacefeedface';
+      const theirs = tempFileName(p, { rand: 'feedfacefeedface' });
+      fs.writeFileSync(theirs, 'not quantkit\'s');
+      expect(() => saveSafetensors(p, { x: U8([2]) })).toThrow(`${p}: cannot write it: the temporary file ${theirs} exists (left alone; not created by this save)`);
+      expect(fs.readFileSync(theirs, 'utf8')).toBe('not quantkit\'s');
+      expect(fs.readFileSync(p).equals(before)).toBe(true);
+      // A symlink there is refused the same way (O_EXCL never follows it).
+      fs.unlinkSync(theirs);
+      const victim = path.join(d, 'victim');
+      fs.writeFileSync(victim, 'victim');
+      fs.symlinkSync(victim, theirs);
+      expect(() => saveSafetensors(p, { x: U8([2]) })).toThrow('exists (left alone; not created by this save)');
+      expect(fs.lstatSync(theirs).isSymbolicLink()).toBe(true);
+      expect(fs.readFileSync(victim, 'utf8')).toBe('victim');
+      // A collision once: the next random name is used, the other file stays.
+      let n = 0;
+      atomicHooks.random = () => (n++ === 0 ? 'feedfacefeedface' : '0123456789abcdef');
+      saveSafetensors(p, { x: U8([3]) });
+      expect(Array.from(loadSafetensors(p).tensors.x.data)).toEqual([3]);
+      expect(fs.lstatSync(theirs).isSymbolicLink()).toBe(true);
+      expect(fs.readdirSync(d).sort()).toEqual(['m.safetensors', path.basename(theirs), 'victim'].sort());
+    } finally {
+      atomicHooks.random = saved;
+    }
+  });
+
+  it('a failing write removes its own temp file and leaves the target as it was', () => {
+    const d = freshDir();
+    const p = path.join(d, 'm.safetensors');
+    fs.writeFileSync(p, 'previous');
+    expect(() => writeFileAtomicSync(p, (put) => {
+      put(new Uint8Array(4096));
+      expect(fs.readdirSync(d).length).toBe(2); // the temp file is there while writing
+      throw new Error('boom');
+    })).toThrow('boom');
+    expect(fs.readdirSync(d)).toEqual(['m.safetensors']);
+    expect(fs.readFileSync(p, 'utf8')).toBe('previous');
+  });
+
+  it('a write that fails in the kernel (EFBIG under ulimit -f) leaves no temp file', () => {
+    const d = freshDir();
+    const p = path.join(d, 'm.safetensors');
+    fs.writeFileSync(p, 'previous');
+    const js = `const q=require(${JSON.stringify(DIST)});try{q.saveSafetensors(${JSON.stringify(p)},{x:{dtype:'U8',shape:[1<<20],data:new Uint8Array(1<<20)}})}catch(e){console.log(e.message);process.exit(3)}`;
+    const r = spawnSync('bash', ['-c', `ulimit -f 64; exec "$0" -e "$1"`, process.execPath, js], { encoding: 'utf8' });
+    expect(r.stdout).toBe(`${p}: cannot write it (EFBIG)\n`);
+    expect(r.status).toBe(3);
+    expect(fs.readdirSync(d)).toEqual(['m.safetensors']);
+    expect(fs.readFileSync(p, 'utf8')).toBe('previous');
+  });
+});
+
+describe('stale temp files of dead writers', () => {
+  it('a temp file of a dead pid is removed by the next save of the same target', () => {
+    const d = freshDir();
+    const p = path.join(d, 'm.safetensors');
+    const stale = tempFileName(p, { pid: deadPid(), start: '12345' });
+    fs.writeFileSync(stale, Buffer.alloc(1 << 16));
+    saveSafetensors(p, { x: U8([1]) });
+    expect(fs.readdirSync(d)).toEqual(['m.safetensors']);
+  });
+
+  it('keeps temp files of live writers: this process, and another live process', async () => {
+    const d = freshDir();
+    const p = path.join(d, 'm.safetensors');
+    const mine = tempFileName(p, { rand: '00000000000000aa' });
+    fs.writeFileSync(mine, 'this process (another thread may be writing it)');
+    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    try {
+      await new Promise((res) => child.once('spawn', res));
+      const pid = child.pid as number;
+      const theirs = tempFileName(p, { pid, start: processStartToken(pid) ?? 'x' });
+      fs.writeFileSync(theirs, 'a live writer');
+      saveSafetensors(p, { x: U8([1]) });
+      expect(fs.readdirSync(d).sort()).toEqual([path.basename(mine), path.basename(theirs), 'm.safetensors'].sort());
+      child.kill('SIGKILL');
+      await new Promise((res) => child.once('exit', res));
+      saveSafetensors(p, { x: U8([2]) });
+      expect(fs.readdirSync(d).sort()).toEqual([path.basename(mine), 'm.safetensors'].sort());
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it.skipIf(!LINUX)('a temp file of an earlier process that had this pid is stale (start time differs)', () => {
+    const d = freshDir();
+    const p = path.join(d, 'm.safetensors');
+    const own = processStartToken(process.pid);
+    expect(own).toMatch(/^\d+$/);
+    const earlier = tempFileName(p, { start: String(Number(own) + 1) });
+    fs.writeFileSync(earlier, 'old');
+    saveSafetensors(p, { x: U8([1]) });
+    expect(fs.readdirSync(d)).toEqual(['m.safetensors']);
+  });
+
+  it('leaves alone what only looks like a stale temp file: a symlink, a folder, a hard link, another target, another host', () => {
+    const d = freshDir();
+    const p = path.join(d, 'm.safetensors');
+    const pid = deadPid();
+    const victim = path.join(d, 'victim');
+    fs.writeFileSync(victim, 'victim');
+    const link = tempFileName(p, { pid, rand: '000000000000000a' });
+    fs.symlinkSync(victim, link);
+    const folder = tempFileName(p, { pid, rand: '000000000000000b' });
+    fs.mkdirSync(folder);
+    const hard = tempFileName(p, { pid, rand: '000000000000000c' });
+    fs.linkSync(victim, hard);
+    const other = tempFileName(path.join(d, 'other.safetensors'), { pid });
+    fs.writeFileSync(other, 'another target');
+    const host = tempFileName(p, { pid, host: '0badc0de' });
+    fs.writeFileSync(host, 'another host: its pid means nothing here');
+    const odd = path.join(d, `.m.safetensors.${pid}.tmp`);
+    fs.writeFileSync(odd, 'not our naming');
+    const before = fs.readdirSync(d).sort();
+    saveSafetensors(p, { x: U8([1]) });
+    expect(fs.readdirSync(d).sort()).toEqual([...before, 'm.safetensors'].sort());
+    expect(fs.readFileSync(victim, 'utf8')).toBe('victim');
+  });
+
+  it('kill -9 in the middle of a large saveModel: the previous file intact, the next save leaves no temp files', async () => {
+    const d = freshDir();
+    const p = path.join(d, 'm.safetensors');
+    manualSeed(3);
+    saveModel(p, new Sequential(new Linear(4, 3), new ReLU(), new Linear(3, 2)));
+    const previous = fs.readFileSync(p);
+    // The child builds a 64 MiB model, says 'ready', then saves it over p.
+    const js = `const q=require(process.argv[1]);const L=[];for(let i=0;i<16;i++)L.push(new q.nn.Linear(1024,1024));` +
+      `const m=new q.nn.Sequential(...L);process.stdout.write('ready\\n');q.saveModel(process.argv[2],m);process.stdout.write('saved\\n');`;
+    const isTemp = (n: string) => n.startsWith('.m.safetensors.') && n.endsWith('.quantkit-tmp');
+    let killedMidWrite = false;
+    for (let attempt = 0; attempt < 30 && !killedMidWrite; attempt++) {
+      const child = spawn(process.execPath, ['-e', js, DIST, p], { stdio: ['ignore', 'pipe', 'inherit'] });
+      await new Promise<void>((res, rej) => {
+        let out = '';
+        child.stdout.on('data', (b) => { out += b; if (out.includes('ready')) res(); });
+        child.once('exit', () => rej(new Error(`the writer exited early: ${out}`)));
+      });
+      // Poll (yielding to the event loop each time) until its temp file holds over 8 of its
+      // 64 MiB, then kill -9.
+      const t0 = Date.now();
+      while (Date.now() - t0 < 20000) {
+        if (fs.statSync(p).size !== previous.length) break; // too late: renamed already
+        const temp = fs.readdirSync(d).find(isTemp);
+        if (temp) {
+          try { if (fs.statSync(path.join(d, temp)).size > 8 << 20) break; } catch { /* renamed meanwhile */ }
+        }
+        await new Promise((res) => setImmediate(res));
+      }
+      child.kill('SIGKILL');
+      await new Promise((res) => (child.exitCode !== null || child.signalCode !== null ? res(null) : child.once('exit', res)));
+      const left = fs.readdirSync(d).filter(isTemp);
+      if (left.length === 1) {
+        killedMidWrite = true;
+        expect(left[0].startsWith(`.m.safetensors.${child.pid}.`)).toBe(true);
+        expect(fs.readFileSync(p).equals(previous)).toBe(true);
+        expect(loadModel(p)).toBeInstanceOf(Sequential);
+      } else {
+        // Killed before the temp file was created or after the rename: the target is one of the
+        // two complete files. Put the previous one back and try again.
+        expect(left).toEqual([]);
+        const now = fs.readFileSync(p);
+        expect(now.equals(previous) || loadModel(p) instanceof Sequential).toBe(true);
+        fs.writeFileSync(p, previous);
+      }
+    }
+    expect(killedMidWrite).toBe(true);
+    // The next save removes the dead writer's temp file; nothing else is left.
+    saveModel(p, new Sequential(new Linear(2, 2)));
+    expect(fs.readdirSync(d)).toEqual(['m.safetensors']);
+    expect(loadModel(p)).toBeInstanceOf(Sequential);
+  }, 120000);
+});
