@@ -1,5 +1,6 @@
 // Files under attack: atomic writes (permissions kept, temp files of this call and of dead writers
-// removed, nothing else ever unlinked, kill -9 mid-save).
+// removed, nothing else ever unlinked, kill -9 mid-save), and JSON nesting and tensor-count limits
+// in every reader.
 // The child processes run dist/ (as test/cli.test.ts does): `npm run build:ts` first (npm test does).
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -7,9 +8,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { atomicHooks, processStartToken, tempFileName, writeFileAtomicSync } from '../lib/io/atomic';
-import { loadSafetensors, saveSafetensors } from '../lib/io/safetensors';
+import { JSON_MAX_DEPTH, MAX_RANK, MAX_TENSORS } from '../lib/io/json';
+import { loadSafetensors, parseSafetensors, saveSafetensors } from '../lib/io/safetensors';
+import { loadTfjsWeights, loadTfjsWeightsSync, WeightFileError } from '../lib/io/tfjs';
 import { Linear, manualSeed, ReLU, Sequential } from '../lib/nn/index';
-import { loadModel, saveModel } from '../lib/ptq/file';
+import { GRAPH_KEY, loadModel, saveModel } from '../lib/ptq/file';
 
 const root = path.resolve(__dirname, '..');
 const DIST = path.join(root, 'dist', 'cjs', 'index.js');
@@ -263,4 +266,109 @@ describe('stale temp files of dead writers', () => {
     expect(fs.readdirSync(d)).toEqual(['m.safetensors']);
     expect(loadModel(p)).toBeInstanceOf(Sequential);
   }, 120000);
+});
+
+// ---- JSON nesting and counts ---------------------------------------------------------------------
+
+/** A safetensors file by hand: u64 LE header length, the header padded to 8, then data. */
+function handFile(header: string, data: Uint8Array = new Uint8Array(0)): Buffer {
+  const h = Buffer.from(header + ' '.repeat((8 - (Buffer.byteLength(header) % 8)) % 8), 'utf8');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(h.length));
+  return Buffer.concat([len, h, data]);
+}
+
+const deep = (n: number) => '['.repeat(n) + ']'.repeat(n);
+
+function errorOf(f: () => unknown): Error {
+  try {
+    f();
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('expected an error');
+}
+
+describe('JSON nesting and tensor counts are bounded before anything is built', () => {
+  it(`a safetensors header nested 10,000 deep is a WeightFileError naming the file and the field (limit ${JSON_MAX_DEPTH})`, () => {
+    const e = errorOf(() => parseSafetensors(handFile(`{"__metadata__":{"k":${deep(10000)}}}`), 'deep.st'));
+    expect(e).toBeInstanceOf(WeightFileError);
+    expect(e.message).toMatch(/^deep\.st: header\.__metadata__\['k'\]\[0\]\[0\]\[0\]\[0\]\[0\]\[0\]\.\.\.: nested more than 128 levels deep \(at byte \d+\); the limit is 128$/);
+    expect((e as WeightFileError).field).toBe("header.__metadata__['k'][0][0][0][0][0][0]...");
+    const e2 = errorOf(() => parseSafetensors(handFile(`{"a":{"dtype":"U8","shape":${deep(200)},"data_offsets":[0,0]}}`), 'deep.st'));
+    expect(e2.message).toMatch(/^deep\.st: header\.tensors\['a'\]\.shape\[0\]\[0\]\[0\]\[0\]\[0\]\[0\]\.\.\.: nested more than 128 levels deep/);
+    // 128 levels are fine as far as nesting goes (then the header's own checks apply).
+    const ok = errorOf(() => parseSafetensors(handFile(`{"__metadata__":{"k":${deep(126)}}}`), 'ok.st'));
+    expect(ok.message).toBe(`ok.st: header.__metadata__['k']: expected a string but found ${'['.repeat(60)}...`);
+  });
+
+  it('brackets and quotes inside strings do not count as nesting', () => {
+    const name = '[{"[' + '['.repeat(500) + '\\"{';
+    const f = parseSafetensors(handFile(`{${JSON.stringify(name)}:{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}`, Uint8Array.of(9)));
+    expect(Object.keys(f.tensors)).toEqual([name]);
+  });
+
+  it('a tfjs model.json nested 10,000 deep is a WeightFileError (both loaders)', async () => {
+    const d = freshDir();
+    const file = path.join(d, 'model.json');
+    fs.writeFileSync(file, `{"modelTopology":{"config":${deep(10000)}},"weightsManifest":[]}`);
+    const se = errorOf(() => loadTfjsWeightsSync(file));
+    expect(se).toBeInstanceOf(WeightFileError);
+    expect(se.message).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: modelTopology\\.config\\[0\\]\\[0\\]\\[0\\]\\[0\\]\\[0\\]\\[0\\]\\.\\.\\.: nested more than 128 levels deep \\(at byte \\d+\\); the limit is 128$`));
+    await expect(loadTfjsWeights(file)).rejects.toThrow(se.message);
+  });
+
+  it('a model graph nested 10,000 deep is a WeightFileError from loadModel', () => {
+    const d = freshDir();
+    const p = path.join(d, 'm.safetensors');
+    saveSafetensors(p, {}, { [GRAPH_KEY]: `{"version":1,"kind":"float","layers":[{"name":"0","layer":${deep(10000)}}]}` });
+    const e = errorOf(() => loadModel(p));
+    expect(e).toBeInstanceOf(WeightFileError);
+    expect(e.message).toMatch(/: __metadata__\['quantkit\.graph'\]\.layers\[0\]\.layer\[0\]\[0\]\[0\]\[0\]\[0\]\.\.\.: nested more than 128 levels deep \(at byte \d+\); the limit is 128$/);
+    expect(e.message.startsWith(`${p}: `)).toBe(true);
+  });
+
+  it(`more than ${MAX_TENSORS} tensors are refused while scanning the header (1.5M empty tensors too, quickly)`, () => {
+    const entry = (i: number) => `"t${i}":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}`;
+    const many = (n: number) => handFile(`{${Array.from({ length: n }, (_, i) => entry(i)).join(',')}}`);
+    const over = many(MAX_TENSORS + 1);
+    expect(() => parseSafetensors(over, 'many.st')).toThrow(`many.st: header: more than ${MAX_TENSORS} tensors (the limit)`);
+    const huge = many(1_500_000);
+    const t0 = performance.now();
+    const e = errorOf(() => parseSafetensors(huge, 'huge.st'));
+    expect(e).toBeInstanceOf(WeightFileError);
+    expect(e.message).toBe(`huge.st: header: more than ${MAX_TENSORS} tensors (the limit)`);
+    expect(performance.now() - t0).toBeLessThan(5000);
+    // With __metadata__ the limit is still MAX_TENSORS tensors.
+    const withMeta = handFile(`{"__metadata__":{},${Array.from({ length: MAX_TENSORS }, (_, i) => entry(i)).join(',')}}`);
+    expect(Object.keys(parseSafetensors(withMeta).tensors).length).toBe(MAX_TENSORS);
+  }, 60000);
+
+  it(`tensor rank is at most ${MAX_RANK} (safetensors and tfjs)`, () => {
+    const shape = JSON.stringify(new Array(MAX_RANK + 1).fill(1));
+    expect(() => parseSafetensors(handFile(`{"w":{"dtype":"U8","shape":${shape},"data_offsets":[0,1]}}`, Uint8Array.of(1)), 'r.st'))
+      .toThrow(`r.st: header.tensors['w'].shape: ${MAX_RANK + 1} dimensions is more than the ${MAX_RANK} allowed`);
+    const okShape = JSON.stringify(new Array(MAX_RANK).fill(1));
+    expect(parseSafetensors(handFile(`{"w":{"dtype":"U8","shape":${okShape},"data_offsets":[0,1]}}`, Uint8Array.of(1))).tensors.w.shape.length).toBe(MAX_RANK);
+    const d = freshDir();
+    const file = path.join(d, 'model.json');
+    fs.writeFileSync(file, JSON.stringify({ weightsManifest: [{ paths: [], weights: [{ name: 'w', shape: new Array(MAX_RANK + 1).fill(0), dtype: 'float32' }] }] }));
+    expect(() => loadTfjsWeightsSync(file)).toThrow(`${file}: weightsManifest[0].weights[0].shape: expected at most ${MAX_RANK} dimensions but received ${MAX_RANK + 1}`);
+  });
+
+  it(`a tfjs manifest with more than ${MAX_TENSORS} weights is refused before any shard is read`, () => {
+    const d = freshDir();
+    const file = path.join(d, 'model.json');
+    const weights = Array.from({ length: MAX_TENSORS + 1 }, (_, i) => ({ name: `w${i}`, shape: [0], dtype: 'float32' }));
+    fs.writeFileSync(file, JSON.stringify({ weightsManifest: [{ paths: ['missing.bin'], weights }] }));
+    expect(() => loadTfjsWeightsSync(file)).toThrow(`${file}: weightsManifest: more than ${MAX_TENSORS} weights (the limit)`);
+  });
+
+  it('a model.json over 100 MB is refused before it is read', () => {
+    const d = freshDir();
+    const file = path.join(d, 'model.json');
+    fs.writeFileSync(file, '');
+    fs.truncateSync(file, 100_000_001);
+    expect(() => loadTfjsWeightsSync(file)).toThrow(`${file}: cannot read the model file: larger than 100000000 bytes`);
+  });
 });

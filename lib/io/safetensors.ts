@@ -9,13 +9,16 @@
 //
 // Reading trusts nothing: every field is checked before it is used, each problem a
 // WeightFileError naming the file and the field (e.g. "model.safetensors:
-// header.tensors['0.weight'].data_offsets: ..."). Writing is atomic (lib/io/atomic.ts): a
+// header.tensors['0.weight'].data_offsets: ..."). The header's nesting depth and tensor count are
+// checked by a flat scan before it is parsed (lib/io/json.ts: at most JSON_MAX_DEPTH levels,
+// MAX_TENSORS tensors, MAX_RANK dimensions each). Writing is atomic (lib/io/atomic.ts): a
 // temporary file in the same folder, fsync, the target's mode, rename.
 import { readRegularFileSync } from './read';
 import * as os from 'node:os';
 import { checkOptions, describe, rangeError, typeError } from '../errors';
 import type { LoadStateDictOptions, LoadStateDictResult, Module } from '../nn/module';
 import { writeFileAtomicSync } from './atomic';
+import { JSON_MAX_BYTES, MAX_RANK, MAX_TENSORS, parseJsonChecked } from './json';
 import { describeValue, WeightFileError } from './tfjs';
 
 export type SafetensorsDtype = 'F32' | 'I8' | 'U8' | 'I32';
@@ -41,7 +44,7 @@ const DTYPES = Object.keys(CTORS) as SafetensorsDtype[];
 const OTHER_DTYPES = ['BOOL', 'F4', 'F6_E2M3', 'F6_E3M2', 'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'I16', 'U16', 'F16', 'BF16', 'U32', 'I64', 'U64', 'F64', 'C64'];
 
 /** Largest header accepted (the reference implementation's limit). */
-export const SAFETENSORS_MAX_HEADER = 100_000_000;
+export const SAFETENSORS_MAX_HEADER = JSON_MAX_BYTES;
 
 const LE = os.endianness() === 'LE';
 
@@ -93,13 +96,19 @@ export function parseSafetensors(bytes: Uint8Array, file = '<buffer>'): Safetens
     throw err('header', 'not valid UTF-8', e);
   }
   if (text[0] !== '{') throw err('header', `expected a JSON object starting with '{' but found ${describeValue(text.slice(0, 20))}`);
-  let header: unknown;
-  try {
-    header = JSON.parse(text);
-  } catch (e) {
-    throw err('header', `not valid JSON (${(e as Error).message})`, e);
-  }
+  const tooMany = `more than ${MAX_TENSORS} tensors (the limit)`;
+  const header = parseJsonChecked(text, {
+    field: 'header',
+    fail: (field, msg, cause) => { throw err(field, msg, cause); },
+    maxTopMembers: MAX_TENSORS + 1, // the tensors and __metadata__
+    topMembersMessage: tooMany,
+    keyText: (key, level, parent) => (level === 1
+      ? (key === '__metadata__' ? '.__metadata__' : `.tensors${keyField(key)}`)
+      : level === 2 && parent === '__metadata__' ? keyField(key) : undefined),
+  });
   if (!isPlainObject(header)) throw err('header', `expected a JSON object but found ${describeValue(header)}`);
+  const names = Object.keys(header);
+  if (names.length - (Object.prototype.hasOwnProperty.call(header, '__metadata__') ? 1 : 0) > MAX_TENSORS) throw err('header', tooMany);
   const dataStart = 8 + N;
   const dataSize = bytes.length - dataStart;
 
@@ -128,6 +137,7 @@ export function parseSafetensors(bytes: Uint8Array, file = '<buffer>'): Safetens
     }
     const shape = v.shape;
     if (!Array.isArray(shape)) throw err(`${field}.shape`, `expected an array of non-negative integers but found ${describeValue(shape)}`);
+    if (shape.length > MAX_RANK) throw err(`${field}.shape`, `${shape.length} dimensions is more than the ${MAX_RANK} allowed`);
     shape.forEach((d, i) => {
       if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
         throw err(`${field}.shape[${i}]`, `expected a non-negative integer but found ${describeValue(d)}`);
@@ -209,6 +219,8 @@ interface Planned {
 function planTensors(tensors: unknown): Planned[] {
   const list = tensors instanceof Map ? [...tensors.entries()] : isPlainObject(tensors) ? Object.entries(tensors) : null;
   if (!list) throw typeError('tensors', 'a Record or Map of { dtype, shape, data }', tensors);
+  // What the reader accepts, the writer writes: no file quantkit could not load back.
+  if (list.length > MAX_TENSORS) throw rangeError('tensors', `at most ${MAX_TENSORS} tensors`, String(list.length));
   const out: Planned[] = [];
   for (const [name, t] of list) {
     if (typeof name !== 'string') throw typeError('tensors key', 'a string', name);
@@ -221,6 +233,7 @@ function planTensors(tensors: unknown): Planned[] {
     const C = CTORS[dtype as SafetensorsDtype];
     const shape = t.shape;
     if (!Array.isArray(shape)) throw typeError(`${f}.shape`, 'an Array of non-negative integers', shape);
+    if (shape.length > MAX_RANK) throw rangeError(`${f}.shape`, `at most ${MAX_RANK} dimensions`, String(shape.length));
     shape.forEach((d, i) => {
       if (typeof d !== 'number') throw typeError(`${f}.shape[${i}]`, 'a non-negative integer', d);
       if (!Number.isSafeInteger(d) || d < 0) throw rangeError(`${f}.shape[${i}]`, 'a non-negative integer', String(d));
@@ -257,6 +270,7 @@ function headerBytes(plan: Planned[], metadata: Record<string, string> | null): 
   }
   const json = Buffer.from(`{${parts.join(',')}}`, 'utf8');
   const padded = Math.ceil(json.length / 8) * 8;
+  if (padded > SAFETENSORS_MAX_HEADER) throw rangeError('metadata and tensor names', `a header of at most ${SAFETENSORS_MAX_HEADER} bytes`, `${padded} bytes`);
   const out = Buffer.alloc(8 + padded, 0x20);
   out.writeBigUInt64LE(BigInt(padded), 0);
   json.copy(out, 8);

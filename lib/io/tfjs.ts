@@ -11,12 +11,15 @@
 //
 // Nothing in the files is trusted: every field is checked before it is used, the shard sizes are
 // checked against what the manifest needs before any shard is read, and each problem is reported
-// as a WeightFileError naming the file and the field.
+// as a WeightFileError naming the file and the field. Limits (lib/io/json.ts): model.json at most
+// JSON_MAX_BYTES bytes and JSON_MAX_DEPTH levels deep (checked before it is parsed), at most
+// MAX_TENSORS weights and MAX_TENSORS shard files, MAX_RANK dimensions per weight.
 import * as fs from 'node:fs';
 import { readRegularFile, readRegularFileSync } from './read';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { typeError } from '../errors';
+import { JSON_MAX_BYTES, MAX_RANK, MAX_TENSORS, scanJson } from './json';
 
 /** A problem in a weight file: `file` is the path as given, `field` the place in it. */
 export class WeightFileError extends Error {
@@ -93,6 +96,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 function checkShapeField(file: string, field: string, v: unknown): { shape: number[]; numel: number } {
   const bad = () => new WeightFileError(file, field, `expected an array of non-negative integers but received ${describeValue(v)}`);
   if (!Array.isArray(v)) throw bad();
+  if (v.length > MAX_RANK) throw new WeightFileError(file, field, `expected at most ${MAX_RANK} dimensions but received ${v.length}`);
   let numel = 1;
   for (const d of v) {
     if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) throw bad();
@@ -131,6 +135,7 @@ function checkQuantization(file: string, field: string, v: unknown, dtype: TfjsD
 
 /** Parse and check model.json; resolve shard paths against dir. Reads no shard. */
 function plan(file: string, text: string, dir: string): GroupPlan[] {
+  scanJson(text, { field: '', fail: (field, msg) => { throw new WeightFileError(file, field, msg); } });
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -144,6 +149,14 @@ function plan(file: string, text: string, dir: string): GroupPlan[] {
   }
   const names = new Map<string, string>();
   const groups: GroupPlan[] = [];
+  // Counted before anything is built for them.
+  let nWeights = 0, nShards = 0;
+  for (const g of wm) {
+    if (isObject(g) && Array.isArray(g.weights)) nWeights += g.weights.length;
+    if (isObject(g) && Array.isArray(g.paths)) nShards += g.paths.length;
+  }
+  if (wm.length > MAX_TENSORS || nWeights > MAX_TENSORS) throw new WeightFileError(file, 'weightsManifest', `more than ${MAX_TENSORS} weights (the limit)`);
+  if (nShards > MAX_TENSORS) throw new WeightFileError(file, 'weightsManifest', `more than ${MAX_TENSORS} shard files (the limit)`);
   wm.forEach((g: unknown, gi: number) => {
     const gf = `weightsManifest[${gi}]`;
     if (!isObject(g)) throw new WeightFileError(file, gf, `expected an object { paths, weights } but received ${describeValue(g)}`);
@@ -297,7 +310,7 @@ export async function loadTfjsWeights(modelJsonPath: string): Promise<TfjsWeight
   const file = checkPathArg(modelJsonPath);
   let text: string;
   try {
-    text = await readRegularFile(file, 'utf8');
+    text = await readRegularFile(file, 'utf8', JSON_MAX_BYTES);
   } catch (e) {
     throw ioError(file, '', 'cannot read the model file', e);
   }
@@ -347,7 +360,7 @@ export function loadTfjsWeightsSync(modelJsonPath: string): TfjsWeight[] {
   const file = checkPathArg(modelJsonPath);
   let text: string;
   try {
-    text = readRegularFileSync(file, 'utf8');
+    text = readRegularFileSync(file, 'utf8', JSON_MAX_BYTES);
   } catch (e) {
     throw ioError(file, '', 'cannot read the model file', e);
   }
