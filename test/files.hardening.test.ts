@@ -1,6 +1,6 @@
 // Files under attack: atomic writes (permissions kept, temp files of this call and of dead writers
-// removed, nothing else ever unlinked, kill -9 mid-save), and JSON nesting and tensor-count limits
-// in every reader.
+// removed, nothing else ever unlinked, kill -9 mid-save), JSON nesting and tensor-count limits in
+// every reader, and symlinks that leave a tfjs model folder.
 // The child processes run dist/ (as test/cli.test.ts does): `npm run build:ts` first (npm test does).
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -370,5 +370,50 @@ describe('JSON nesting and tensor counts are bounded before anything is built', 
     fs.writeFileSync(file, '');
     fs.truncateSync(file, 100_000_001);
     expect(() => loadTfjsWeightsSync(file)).toThrow(`${file}: cannot read the model file: larger than 100000000 bytes`);
+  });
+});
+
+// ---- tfjs symlinks ---------------------------------------------------------------------------------
+
+describe('tfjs: weight files must stay inside the model folder, symlinks resolved', () => {
+  function model(d: string, paths: string[], bytes: number): string {
+    const file = path.join(d, 'model.json');
+    fs.writeFileSync(file, JSON.stringify({ weightsManifest: [{ paths, weights: [{ name: 'w', shape: [bytes], dtype: 'uint8' }] }] }));
+    return file;
+  }
+
+  it('a symlink inside the folder to a file outside it is refused, naming the file', async () => {
+    const d = freshDir();
+    const outside = path.join(tmp, `secret-${caseNo}`);
+    fs.writeFileSync(outside, 'secret!!');
+    fs.symlinkSync(outside, path.join(d, 'shard.bin'));
+    const file = model(d, ['shard.bin'], 8);
+    const msg = `${file}: weightsManifest[0].paths[0]: expected a weight file inside the model folder ${fs.realpathSync(d)} but 'shard.bin' resolves to ${fs.realpathSync(outside)} (a symlink out of the folder)`;
+    expect(() => loadTfjsWeightsSync(file)).toThrow(msg);
+    await expect(loadTfjsWeights(file)).rejects.toThrow(msg);
+    // An absolute symlink to /etc/passwd, and a symlinked sub-folder leading out, likewise.
+    fs.symlinkSync('/etc/passwd', path.join(d, 'passwd.bin'));
+    expect(() => loadTfjsWeightsSync(model(d, ['passwd.bin'], 1))).toThrow(/'passwd\.bin' resolves to \/etc\/passwd \(a symlink out of the folder\)$/);
+    fs.symlinkSync(tmp, path.join(d, 'up'));
+    expect(() => loadTfjsWeightsSync(model(d, [`up/${path.basename(outside)}`], 8))).toThrow(/\(a symlink out of the folder\)$/);
+  });
+
+  it('symlinks that stay inside the folder load, and so does a model folder reached through a symlink', async () => {
+    const real = freshDir();
+    fs.mkdirSync(path.join(real, 'sub'));
+    fs.writeFileSync(path.join(real, 'sub', 'data.bin'), Uint8Array.of(1, 2, 3));
+    fs.symlinkSync('sub/data.bin', path.join(real, 'shard.bin'));
+    const file = model(real, ['shard.bin'], 3);
+    expect(Array.from(loadTfjsWeightsSync(file)[0].data)).toEqual([1, 2, 3]);
+    const via = path.join(tmp, `via-${caseNo++}`);
+    fs.symlinkSync(real, via);
+    expect(Array.from((await loadTfjsWeights(path.join(via, 'model.json')))[0].data)).toEqual([1, 2, 3]);
+  });
+
+  it('a dangling symlink is reported as a missing shard', () => {
+    const d = freshDir();
+    fs.symlinkSync(path.join(d, 'nowhere'), path.join(d, 'shard.bin'));
+    const file = model(d, ['shard.bin'], 1);
+    expect(() => loadTfjsWeightsSync(file)).toThrow(`${file}: weightsManifest[0].paths[0]: cannot read shard '${path.join(d, 'shard.bin')}': no such file`);
   });
 });
