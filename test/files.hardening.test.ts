@@ -1,6 +1,7 @@
 // Files under attack: atomic writes (permissions kept, temp files of this call and of dead writers
 // removed, nothing else ever unlinked, kill -9 mid-save), JSON nesting and tensor-count limits in
-// every reader, and symlinks that leave a tfjs model folder.
+// every reader, symlinks that leave a tfjs model folder, and `quantkit info` on huge or hostile
+// files (no argument spread, control characters escaped).
 // The child processes run dist/ (as test/cli.test.ts does): `npm run build:ts` first (npm test does).
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -16,6 +17,7 @@ import { GRAPH_KEY, loadModel, saveModel } from '../lib/ptq/file';
 
 const root = path.resolve(__dirname, '..');
 const DIST = path.join(root, 'dist', 'cjs', 'index.js');
+const BIN = path.join(root, 'bin', 'quantkit.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'qk-files-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 let caseNo = 0;
@@ -415,5 +417,68 @@ describe('tfjs: weight files must stay inside the model folder, symlinks resolve
     fs.symlinkSync(path.join(d, 'nowhere'), path.join(d, 'shard.bin'));
     const file = model(d, ['shard.bin'], 1);
     expect(() => loadTfjsWeightsSync(file)).toThrow(`${file}: weightsManifest[0].paths[0]: cannot read shard '${path.join(d, 'shard.bin')}': no such file`);
+  });
+});
+
+// ---- quantkit info -------------------------------------------------------------------------------
+
+function cli(cwd: string, ...args: string[]) {
+  const env = { ...process.env };
+  delete env.QUANTKIT_DEBUG;
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, env, encoding: 'utf8', timeout: 120000, maxBuffer: 1 << 28 });
+  if (r.error) throw r.error;
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+// Control characters that must never reach the terminal raw: C0 but \n, DEL, C1.
+const RAW_CONTROL = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+
+describe('quantkit info', () => {
+  // Math.max(...column) overflowed from about 125k rows; 200k is well past that, under MAX_TENSORS.
+  it('a file of 200,000 tensors prints them all (no argument spread)', () => {
+    const N = 200_000;
+    const d = freshDir();
+    const t: Record<string, ReturnType<typeof U8>> = {};
+    for (let i = 0; i < N; i++) t[`layer.${i}.weight`] = U8([i & 255]);
+    saveSafetensors(path.join(d, 'many.safetensors'), t);
+    const r = cli(d, 'info', 'many.safetensors');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.split('\n');
+    expect(lines.length).toBe(2 + N + 1); // head, rule, the rows, '' after the final \n
+    expect(lines[0]).toBe('tensor               dtype  shape  bytes');
+    expect(lines).toContain('layer.99999.weight   U8     [1]        1');
+    expect(lines).toContain('layer.199999.weight  U8     [1]        1');
+  }, 120000);
+
+  it('escapes control characters in tensor names and metadata (no terminal escape injection)', () => {
+    const d = freshDir();
+    const evil = '\x1b]0;owned\x07\x1b[2J\r\u009b31m\x7f\u202eevil';
+    saveSafetensors(path.join(d, 'evil.safetensors'), { [evil]: U8([1]), plain: U8([2]) }, { ['k\x1b[1m']: 'v\x1b[31mred\nline2\x00', fine: 'ok \\x1b stays' });
+    const r = cli(d, 'info', 'evil.safetensors');
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toMatch(RAW_CONTROL);
+    const name = '\\x1b]0;owned\\x07\\x1b[2J\\r\\u009b31m\\x7f\\u202eevil';
+    expect(r.stdout).toContain(`\n${name}  U8     [1]        1\n`);
+    expect(r.stdout).toContain('\n  k\\x1b[1m: v\\x1b[31mred\\nline2\\x00\n');
+    expect(r.stdout).toContain('\n  fine: ok \\x1b stays\n');
+  });
+
+  it('escapes control characters in error messages too', () => {
+    const d = freshDir();
+    fs.writeFileSync(path.join(d, 'bad.safetensors'), handFile('{"\\u001b[2Jw":{"dtype":"X\\u009b","shape":[1],"data_offsets":[0,1]}}', Uint8Array.of(1)));
+    const r = cli(d, 'info', 'bad.safetensors');
+    expect(r.code).toBe(1);
+    expect(r.stderr).not.toMatch(RAW_CONTROL);
+    expect(r.stderr).toBe("quantkit: bad.safetensors: header.tensors['\\x1b[2Jw'].dtype: 'X\\u009b' is not a safetensors dtype (supported: F32, I8, U8, I32)\n");
+  });
+
+  it('a deeply nested header through the CLI: exit 1 with the file error, no stack overflow', () => {
+    const d = freshDir();
+    fs.writeFileSync(path.join(d, 'deep.safetensors'), handFile(`{"__metadata__":{"k":${deep(10000)}}}`));
+    const r = cli(d, 'info', 'deep.safetensors');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^quantkit: deep\.safetensors: header\.__metadata__\['k'\]\[0\].*: nested more than 128 levels deep/);
+    expect(r.stderr).not.toContain('RangeError');
   });
 });
