@@ -358,12 +358,18 @@ describe('JSON nesting and tensor counts are bounded before anything is built', 
     expect(() => loadTfjsWeightsSync(file)).toThrow(`${file}: weightsManifest[0].weights[0].shape: expected at most ${MAX_RANK} dimensions but received ${MAX_RANK + 1}`);
   });
 
-  it(`a tfjs manifest with more than ${MAX_TENSORS} weights is refused before any shard is read`, () => {
+  it(`a tfjs manifest with more than ${MAX_TENSORS} weights, groups or shard files is refused before any shard is read`, () => {
     const d = freshDir();
     const file = path.join(d, 'model.json');
     const weights = Array.from({ length: MAX_TENSORS + 1 }, (_, i) => ({ name: `w${i}`, shape: [0], dtype: 'float32' }));
     fs.writeFileSync(file, JSON.stringify({ weightsManifest: [{ paths: ['missing.bin'], weights }] }));
     expect(() => loadTfjsWeightsSync(file)).toThrow(`${file}: weightsManifest: more than ${MAX_TENSORS} weights (the limit)`);
+    const groups = Array.from({ length: MAX_TENSORS + 1 }, () => ({ paths: [], weights: [] }));
+    fs.writeFileSync(file, JSON.stringify({ weightsManifest: groups }));
+    expect(() => loadTfjsWeightsSync(file)).toThrow(`${file}: weightsManifest: more than ${MAX_TENSORS} weight groups (the limit)`);
+    const shards = Array.from({ length: MAX_TENSORS + 1 }, (_, i) => `s${i}.bin`);
+    fs.writeFileSync(file, JSON.stringify({ weightsManifest: [{ paths: shards, weights: [] }] }));
+    expect(() => loadTfjsWeightsSync(file)).toThrow(`${file}: weightsManifest: more than ${MAX_TENSORS} shard files (the limit)`);
   });
 
   it('a model.json over 100 MB is refused before it is read', () => {

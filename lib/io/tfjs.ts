@@ -13,7 +13,7 @@
 // checked against what the manifest needs before any shard is read, and each problem is reported
 // as a WeightFileError naming the file and the field. Limits (lib/io/json.ts): model.json at most
 // JSON_MAX_BYTES bytes and JSON_MAX_DEPTH levels deep (checked before it is parsed), at most
-// MAX_TENSORS weights and MAX_TENSORS shard files, MAX_RANK dimensions per weight. A shard must be
+// MAX_TENSORS weights, groups and shard files, MAX_RANK dimensions per weight. A shard must be
 // inside the model folder both as written and once symlinks are resolved (its real path).
 import * as fs from 'node:fs';
 import { readRegularFile, readRegularFileSync } from './read';
@@ -164,7 +164,8 @@ function plan(file: string, text: string, dir: string): GroupPlan[] {
     if (isObject(g) && Array.isArray(g.weights)) nWeights += g.weights.length;
     if (isObject(g) && Array.isArray(g.paths)) nShards += g.paths.length;
   }
-  if (wm.length > MAX_TENSORS || nWeights > MAX_TENSORS) throw new WeightFileError(file, 'weightsManifest', `more than ${MAX_TENSORS} weights (the limit)`);
+  if (wm.length > MAX_TENSORS) throw new WeightFileError(file, 'weightsManifest', `more than ${MAX_TENSORS} weight groups (the limit)`);
+  if (nWeights > MAX_TENSORS) throw new WeightFileError(file, 'weightsManifest', `more than ${MAX_TENSORS} weights (the limit)`);
   if (nShards > MAX_TENSORS) throw new WeightFileError(file, 'weightsManifest', `more than ${MAX_TENSORS} shard files (the limit)`);
   wm.forEach((g: unknown, gi: number) => {
     const gf = `weightsManifest[${gi}]`;
