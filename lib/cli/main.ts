@@ -140,8 +140,31 @@ function fmtBytes(n: number): string {
   return `${n} B`;
 }
 
+// Characters that would drive a terminal (C0 but written as \n, \r, \t; DEL; C1, whose \u009b
+// is a one-byte CSI) or reorder the text (line and paragraph separators, bidi controls).
+const CONTROL = /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const SHORT: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * A string read from a file (or an error message quoting one), safe to print: every control
+ * character written as an escape (\x1b, \u009b, \n, ...). Backslashes are left as they are.
+ */
+export function escapeControl(s: string): string {
+  return s.replace(CONTROL, (ch) => {
+    const c = ch.charCodeAt(0);
+    return SHORT[ch] ?? (c < 0x80 ? `\\x${c.toString(16).padStart(2, '0')}` : `\\u${c.toString(16).padStart(4, '0')}`);
+  });
+}
+
+/** Each line escaped, the line breaks kept (text made of lines, such as a model's toString). */
+function escapeLines(s: string): string {
+  return s.split('\n').map(escapeControl).join('\n');
+}
+
 function table(rows: string[][], right: boolean[]): string {
-  const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  // A loop, not Math.max(...column): a file of 125k tensors would overflow the argument stack.
+  const w = rows[0].map(() => 0);
+  for (const r of rows) for (let c = 0; c < w.length; c++) if (r[c].length > w[c]) w[c] = r[c].length;
   const line = (r: string[]) => r.map((s, c) => (right[c] ? s.padStart(w[c]) : s.padEnd(w[c]))).join('  ').trimEnd();
   return [line(rows[0]), w.map((n) => '-'.repeat(n)).join('  '), ...rows.slice(1).map(line)].join('\n');
 }
@@ -201,7 +224,7 @@ async function demo(argv: string[], io: Out): Promise<number> {
       if (m instanceof Sequential) model = m;
       io.err(`reusing the checkpoint ${ckpt}\n`);
     } catch (e) {
-      io.err(`ignoring the checkpoint (${(e as Error).message}); training again\n`);
+      io.err(`ignoring the checkpoint (${escapeControl((e as Error).message)}); training again\n`);
     }
   }
   if (!model) {
@@ -401,11 +424,13 @@ function info(argv: string[], io: Out): number {
   const file = positionals[0];
   if (!fs.existsSync(file)) throw new Error(`${file}: no such file`);
   const f = loadSafetensors(file);
-  const rows = [['tensor', 'dtype', 'shape', 'bytes'], ...Object.entries(f.tensors).map(([n, t]) => [n, t.dtype, `[${t.shape.join(', ')}]`, String(t.data.byteLength)])];
+  // Everything from the file is printed escaped: a name or value cannot drive the terminal.
+  const rows = [['tensor', 'dtype', 'shape', 'bytes']];
+  for (const [n, t] of Object.entries(f.tensors)) rows.push([escapeControl(n), t.dtype, `[${t.shape.join(', ')}]`, String(t.data.byteLength)]);
   io.out(table(rows, [false, false, false, true]) + '\n');
-  if (f.metadata[GRAPH_KEY] !== undefined) io.out('\n' + loadModel(file).toString() + '\n');
+  if (f.metadata[GRAPH_KEY] !== undefined) io.out('\n' + escapeLines(loadModel(file).toString()) + '\n');
   const meta = Object.entries(f.metadata).filter(([k]) => k !== GRAPH_KEY);
-  if (meta.length) io.out('\nmetadata:\n' + meta.map(([k, val]) => `  ${k}: ${val.length > 200 ? val.slice(0, 200) + '...' : val}`).join('\n') + '\n');
+  if (meta.length) io.out('\nmetadata:\n' + meta.map(([k, val]) => `  ${escapeControl(k)}: ${escapeControl(val.length > 200 ? val.slice(0, 200) + '...' : val)}`).join('\n') + '\n');
   return 0;
 }
 
@@ -441,12 +466,13 @@ export async function main(argv: string[], io?: Partial<Out>): Promise<number> {
         throw new UsageError(`unknown command '${cmd}' (commands: demo, quantize, eval, info)`);
     }
   } catch (e) {
+    // Messages quote names and values from files: escaped like the output of info.
     if (e instanceof UsageError) {
-      o.err(`quantkit: ${e.message}\nRun 'quantkit --help' for usage.\n`);
+      o.err(`quantkit: ${escapeControl(e.message)}\nRun 'quantkit --help' for usage.\n`);
       return 2;
     }
-    o.err(`quantkit: ${(e as Error).message}\n`);
-    if (process.env.QUANTKIT_DEBUG) o.err(`${(e as Error).stack}\n`);
+    o.err(`quantkit: ${escapeControl((e as Error).message)}\n`);
+    if (process.env.QUANTKIT_DEBUG) o.err(`${escapeLines(String((e as Error).stack))}\n`);
     return 1;
   }
 }

@@ -9,14 +9,16 @@
 //
 // Reading trusts nothing: every field is checked before it is used, each problem a
 // WeightFileError naming the file and the field (e.g. "model.safetensors:
-// header.tensors['0.weight'].data_offsets: ..."). Writing is atomic: a temporary file in the same
-// folder, fsync, rename.
-import * as fs from 'node:fs';
+// header.tensors['0.weight'].data_offsets: ..."). The header's nesting depth and tensor count are
+// checked by a flat scan before it is parsed (lib/io/json.ts: at most JSON_MAX_DEPTH levels,
+// MAX_TENSORS tensors, MAX_RANK dimensions each). Writing is atomic (lib/io/atomic.ts): a
+// temporary file in the same folder, fsync, the target's mode, rename.
 import { readRegularFileSync } from './read';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import { checkOptions, describe, rangeError, typeError } from '../errors';
 import type { LoadStateDictOptions, LoadStateDictResult, Module } from '../nn/module';
+import { writeFileAtomicSync } from './atomic';
+import { JSON_MAX_BYTES, MAX_RANK, MAX_TENSORS, parseJsonChecked } from './json';
 import { describeValue, WeightFileError } from './tfjs';
 
 export type SafetensorsDtype = 'F32' | 'I8' | 'U8' | 'I32';
@@ -42,7 +44,7 @@ const DTYPES = Object.keys(CTORS) as SafetensorsDtype[];
 const OTHER_DTYPES = ['BOOL', 'F4', 'F6_E2M3', 'F6_E3M2', 'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'I16', 'U16', 'F16', 'BF16', 'U32', 'I64', 'U64', 'F64', 'C64'];
 
 /** Largest header accepted (the reference implementation's limit). */
-export const SAFETENSORS_MAX_HEADER = 100_000_000;
+export const SAFETENSORS_MAX_HEADER = JSON_MAX_BYTES;
 
 const LE = os.endianness() === 'LE';
 
@@ -94,13 +96,19 @@ export function parseSafetensors(bytes: Uint8Array, file = '<buffer>'): Safetens
     throw err('header', 'not valid UTF-8', e);
   }
   if (text[0] !== '{') throw err('header', `expected a JSON object starting with '{' but found ${describeValue(text.slice(0, 20))}`);
-  let header: unknown;
-  try {
-    header = JSON.parse(text);
-  } catch (e) {
-    throw err('header', `not valid JSON (${(e as Error).message})`, e);
-  }
+  const tooMany = `more than ${MAX_TENSORS} tensors (the limit)`;
+  const header = parseJsonChecked(text, {
+    field: 'header',
+    fail: (field, msg, cause) => { throw err(field, msg, cause); },
+    maxTopMembers: MAX_TENSORS + 1, // the tensors and __metadata__
+    topMembersMessage: tooMany,
+    keyText: (key, level, parent) => (level === 1
+      ? (key === '__metadata__' ? '.__metadata__' : `.tensors${keyField(key)}`)
+      : level === 2 && parent === '__metadata__' ? keyField(key) : undefined),
+  });
   if (!isPlainObject(header)) throw err('header', `expected a JSON object but found ${describeValue(header)}`);
+  const names = Object.keys(header);
+  if (names.length - (Object.prototype.hasOwnProperty.call(header, '__metadata__') ? 1 : 0) > MAX_TENSORS) throw err('header', tooMany);
   const dataStart = 8 + N;
   const dataSize = bytes.length - dataStart;
 
@@ -129,6 +137,7 @@ export function parseSafetensors(bytes: Uint8Array, file = '<buffer>'): Safetens
     }
     const shape = v.shape;
     if (!Array.isArray(shape)) throw err(`${field}.shape`, `expected an array of non-negative integers but found ${describeValue(shape)}`);
+    if (shape.length > MAX_RANK) throw err(`${field}.shape`, `${shape.length} dimensions is more than the ${MAX_RANK} allowed`);
     shape.forEach((d, i) => {
       if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
         throw err(`${field}.shape[${i}]`, `expected a non-negative integer but found ${describeValue(d)}`);
@@ -210,6 +219,8 @@ interface Planned {
 function planTensors(tensors: unknown): Planned[] {
   const list = tensors instanceof Map ? [...tensors.entries()] : isPlainObject(tensors) ? Object.entries(tensors) : null;
   if (!list) throw typeError('tensors', 'a Record or Map of { dtype, shape, data }', tensors);
+  // What the reader accepts, the writer writes: no file quantkit could not load back.
+  if (list.length > MAX_TENSORS) throw rangeError('tensors', `at most ${MAX_TENSORS} tensors`, String(list.length));
   const out: Planned[] = [];
   for (const [name, t] of list) {
     if (typeof name !== 'string') throw typeError('tensors key', 'a string', name);
@@ -222,6 +233,7 @@ function planTensors(tensors: unknown): Planned[] {
     const C = CTORS[dtype as SafetensorsDtype];
     const shape = t.shape;
     if (!Array.isArray(shape)) throw typeError(`${f}.shape`, 'an Array of non-negative integers', shape);
+    if (shape.length > MAX_RANK) throw rangeError(`${f}.shape`, `at most ${MAX_RANK} dimensions`, String(shape.length));
     shape.forEach((d, i) => {
       if (typeof d !== 'number') throw typeError(`${f}.shape[${i}]`, 'a non-negative integer', d);
       if (!Number.isSafeInteger(d) || d < 0) throw rangeError(`${f}.shape[${i}]`, 'a non-negative integer', String(d));
@@ -258,6 +270,7 @@ function headerBytes(plan: Planned[], metadata: Record<string, string> | null): 
   }
   const json = Buffer.from(`{${parts.join(',')}}`, 'utf8');
   const padded = Math.ceil(json.length / 8) * 8;
+  if (padded > SAFETENSORS_MAX_HEADER) throw rangeError('metadata and tensor names', `a header of at most ${SAFETENSORS_MAX_HEADER} bytes`, `${padded} bytes`);
   const out = Buffer.alloc(8 + padded, 0x20);
   out.writeBigUInt64LE(BigInt(padded), 0);
   json.copy(out, 8);
@@ -284,42 +297,11 @@ export function serializeSafetensors(tensors: Record<string, SafetensorsTensor> 
   return out;
 }
 
-function writeAll(fd: number, b: Uint8Array): void {
-  let off = 0;
-  while (off < b.length) off += fs.writeSync(fd, b, off, Math.min(b.length - off, 1 << 30));
-}
-
 /**
- * The path to rename the new file onto: `file`, or the file a symlink points to. Refuses a
- * directory, a device, a FIFO or a socket (an atomic rename would replace it), and a folder that
- * does not exist.
- */
-function writableTarget(file: string): string {
-  let target = path.resolve(file);
-  let st: fs.Stats | null = null;
-  try {
-    st = fs.statSync(target);
-    target = fs.realpathSync(target);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`${file}: cannot write it (${(e as NodeJS.ErrnoException).code})`, { cause: e });
-  }
-  if (st && st.isDirectory()) throw new Error(`${file}: cannot write it: it is a directory`);
-  if (st && !st.isFile()) throw new Error(`${file}: cannot write it: it exists and is not a regular file (a device, FIFO or socket is never replaced)`);
-  const dir = path.dirname(target);
-  let ds: fs.Stats;
-  try {
-    ds = fs.statSync(dir);
-  } catch {
-    throw new Error(`${file}: cannot write it: the folder ${dir} does not exist`);
-  }
-  if (!ds.isDirectory()) throw new Error(`${file}: cannot write it: ${dir} is not a folder`);
-  return target;
-}
-
-/**
- * Writes tensors (and string metadata) to `file` atomically: a temporary file in the same folder
- * is written and fsynced, then renamed over `file`. Tensors are laid out as the reference writer
- * does (by item size, then name).
+ * Writes tensors (and string metadata) to `file` atomically (lib/io/atomic.ts): a temporary file
+ * in the same folder is written and fsynced, given the mode of the file it replaces, then renamed
+ * over `file`; temp files of dead writers of the same file are removed first. Tensors are laid
+ * out as the reference writer does (by item size, then name).
  */
 export function saveSafetensors(
   file: string, tensors: Record<string, SafetensorsTensor> | Map<string, SafetensorsTensor>, metadata?: Record<string, string>,
@@ -328,37 +310,10 @@ export function saveSafetensors(
   if (!LE) throw new Error('safetensors: big-endian hosts are not supported');
   const plan = planTensors(tensors);
   const head = headerBytes(plan, checkMetadata(metadata));
-  const target = writableTarget(file);
-  const dir = path.dirname(target);
-  const tmp = path.join(dir, `.${path.basename(target)}.${process.pid}.${Date.now().toString(36)}${Math.floor(Math.random() * 1e9).toString(36)}.tmp`);
-  let fd: number | null = null;
-  try {
-    try {
-      fd = fs.openSync(tmp, 'wx');
-    } catch (e) {
-      const er = e as NodeJS.ErrnoException;
-      throw new Error(`${file}: cannot write it: cannot create a file in ${dir} (${er.code ?? er.message})`, { cause: e });
-    }
-    writeAll(fd, head);
-    for (const t of plan) writeAll(fd, asBytes(t.data));
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = null;
-    fs.renameSync(tmp, target);
-  } catch (e) {
-    if (fd !== null) {
-      try { fs.closeSync(fd); } catch { /* already failing */ }
-    }
-    try { fs.unlinkSync(tmp); } catch { /* not created or already renamed */ }
-    if (e instanceof Error && e.message.startsWith(`${file}: `)) throw e;
-    const er = e as NodeJS.ErrnoException;
-    throw new Error(`${file}: cannot write it (${er.code ?? er.message})`, { cause: e });
-  }
-  try {
-    // Make the rename durable too (not possible everywhere, e.g. on Windows).
-    const dfd = fs.openSync(dir, 'r');
-    try { fs.fsyncSync(dfd); } finally { fs.closeSync(dfd); }
-  } catch { /* best effort */ }
+  writeFileAtomicSync(file, (put) => {
+    put(head);
+    for (const t of plan) put(asBytes(t.data));
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

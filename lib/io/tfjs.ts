@@ -11,12 +11,16 @@
 //
 // Nothing in the files is trusted: every field is checked before it is used, the shard sizes are
 // checked against what the manifest needs before any shard is read, and each problem is reported
-// as a WeightFileError naming the file and the field.
+// as a WeightFileError naming the file and the field. Limits (lib/io/json.ts): model.json at most
+// JSON_MAX_BYTES bytes and JSON_MAX_DEPTH levels deep (checked before it is parsed), at most
+// MAX_TENSORS weights, groups and shard files, MAX_RANK dimensions per weight. A shard must be
+// inside the model folder both as written and once symlinks are resolved (its real path).
 import * as fs from 'node:fs';
 import { readRegularFile, readRegularFileSync } from './read';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { typeError } from '../errors';
+import { JSON_MAX_BYTES, MAX_RANK, MAX_TENSORS, scanJson } from './json';
 
 /** A problem in a weight file: `file` is the path as given, `field` the place in it. */
 export class WeightFileError extends Error {
@@ -81,9 +85,17 @@ interface WeightPlan {
   bytes: number;
 }
 
+interface ShardPlan {
+  field: string;
+  /** As written in the manifest. */
+  given: string;
+  /** Resolved against the model folder (not following symlinks). */
+  path: string;
+}
+
 interface GroupPlan {
   field: string;
-  shards: { field: string; path: string }[];
+  shards: ShardPlan[];
   weights: WeightPlan[];
   need: number;
 }
@@ -93,6 +105,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 function checkShapeField(file: string, field: string, v: unknown): { shape: number[]; numel: number } {
   const bad = () => new WeightFileError(file, field, `expected an array of non-negative integers but received ${describeValue(v)}`);
   if (!Array.isArray(v)) throw bad();
+  if (v.length > MAX_RANK) throw new WeightFileError(file, field, `expected at most ${MAX_RANK} dimensions but received ${v.length}`);
   let numel = 1;
   for (const d of v) {
     if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) throw bad();
@@ -131,6 +144,7 @@ function checkQuantization(file: string, field: string, v: unknown, dtype: TfjsD
 
 /** Parse and check model.json; resolve shard paths against dir. Reads no shard. */
 function plan(file: string, text: string, dir: string): GroupPlan[] {
+  scanJson(text, { field: '', fail: (field, msg) => { throw new WeightFileError(file, field, msg); } });
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -144,13 +158,22 @@ function plan(file: string, text: string, dir: string): GroupPlan[] {
   }
   const names = new Map<string, string>();
   const groups: GroupPlan[] = [];
+  // Counted before anything is built for them.
+  let nWeights = 0, nShards = 0;
+  for (const g of wm) {
+    if (isObject(g) && Array.isArray(g.weights)) nWeights += g.weights.length;
+    if (isObject(g) && Array.isArray(g.paths)) nShards += g.paths.length;
+  }
+  if (wm.length > MAX_TENSORS) throw new WeightFileError(file, 'weightsManifest', `more than ${MAX_TENSORS} weight groups (the limit)`);
+  if (nWeights > MAX_TENSORS) throw new WeightFileError(file, 'weightsManifest', `more than ${MAX_TENSORS} weights (the limit)`);
+  if (nShards > MAX_TENSORS) throw new WeightFileError(file, 'weightsManifest', `more than ${MAX_TENSORS} shard files (the limit)`);
   wm.forEach((g: unknown, gi: number) => {
     const gf = `weightsManifest[${gi}]`;
     if (!isObject(g)) throw new WeightFileError(file, gf, `expected an object { paths, weights } but received ${describeValue(g)}`);
     if (!Array.isArray(g.paths)) {
       throw new WeightFileError(file, `${gf}.paths`, `expected an array of shard file names but received ${describeValue(g.paths)}`);
     }
-    const shards = g.paths.map((p: unknown, pi: number) => {
+    const shards = g.paths.map((p: unknown, pi: number): ShardPlan => {
       const pf = `${gf}.paths[${pi}]`;
       if (typeof p !== 'string' || p.length === 0) throw new WeightFileError(file, pf, `expected a non-empty string but received ${describeValue(p)}`);
       if (path.isAbsolute(p) || /^[a-z][a-z0-9+.-]+:/i.test(p)) {
@@ -161,7 +184,7 @@ function plan(file: string, text: string, dir: string): GroupPlan[] {
       if (rel === '' || rel === '..' || rel.startsWith('..' + path.sep) || path.isAbsolute(rel)) {
         throw new WeightFileError(file, pf, `expected a path inside the directory of the model file but received ${describeValue(p)}`);
       }
-      return { field: pf, path: resolved };
+      return { field: pf, given: p, path: resolved };
     });
     if (!Array.isArray(g.weights)) {
       throw new WeightFileError(file, `${gf}.weights`, `expected an array of weight entries { name, shape, dtype } but received ${describeValue(g.weights)}`);
@@ -286,36 +309,65 @@ function notAFile(file: string, field: string, p: string): WeightFileError {
   return new WeightFileError(file, field, `expected a regular file but '${p}' is not one`);
 }
 
+/** The real path of a shard, refused when it leaves the real model folder (a symlink out). */
+function insideFolder(file: string, realDir: string, sh: ShardPlan, real: string): string {
+  const rel = path.relative(realDir, real);
+  if (rel === '' || rel === '..' || rel.startsWith('..' + path.sep) || path.isAbsolute(rel)) {
+    throw new WeightFileError(file, sh.field,
+      `expected a weight file inside the model folder ${realDir} but ${describeValue(sh.given)} resolves to ${real} (a symlink out of the folder)`);
+  }
+  return real;
+}
+
 /**
  * Load the weights of a TensorFlow.js model (model.json with a weightsManifest, plus its shard
  * files next to it). Quantized weights (uint8 / uint16 / float16 storage) are dequantized.
  * Every field and every shard size is checked; problems throw a WeightFileError naming the file
  * and the field, e.g. "model.json: weightsManifest[0].weights[3].shape: expected an array of
- * non-negative integers but received [2,-1]".
+ * non-negative integers but received [2,-1]". Shards are read through their real paths, which
+ * must stay inside the model folder (symlinks out of it are refused).
  */
 export async function loadTfjsWeights(modelJsonPath: string): Promise<TfjsWeight[]> {
   const file = checkPathArg(modelJsonPath);
   let text: string;
   try {
-    text = await readRegularFile(file, 'utf8');
+    text = await readRegularFile(file, 'utf8', JSON_MAX_BYTES);
   } catch (e) {
     throw ioError(file, '', 'cannot read the model file', e);
   }
-  const groups = plan(file, text, path.dirname(path.resolve(file)));
+  const dir = path.dirname(path.resolve(file));
+  const groups = plan(file, text, dir);
+  let realDir: string;
+  try {
+    realDir = await fsp.realpath(dir);
+  } catch (e) {
+    throw ioError(file, '', `cannot resolve the model folder '${dir}'`, e);
+  }
   const sizes: number[][] = [];
+  const reals: string[][] = [];
   for (const g of groups) {
     const s: number[] = [];
+    const r: string[] = [];
     for (const sh of g.shards) {
       let st: fs.Stats;
+      let real: string;
       try {
-        st = await fsp.stat(sh.path);
+        real = await fsp.realpath(sh.path);
+      } catch (e) {
+        throw ioError(file, sh.field, `cannot read shard '${sh.path}'`, e);
+      }
+      insideFolder(file, realDir, sh, real);
+      try {
+        st = await fsp.stat(real);
       } catch (e) {
         throw ioError(file, sh.field, `cannot read shard '${sh.path}'`, e);
       }
       if (!st.isFile()) throw notAFile(file, sh.field, sh.path);
       s.push(st.size);
+      r.push(real);
     }
     sizes.push(s);
+    reals.push(r);
   }
   checkSizes(file, groups, sizes);
   const out: TfjsWeight[] = [];
@@ -327,7 +379,7 @@ export async function loadTfjsWeights(modelJsonPath: string): Promise<TfjsWeight
       const sh = g.shards[si];
       let buf: Buffer;
       try {
-        buf = await readRegularFile(sh.path);
+        buf = await readRegularFile(reals[gi][si]);
       } catch (e) {
         throw ioError(file, sh.field, `cannot read shard '${sh.path}'`, e);
       }
@@ -347,21 +399,41 @@ export function loadTfjsWeightsSync(modelJsonPath: string): TfjsWeight[] {
   const file = checkPathArg(modelJsonPath);
   let text: string;
   try {
-    text = readRegularFileSync(file, 'utf8');
+    text = readRegularFileSync(file, 'utf8', JSON_MAX_BYTES);
   } catch (e) {
     throw ioError(file, '', 'cannot read the model file', e);
   }
-  const groups = plan(file, text, path.dirname(path.resolve(file)));
-  const sizes = groups.map((g) => g.shards.map((sh) => {
-    let st: fs.Stats;
-    try {
-      st = fs.statSync(sh.path);
-    } catch (e) {
-      throw ioError(file, sh.field, `cannot read shard '${sh.path}'`, e);
-    }
-    if (!st.isFile()) throw notAFile(file, sh.field, sh.path);
-    return st.size;
-  }));
+  const dir = path.dirname(path.resolve(file));
+  const groups = plan(file, text, dir);
+  let realDir: string;
+  try {
+    realDir = fs.realpathSync(dir);
+  } catch (e) {
+    throw ioError(file, '', `cannot resolve the model folder '${dir}'`, e);
+  }
+  const reals: string[][] = [];
+  const sizes = groups.map((g) => {
+    const r: string[] = [];
+    reals.push(r);
+    return g.shards.map((sh) => {
+      let st: fs.Stats;
+      let real: string;
+      try {
+        real = fs.realpathSync(sh.path);
+      } catch (e) {
+        throw ioError(file, sh.field, `cannot read shard '${sh.path}'`, e);
+      }
+      insideFolder(file, realDir, sh, real);
+      try {
+        st = fs.statSync(real);
+      } catch (e) {
+        throw ioError(file, sh.field, `cannot read shard '${sh.path}'`, e);
+      }
+      if (!st.isFile()) throw notAFile(file, sh.field, sh.path);
+      r.push(real);
+      return st.size;
+    });
+  });
   checkSizes(file, groups, sizes);
   const out: TfjsWeight[] = [];
   groups.forEach((g, gi) => {
@@ -370,7 +442,7 @@ export function loadTfjsWeightsSync(modelJsonPath: string): TfjsWeight[] {
     g.shards.forEach((sh, si) => {
       let buf: Buffer;
       try {
-        buf = readRegularFileSync(sh.path);
+        buf = readRegularFileSync(reals[gi][si]);
       } catch (e) {
         throw ioError(file, sh.field, `cannot read shard '${sh.path}'`, e);
       }

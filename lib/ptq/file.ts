@@ -12,6 +12,7 @@
 // safetensors reader; a float file is a plain PyTorch-style state dict.
 import { checkOptions, isTypedOf, typeError } from '../errors';
 import { WeightFileError, describeValue } from '../io/tfjs';
+import { MAX_TENSORS, parseJsonChecked } from '../io/json';
 import { loadSafetensors, saveSafetensors, SafetensorsArray, SafetensorsTensor } from '../io/safetensors';
 import { granularityLayout } from '../layout';
 import { Module } from '../nn/module';
@@ -150,8 +151,8 @@ export function saveModel(file: string, model: Sequential | QuantizedModel, opts
 class Ctx {
   constructor(readonly file: string, readonly tensors: Record<string, SafetensorsTensor>) {}
   used = new Set<string>();
-  fail(field: string, msg: string): never {
-    throw new WeightFileError(this.file, field, msg);
+  fail(field: string, msg: string, cause?: unknown): never {
+    throw new WeightFileError(this.file, field, msg, cause === undefined ? undefined : { cause });
   }
   obj(field: string, v: unknown): Record<string, unknown> {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) this.fail(field, `expected an object but found ${describeValue(v)}`);
@@ -255,16 +256,13 @@ function parseGraph(c: Ctx, meta: Record<string, string>): GraphJSON {
   const raw = meta[GRAPH_KEY];
   const f = `__metadata__['${GRAPH_KEY}']`;
   if (raw === undefined) c.fail(f, 'missing: not a quantkit model file (for a plain state dict of F32 weights use loadSafetensorsInto(model, file))');
-  let g: unknown;
-  try {
-    g = JSON.parse(raw);
-  } catch (e) {
-    c.fail(f, `not valid JSON (${(e as Error).message})`);
-  }
+  // Nesting checked by a flat scan before parsing (at most JSON_MAX_DEPTH levels).
+  const g = parseJsonChecked(raw, { field: f, fail: (field, msg, cause) => c.fail(field, msg, cause) });
   const o = c.obj(f, g);
   if (o.version !== GRAPH_VERSION) c.fail(`${f}.version`, `expected ${GRAPH_VERSION} but found ${describeValue(o.version)}`);
   if (o.kind !== 'float' && o.kind !== 'quantized') c.fail(`${f}.kind`, `expected 'float' or 'quantized' but found ${describeValue(o.kind)}`);
   if (!Array.isArray(o.layers)) c.fail(`${f}.layers`, `expected an array but found ${describeValue(o.layers)}`);
+  if (o.layers.length > MAX_TENSORS) c.fail(`${f}.layers`, `more than ${MAX_TENSORS} layers (the limit)`);
   return o as unknown as GraphJSON;
 }
 
