@@ -93,6 +93,18 @@ function detached(v: ArrayBufferView): boolean {
 }
 
 /**
+ * Refuses a TypedArray whose length property (an own property, a subclass's getter) differs from
+ * its real length: code reading .length would otherwise loop over or size things by the lie.
+ */
+export function checkHonestLength(name: string, v: ArrayBufferView): void {
+  const real = lengthOf.call(v) as number;
+  const said = (v as unknown as { length: unknown }).length;
+  if (said !== real) {
+    throw new TypeError(`Expected a ${typedKind(v)} whose length property is its length (${real}) for ${name} but received one whose length says ${String(said)}`);
+  }
+}
+
+/**
  * v as one of the given TypedArray kinds (by internal slot: subclasses, Node Buffers and arrays of
  * other realms pass; Proxies and look-alikes do not), attached.
  */
@@ -105,6 +117,7 @@ export function checkTyped<T extends ArrayBufferView>(
       if (byteLengthOf.call(v) === 0 && detached(v as ArrayBufferView)) {
         throw new TypeError(`Expected an attached buffer for ${name} but received a ${c.name} whose ArrayBuffer was detached (transferred)`);
       }
+      checkHonestLength(name, v as ArrayBufferView);
       return v as T;
     }
   }

@@ -91,7 +91,8 @@ describe('async calls never read or write memory the caller controls (#14 findin
 });
 
 describe('synchronous loops do not pile up native memory (#14 finding 3)', () => {
-  it('200,000 matmulInteger and qlinearMatMul calls leave RSS flat', () => {
+  // ASan's quarantine holds freed memory on purpose: RSS is meaningless in the sanitizer run.
+  it.skipIf(process.env.QK_SANITIZED === '1')('200,000 matmulInteger and qlinearMatMul calls leave RSS flat', () => {
     const code = `
       const qk = require(${JSON.stringify(path.join(root, 'dist', 'cjs', 'index.js'))});
       const K = 64, N = 32, M = 1;
@@ -164,7 +165,11 @@ describe('smaller findings (#14 findings 5, 9)', () => {
   it('an own length property cannot change what is checked or copied', async () => {
     const x = new Float32Array(4).fill(1);
     Object.defineProperty(x, 'length', { value: 2 });
-    expect(() => q.matmulF32(x, new Float32Array(2), { M: 1, K: 2, N: 1 })).toThrow(RangeError);
+    expect(() => q.matmulF32(x, new Float32Array(2), { M: 1, K: 2, N: 1 }))
+      .toThrow('Expected a Float32Array whose length property is its length (4) for a but received one whose length says 2');
+    const labels = new Int32Array(2);
+    Object.defineProperty(labels, 'length', { value: 1e9 }); // a hang before: loops ran to the lie
+    expect(() => q.nn.softmaxCrossEntropy(new Float32Array(4), labels)).toThrow(TypeError);
     const model = q.quantizeModel(new q.nn.Sequential(new q.nn.Linear(2, 1, { rng: 1 })), { mode: 'float' });
     const y = new Float32Array([1, 2]);
     y.slice = () => { throw new Error('slice must not be called'); };

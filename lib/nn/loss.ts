@@ -1,5 +1,5 @@
 // Losses with their gradient: softmax cross-entropy (fused) and mean squared error.
-import { checkOneOf, checkOptions, checkTyped, describe, isTypedOf, rangeError, typeError } from '../errors';
+import { checkHonestLength, checkOneOf, checkOptions, checkTyped, describe, isTypedOf, rangeError, typeError } from '../errors';
 
 export type Labels = Uint8Array | Uint16Array | Int32Array | Uint32Array | Int8Array | Int16Array | readonly number[];
 
@@ -20,7 +20,10 @@ const F32 = [Float32Array] as const;
 export function checkLabels(labels: unknown): ArrayLike<number> {
   if (Array.isArray(labels)) return labels;
   if (isTypedOf(labels, 'Uint8Array') || isTypedOf(labels, 'Int32Array') || isTypedOf(labels, 'Uint16Array') || isTypedOf(labels, 'Uint32Array') ||
-    isTypedOf(labels, 'Int8Array') || isTypedOf(labels, 'Int16Array')) return labels;
+    isTypedOf(labels, 'Int8Array') || isTypedOf(labels, 'Int16Array')) {
+    checkHonestLength('labels', labels);
+    return labels;
+  }
   throw typeError('labels', 'an integer typed array or an Array of class indices', labels);
 }
 
