@@ -325,3 +325,21 @@ describe('per-channel histogram memory is bounded (memoryLimit)', () => {
     expect(() => new EntropyObserver({ levels: 2 ** 16 + 1 })).toThrow(RangeError);
   });
 });
+
+describe('searches are bounded in time, not only memory (#14)', () => {
+  it('bins x levels (entropy) and bins x gridSize (MSE, softmax) above 2^28 are refused up front', () => {
+    expect(() => new EntropyObserver({ bins: 2 ** 20, levels: 2 ** 16 }))
+      .toThrow('Expected bins x levels of at most 268435456 (the entropy threshold search takes that many steps per group) but received 1048576 x 65536 = 68719476736');
+    expect(() => new MSEObserver({ bins: 2 ** 20, gridSize: 100000 })).toThrow(RangeError);
+    expect(() => new SoftmaxCrossEntropyObserver({ bins: 2 ** 20, gridSize: 100000 })).toThrow('softmax cross-entropy grid');
+    // the largest allowed work still completes
+    const o = new MSEObserver({ bins: 2 ** 14, gridSize: 2 ** 14 });
+    o.observe(Float32Array.from({ length: 1000 }, (_, i) => Math.sin(i)));
+    expect(o.calculateQParams().scale[0]).toBeGreaterThan(0);
+    // and so does a state file asking for more
+    const state = JSON.parse(JSON.stringify(new EntropyObserver().toJSON()));
+    state.options.bins = 2 ** 20;
+    state.options.levels = 2 ** 16;
+    expect(() => Observer.fromJSON(state)).toThrow(RangeError);
+  });
+});

@@ -88,6 +88,19 @@ export function optNumber(name: string, v: unknown, def: number, lo: number, hi:
   return v;
 }
 
+/**
+ * Searches that grow with two options (EntropyObserver: bins x levels; MSE and softmax
+ * observers: bins x gridSize) are bounded so that a state file or an options object cannot make
+ * calculateQParams run for hours: at most 2^28 steps per group (the defaults take 2^18).
+ */
+export const MAX_SEARCH_WORK = 2 ** 28;
+
+export function checkSearchWork(what: string, a: [string, number], b: [string, number]): void {
+  if (a[1] * b[1] > MAX_SEARCH_WORK) {
+    throw new RangeError(`Expected ${a[0]} x ${b[0]} of at most ${MAX_SEARCH_WORK} (the ${what} search takes that many steps per group) but received ${a[1]} x ${b[1]} = ${a[1] * b[1]}`);
+  }
+}
+
 export function optBool(name: string, v: unknown, def: boolean): boolean {
   if (v === undefined) return def;
   if (typeof v !== 'boolean') throw typeError(name, 'a boolean', v);

@@ -6,7 +6,7 @@
 // source bins; KL(P || Q) on the normalised distributions (a bin where P > 0 and Q = 0 makes that
 // candidate's divergence infinite). The minimum wins, the last one on ties; amax is the right edge
 // of the i-th bin (edge index i).
-import { optNumber, parseOptions, registerObserver } from './base';
+import { checkSearchWork, optNumber, parseOptions, registerObserver } from './base';
 import { HistBase, HistogramRangeOptions, ObserverSpecOptions } from './histogram';
 
 /**
@@ -86,6 +86,7 @@ export class EntropyObserver extends HistBase {
     super(p, { abs: true, allowAxis: true });
     this._start = optNumber('startBin', p.own.startBin, 128, 1, 1 << 20, { integer: true });
     this._levels = optNumber('levels', p.own.levels, p.spec.signed ? 2 ** (p.spec.bits - 1) : 2 ** p.spec.bits, 1, 1 << 16, { integer: true });
+    checkSearchWork('entropy threshold', ['bins', p.own.bins as number], ['levels', this._levels]);
     p.own.startBin = this._start;
     p.own.levels = this._levels;
   }

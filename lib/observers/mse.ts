@@ -4,7 +4,7 @@
 // Per tensor or per channel (granularity { axis }).
 import { qparamsOne } from '../qparams';
 import { ResolvedSpec } from '../spec';
-import { f32, optNumber, parseOptions, registerObserver } from './base';
+import { checkSearchWork, f32, optNumber, parseOptions, registerObserver } from './base';
 import { HistBase, HistogramRangeOptions, ObserverSpecOptions } from './histogram';
 
 /**
@@ -149,6 +149,7 @@ export class MSEObserver extends HistBase {
     const p = parseOptions('options', opts, ['bins', 'gridSize', 'upsampleRate', 'initialRange', 'memoryLimit']);
     super(p, { abs: false, allowAxis: true });
     this._grid = optNumber('gridSize', p.own.gridSize, 100, 1, 100000, { integer: true });
+    checkSearchWork('MSE grid', ['bins', p.own.bins as number], ['gridSize', this._grid]);
     p.own.gridSize = this._grid;
   }
 

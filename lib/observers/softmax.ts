@@ -11,7 +11,7 @@
 import { rangeError, typeError } from '../errors';
 import { Layout } from '../layout';
 import { qparamsOne } from '../qparams';
-import { f32, optNumber, parseOptions, registerObserver } from './base';
+import { checkSearchWork, f32, optNumber, parseOptions, registerObserver } from './base';
 import { binOf, binParams, HistBase, HistogramRangeOptions, ObserverSpecOptions } from './histogram';
 import { forEachPiece, searchRange } from './mse';
 
@@ -64,6 +64,7 @@ export class SoftmaxCrossEntropyObserver extends HistBase {
     this._axis = ax;
     this._grid = optNumber('gridSize', p.own.gridSize, 100, 1, 100000, { integer: true });
     p.own.axis = ax;
+    checkSearchWork('softmax cross-entropy grid', ['bins', p.own.bins as number], ['gridSize', this._grid]);
     p.own.gridSize = this._grid;
   }
 
