@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -44,6 +45,34 @@ void spin_until(Pred done) {
   }
 }
 
+// One parallel_for call. Tasks are claimed from `next`; the caller returns once `done` reaches n,
+// whichever threads ran them. Helpers hold the job by shared_ptr, so one that wakes late (the OS
+// had descheduled it) finds no task left and touches only this object: the caller never waits
+// for a helper that has not started, only for tasks already claimed.
+struct Job {
+  const std::function<void(size_t)>* fn = nullptr;
+  size_t n = 0;
+  bool background = false;
+  int wanted = 0;  // helpers that may still join (under the pool's mutex)
+  std::atomic<size_t> next{0};
+  std::atomic<size_t> done{0};
+  std::mutex mu;
+  std::condition_variable cv;
+
+  void work() {
+    for (;;) {
+      const size_t t = next.fetch_add(1, std::memory_order_relaxed);
+      if (t >= n) return;
+      (*fn)(t);
+      if (done.fetch_add(1, std::memory_order_acq_rel) + 1 == n) {
+        std::lock_guard<std::mutex> lk(mu);
+        cv.notify_all();
+      }
+      background_yield(background);
+    }
+  }
+};
+
 class Pool {
  public:
   ~Pool() {
@@ -68,68 +97,55 @@ class Pool {
     std::unique_lock<std::mutex> busy(busy_mu_, std::try_to_lock);
     if (!busy.owns_lock()) return false;
     grow(threads);
-    const int helpers = std::min<int>(threads - 1, static_cast<int>(n_tasks) - 1);
+    auto job = std::make_shared<Job>();
+    job->fn = &fn;
+    job->n = n_tasks;
+    job->background = background;
+    job->wanted = std::min<int>(threads - 1, static_cast<int>(n_tasks) - 1);
     {
       std::lock_guard<std::mutex> lk(mu_);
-      fn_ = &fn;
-      n_tasks_ = n_tasks;
-      background_ = background;
-      next_.store(0);
-      active_ = helpers;
-      wanted_ = helpers;
+      job_ = job;
       ++generation_;
-      pending_.store(helpers, std::memory_order_relaxed);
       published_.store(generation_, std::memory_order_release);
     }
     cv_.notify_all();
-    work();
-    spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; });
-    std::unique_lock<std::mutex> lk(mu_);
-    done_cv_.wait(lk, [&] { return active_ == 0; });
-    fn_ = nullptr;
+    job->work();
+    // Every task is claimed; wait only for the ones still running on other threads.
+    spin_until([&] { return job->done.load(std::memory_order_acquire) == n_tasks; });
+    {
+      std::unique_lock<std::mutex> lk(job->mu);
+      job->cv.wait(lk, [&] { return job->done.load(std::memory_order_acquire) == n_tasks; });
+    }
+    std::lock_guard<std::mutex> lk(mu_);
+    job_.reset();
     return true;
   }
 
  private:
-  void work() {
-    for (;;) {
-      const size_t t = next_.fetch_add(1);
-      if (t >= n_tasks_) break;
-      (*fn_)(t);
-      background_yield(background_);
-    }
-  }
-
   void loop() {
     uint64_t seen = 0;
     for (;;) {
       spin_until([&] { return published_.load(std::memory_order_acquire) != seen || stopping_.load(std::memory_order_relaxed); });
+      std::shared_ptr<Job> job;
       {
         std::unique_lock<std::mutex> lk(mu_);
-        cv_.wait(lk, [&] { return stop_ || (generation_ != seen && wanted_ > 0); });
+        cv_.wait(lk, [&] { return stop_ || (generation_ != seen && job_ && job_->wanted > 0); });
         if (stop_) return;
         seen = generation_;
-        --wanted_;
+        job = job_;
+        --job->wanted;
       }
-      work();
-      std::lock_guard<std::mutex> lk(mu_);
-      pending_.fetch_sub(1, std::memory_order_release);
-      if (--active_ == 0) done_cv_.notify_all();
+      job->work();
     }
   }
 
   std::mutex busy_mu_;
   std::mutex mu_;
-  std::condition_variable cv_, done_cv_;
+  std::condition_variable cv_;
   std::vector<std::thread> workers_;
-  const std::function<void(size_t)>* fn_ = nullptr;
-  size_t n_tasks_ = 0;
-  bool background_ = false;  // set with fn_, under mu_; read by the threads running its tasks
-  std::atomic<size_t> next_{0};
-  int active_ = 0, wanted_ = 0;
+  std::shared_ptr<Job> job_;  // the current job, under mu_
   uint64_t generation_ = 0;
   std::atomic<uint64_t> published_{0};  // generation_, readable without the lock (spinning)
-  std::atomic<int> pending_{0};         // helpers still working, readable without the lock
   std::atomic<bool> stopping_{false};
   bool stop_ = false;
 };
