@@ -452,3 +452,28 @@ export function writeFileAtomic(file: string, data: Uint8Array): void {
     try { fs.fsyncSync(dfd); } finally { fs.closeSync(dfd); }
   } catch { /* best effort */ }
 }
+
+/**
+ * A TensorProto file (e.g. ONNX's backend test data input_0.pb) as values: int4/uint4 unpacked,
+ * int64 as BigInt64Array, float16 as Uint16Array bits.
+ */
+export function readTensorProto(src: string | Uint8Array): TensorValue & { name: string } {
+  const source = typeof src === 'string' ? src : '<bytes>';
+  let bytes: Uint8Array;
+  if (typeof src === 'string') {
+    try {
+      bytes = fs.readFileSync(src);
+    } catch (e) {
+      throw new OnnxFileError(source, '', `cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
+    }
+  } else bytes = src;
+  let t: TensorP;
+  try {
+    t = onnxType('TensorProto').decode(bytes) as unknown as TensorP;
+  } catch (e) {
+    throw new OnnxFileError(source, '', `not a valid TensorProto (${(e as Error).message})`, { cause: e });
+  }
+  checkTensor(t, source, 'tensor', DEFAULT_LIMITS);
+  const lm: LoadedModel = { model: { opsetImport: [], metadataProps: [], trainingInfo: [], functions: [] }, source, baseDir: typeof src === 'string' ? path.dirname(path.resolve(src)) : null, bytes: bytes.length };
+  return { name: t.name ?? '', ...tensorValue(t, lm, 'tensor') };
+}
