@@ -146,7 +146,7 @@ export interface ReadLimits {
   /** Most nodes in all graphs together. */
   maxNodes: number;
 }
-export const DEFAULT_LIMITS: ReadLimits = { maxSubgraphDepth: 32, maxRank: 16, maxElements: 2 ** 32, maxNodes: 1_000_000 };
+export const DEFAULT_LIMITS: ReadLimits = { maxSubgraphDepth: 16, maxRank: 16, maxElements: 2 ** 32, maxNodes: 1_000_000 };
 
 // ---- decoding ---------------------------------------------------------------------------------------
 

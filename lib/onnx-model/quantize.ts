@@ -56,6 +56,13 @@ export interface QuantizeOnnxOptions {
   weightOnlyFormat?: 'matmulnbits' | 'qdq';
   /** Weight-only MatMulNBits accuracy_level (0: unset, 1: fp32, 4: activations in int8). Default 0. */
   accuracyLevel?: number;
+  /**
+   * Dynamic mode, Conv: 'qdq' (default) stores the weight as int8 per channel through
+   * DequantizeLinear and runs the Conv in float (ORT folds the DequantizeLinear at load: 4x smaller,
+   * float speed); 'integer' uses ConvInteger on DynamicQuantizeLinear activations, as
+   * onnxruntime's quantize_dynamic does (ORT's ConvInteger kernel is much slower than its float Conv).
+   */
+  dynamicConv?: 'qdq' | 'integer';
   /** Folder of external data files when `model` is bytes. */
   baseDir?: string;
   onProgress?: (p: QuantizeOnnxProgress) => void;
@@ -106,7 +113,7 @@ export interface OnnxQuantizeSummary {
 }
 
 const OPTS = ['mode', 'opTypes', 'exclude', 'perChannel', 'weightType', 'activationType', 'observer', 'calibrationData', 'bits', 'blockSize',
-  'symmetric', 'weightOnlyFormat', 'accuracyLevel', 'baseDir', 'onProgress', 'sessionOptions'] as const;
+  'symmetric', 'weightOnlyFormat', 'accuracyLevel', 'dynamicConv', 'baseDir', 'onProgress', 'sessionOptions'] as const;
 const SUPPORTED_OPS: Record<OnnxQuantMode, string[]> = {
   dynamic: ['MatMul', 'Gemm', 'Conv'],
   static: ['MatMul', 'Gemm', 'Conv', 'Add'],
@@ -128,6 +135,7 @@ interface Resolved {
   symmetric: boolean;
   wFormat: 'matmulnbits' | 'qdq';
   accuracyLevel: number;
+  dynamicConv: 'qdq' | 'integer';
 }
 
 function resolveOptions(options: unknown): Resolved & { raw: QuantizeOnnxOptions } {
@@ -167,6 +175,7 @@ function resolveOptions(options: unknown): Resolved & { raw: QuantizeOnnxOptions
     activationType, observer, bits, blockSize, symmetric: bool('symmetric', o.symmetric, true),
     wFormat: o.weightOnlyFormat === undefined ? 'matmulnbits' : checkOneOf('options.weightOnlyFormat', o.weightOnlyFormat, ['matmulnbits', 'qdq'] as const),
     accuracyLevel: o.accuracyLevel === undefined ? 0 : checkInt('options.accuracyLevel', o.accuracyLevel, 0, 4),
+    dynamicConv: o.dynamicConv === undefined ? 'qdq' : checkOneOf('options.dynamicConv', o.dynamicConv, ['qdq', 'integer'] as const),
   };
 }
 
@@ -271,6 +280,19 @@ interface Ctx {
   addedDomains: Set<string>;
   /** Per-axis QuantizeLinear / DequantizeLinear available (opset >= 13). */
   perAxisOk: boolean;
+  /** Quantized weights already made, per graph and weight layout: a weight shared by several nodes is quantized once. */
+  wcache: Map<GraphIndex, Map<string, string[]>>;
+}
+
+/** The names made for a weight the first time (`fresh` true), or those made before. */
+function cachedWeight(ctx: Ctx, gi: GraphIndex, key: string, make: () => string[]): { names: string[]; fresh: boolean } {
+  let m = ctx.wcache.get(gi);
+  if (!m) ctx.wcache.set(gi, (m = new Map()));
+  const hit = m.get(key);
+  if (hit) return { names: hit, fresh: false };
+  const names = make();
+  m.set(key, names);
+  return { names, fresh: true };
 }
 
 interface Rewrite {
@@ -307,7 +329,7 @@ function dynamicNode(ctx: Ctx, gi: GraphIndex, n: NodeP, dql: Map<string, [strin
   let W: Float32Array, K: number, N: number;
   let wConst: TensorP;
   let biasAdd: { c: string | Float32Array; cDims: number[] } | null = null;
-  if (op === 'Conv') return dynamicConv(ctx, gi, n, dql, pre);
+  if (op === 'Conv') return ctx.opt.dynamicConv === 'integer' ? dynamicConv(ctx, gi, n, dql, pre) : convWeightQdq(ctx, gi, n);
   if (op === 'MatMul') {
     const w = floatConst(ctx, gi, n.input[1], 'weight (input B)');
     if (typeof w === 'string') return w;
@@ -338,13 +360,19 @@ function dynamicNode(ctx: Ctx, gi: GraphIndex, n: NodeP, dql: Map<string, [strin
     }
   }
   const axis = ctx.opt.perChannel ? 1 : null;
-  const qw = quantizeWeight8(W, [K, N], axis, ctx.opt.weightType);
-  const wq = tensorInit(ctx.names.fresh(`${n.input[1]}_quantized`), ctx.opt.weightType === 'int8' ? DT.INT8 : DT.UINT8, [K, N], qw.codes);
-  const ws = tensorInit(ctx.names.fresh(`${n.input[1]}_scale`), DT.FLOAT, axis === null ? [] : [N], qw.q.scale);
-  // Symmetric int8: one zero point 0 for every column (scales stay per column: they are applied after the integer product).
-  const sym = ctx.opt.weightType === 'int8';
-  const zpData = sym ? Int8Array.of(0) : Uint8Array.from(qw.q.zeroPoint);
-  const wz = tensorInit(ctx.names.fresh(`${n.input[1]}_zero_point`), sym ? DT.INT8 : DT.UINT8, sym || axis === null ? [] : [N], zpData);
+  let made: TensorP[] = [];
+  const key = `mmi|${n.input[1]}|${op === 'Gemm' ? `${attrInt(n, 'transB', 0)}|${attrFloat(n, 'alpha', 1)}` : ''}`;
+  const { names: [wqName, wsName, wzName], fresh } = cachedWeight(ctx, gi, key, () => {
+    const qw = quantizeWeight8(W, [K, N], axis, ctx.opt.weightType);
+    const wq = tensorInit(ctx.names.fresh(`${n.input[1]}_quantized`), ctx.opt.weightType === 'int8' ? DT.INT8 : DT.UINT8, [K, N], qw.codes);
+    const ws = tensorInit(ctx.names.fresh(`${n.input[1]}_scale`), DT.FLOAT, axis === null ? [] : [N], qw.q.scale);
+    // Symmetric int8: one zero point 0 for every column (scales stay per column: they are applied after the integer product).
+    const sym = ctx.opt.weightType === 'int8';
+    const zpData = sym ? Int8Array.of(0) : Uint8Array.from(qw.q.zeroPoint);
+    const wz = tensorInit(ctx.names.fresh(`${n.input[1]}_zero_point`), sym ? DT.INT8 : DT.UINT8, sym || axis === null ? [] : [N], zpData);
+    made = [wq, ws, wz];
+    return [wq.name!, ws.name!, wz.name!];
+  });
   const [aq, as, az] = dqlFor(ctx, A, dql, pre);
   const yi = ctx.names.fresh(`${base}_MatMulInteger_output`);
   const sc = ctx.names.fresh(`${base}_scales_mul`);
@@ -352,12 +380,12 @@ function dynamicNode(ctx: Ctx, gi: GraphIndex, n: NodeP, dql: Map<string, [strin
   const out = n.output[0];
   const ym = biasAdd ? ctx.names.fresh(`${base}_MatMul_output`) : out;
   const nodes: NodeP[] = [
-    makeNode('MatMulInteger', [aq, wq.name!, az, wz.name!], [yi], ctx.names.fresh(`${base}_MatMulInteger`)),
-    makeNode('Mul', [as, ws.name!], [sc], ctx.names.fresh(`${base}_scales_mul`)),
+    makeNode('MatMulInteger', [aq, wqName, az, wzName], [yi], ctx.names.fresh(`${base}_MatMulInteger`)),
+    makeNode('Mul', [as, wsName], [sc], ctx.names.fresh(`${base}_scales_mul`)),
     makeNode('Cast', [yi], [yf], ctx.names.fresh(`${base}_cast`), [intAttr('to', DT.FLOAT)]),
     makeNode('Mul', [yf, sc], [ym], ctx.names.fresh(`${base}_scale_mul`)),
   ];
-  const inits = [wq, ws, wz];
+  const inits = made;
   if (biasAdd) {
     let cName: string;
     if (typeof biasAdd.c === 'string') cName = biasAdd.c;
@@ -374,7 +402,7 @@ function dynamicNode(ctx: Ctx, gi: GraphIndex, n: NodeP, dql: Map<string, [strin
   return {
     nodes, inits,
     summary: {
-      as: 'DynamicQuantizeLinear + MatMulInteger', bytesBefore: f32Bytes(wConst), bytesAfter: bytesOf(wq, ws, wz),
+      as: 'DynamicQuantizeLinear + MatMulInteger', bytesBefore: fresh ? f32Bytes(wConst) : 0, bytesAfter: bytesOf(...made),
       weight: { name: n.input[1], shape: [K, N], type: ctx.opt.weightType, granularity: gran, bits: 8 },
     },
   };
@@ -451,6 +479,32 @@ function dynamicConv(ctx: Ctx, gi: GraphIndex, n: NodeP, dql: Map<string, [strin
   };
 }
 
+/** Conv with its weight int8 per output channel through DequantizeLinear (float activations). */
+function convWeightQdq(ctx: Ctx, gi: GraphIndex, n: NodeP): Rewrite | string {
+  const w = floatConst(ctx, gi, n.input[1], 'weight (input W)');
+  if (typeof w === 'string') return w;
+  if (w.dims.length < 3) return `weight '${n.input[1]}' has rank ${w.dims.length}`;
+  const axis = ctx.opt.perChannel && ctx.perAxisOk ? 0 : null;
+  const qw = quantizeWeight8(w.v, w.dims, axis, ctx.opt.weightType);
+  const wt = ctx.opt.weightType === 'int8' ? DT.INT8 : DT.UINT8;
+  const C = axis === null ? 1 : w.dims[0];
+  const wq = tensorInit(ctx.names.fresh(`${n.input[1]}_quantized`), wt, w.dims, qw.codes);
+  const ws = tensorInit(ctx.names.fresh(`${n.input[1]}_scale`), DT.FLOAT, axis === null ? [] : [C], qw.q.scale);
+  const wz = tensorInit(ctx.names.fresh(`${n.input[1]}_zero_point`), wt, axis === null ? [] : [C],
+    wt === DT.INT8 ? Int8Array.from(qw.q.zeroPoint) : Uint8Array.from(qw.q.zeroPoint));
+  const wd = ctx.names.fresh(`${n.input[1]}_DequantizeLinear_Output`);
+  const dq = makeNode('DequantizeLinear', [wq.name!, ws.name!, wz.name!], [wd], ctx.names.fresh(`${n.input[1]}_DequantizeLinear`), axis === null ? [] : [intAttr('axis', axis)]);
+  ctx.replaced.add(n.input[1]);
+  n.input[1] = wd;
+  return {
+    nodes: [dq, n], inits: [wq, ws, wz],
+    summary: {
+      as: 'DequantizeLinear weight + float Conv', bytesBefore: f32Bytes(w.t), bytesAfter: bytesOf(wq, ws, wz),
+      weight: { name: wq.name!.replace(/_quantized$/, ''), shape: w.dims, type: ctx.opt.weightType, granularity: axis === null ? 'per-tensor' : 'per-channel', bits: 8 },
+    },
+  };
+}
+
 // ---- weight-only --------------------------------------------------------------------------------------
 
 function weightOnlyNode(ctx: Ctx, gi: GraphIndex, n: NodeP): Rewrite | string {
@@ -489,51 +543,52 @@ function weightOnlyNode(ctx: Ctx, gi: GraphIndex, n: NodeP): Rewrite | string {
   const bs = ctx.opt.blockSize;
   let as: string;
   let bytesAfter = 0;
+  const key = `wo|${n.input[1]}|${op === 'Gemm' ? `${attrInt(n, 'transB', 0)}|${attrFloat(n, 'alpha', 1)}` : ''}`;
   if (ctx.opt.wFormat === 'matmulnbits') {
-    const p = quantizeMatMulNBits(W, K, N, { bits: ctx.opt.bits, blockSize: bs, symmetric: ctx.opt.symmetric });
-    const kb = Math.ceil(K / bs);
-    const bq = tensorInit(ctx.names.fresh(`${n.input[1]}_Q${ctx.opt.bits}`), DT.UINT8, [N, kb, (bs * ctx.opt.bits) / 8], p.B);
-    const sc = tensorInit(ctx.names.fresh(`${n.input[1]}_scales`), DT.FLOAT, [N * kb], p.scales);
-    inits.push(bq, sc);
-    const ins = [n.input[0], bq.name!, sc.name!];
-    if (p.zeroPoints) {
-      const zp = tensorInit(ctx.names.fresh(`${n.input[1]}_zero_points`), DT.UINT8, [p.zeroPoints.length], p.zeroPoints);
-      inits.push(zp);
-      ins.push(zp.name!);
-    }
+    const { names } = cachedWeight(ctx, gi, key, () => {
+      const p = quantizeMatMulNBits(W, K, N, { bits: ctx.opt.bits, blockSize: bs, symmetric: ctx.opt.symmetric });
+      const kb = Math.ceil(K / bs);
+      const bq = tensorInit(ctx.names.fresh(`${n.input[1]}_Q${ctx.opt.bits}`), DT.UINT8, [N, kb, (bs * ctx.opt.bits) / 8], p.B);
+      const sc = tensorInit(ctx.names.fresh(`${n.input[1]}_scales`), DT.FLOAT, [N * kb], p.scales);
+      inits.push(bq, sc);
+      if (p.zeroPoints) inits.push(tensorInit(ctx.names.fresh(`${n.input[1]}_zero_points`), DT.UINT8, [p.zeroPoints.length], p.zeroPoints));
+      return inits.map((t) => t.name!);
+    });
     const attrs = [intAttr('K', K), intAttr('N', N), intAttr('bits', ctx.opt.bits), intAttr('block_size', bs)];
     if (ctx.opt.accuracyLevel) attrs.push(intAttr('accuracy_level', ctx.opt.accuracyLevel));
-    nodes.push(makeNode('MatMulNBits', ins, [ym], ctx.names.fresh(`${base}_MatMulNBits`), attrs, 'com.microsoft'));
+    nodes.push(makeNode('MatMulNBits', [n.input[0], ...names], [ym], ctx.names.fresh(`${base}_MatMulNBits`), attrs, 'com.microsoft'));
     ctx.addedDomains.add('com.microsoft');
     as = 'MatMulNBits';
-    bytesAfter = bytesOf(...inits);
   } else {
     // Blocked DequantizeLinear (opset 21): int4/uint4 (or int8/uint8 above 4 bits) codes [K, N] blocked along K.
-    const nb = ctx.opt.bits <= 4;
-    const signed = ctx.opt.symmetric;
-    const q = quantize(W, [K, N], {
-      scheme: signed ? 'symmetric' : 'asymmetric', bits: ctx.opt.bits, signed, granularity: { axis: 0, blockSize: bs },
+    const { names: [wd] } = cachedWeight(ctx, gi, key, () => {
+      const nb = ctx.opt.bits <= 4;
+      const signed = ctx.opt.symmetric;
+      const q = quantize(W, [K, N], {
+        scheme: signed ? 'symmetric' : 'asymmetric', bits: ctx.opt.bits, signed, granularity: { axis: 0, blockSize: bs },
+      });
+      const dt = nb ? (signed ? DT.INT4 : DT.UINT4) : (signed ? DT.INT8 : DT.UINT8);
+      const kb = Math.ceil(K / bs);
+      const wq: TensorP = nb ? { ...makeTensor(ctx.names.fresh(`${n.input[1]}_quantized`), DT.UINT8, [K, N], q.data), dataType: dt }
+        : tensorInit(ctx.names.fresh(`${n.input[1]}_quantized`), dt, [K, N], q.data);
+      const sc = tensorInit(ctx.names.fresh(`${n.input[1]}_scale`), DT.FLOAT, [kb, N], q.scale);
+      inits.push(wq, sc);
+      const ins = [wq.name!, sc.name!];
+      if (!signed) {
+        const zcodes = Uint8Array.from(q.zeroPoint);
+        const zp = nb ? makeTensor(ctx.names.fresh(`${n.input[1]}_zero_point`), DT.UINT4, [kb, N], zcodes)
+          : tensorInit(ctx.names.fresh(`${n.input[1]}_zero_point`), DT.UINT8, [kb, N], zcodes);
+        inits.push(zp);
+        ins.push(zp.name!);
+      }
+      const out = ctx.names.fresh(`${n.input[1]}_dequantized`);
+      nodes.push(makeNode('DequantizeLinear', ins, [out], ctx.names.fresh(`${base}_weight_DequantizeLinear`), [intAttr('axis', 0), intAttr('block_size', bs)]));
+      return [out];
     });
-    const dt = nb ? (signed ? DT.INT4 : DT.UINT4) : (signed ? DT.INT8 : DT.UINT8);
-    const kb = Math.ceil(K / bs);
-    const wq: TensorP = nb ? { ...makeTensor(ctx.names.fresh(`${n.input[1]}_quantized`), DT.UINT8, [K, N], q.data), dataType: dt }
-      : tensorInit(ctx.names.fresh(`${n.input[1]}_quantized`), dt, [K, N], q.data);
-    const sc = tensorInit(ctx.names.fresh(`${n.input[1]}_scale`), DT.FLOAT, [kb, N], q.scale);
-    inits.push(wq, sc);
-    const ins = [wq.name!, sc.name!];
-    if (!signed) {
-      const zcodes = Uint8Array.from(q.zeroPoint);
-      const zp = nb ? { ...makeTensor(ctx.names.fresh(`${n.input[1]}_zero_point`), DT.UINT4, [kb, N], zcodes) }
-        : tensorInit(ctx.names.fresh(`${n.input[1]}_zero_point`), DT.UINT8, [kb, N], zcodes);
-      inits.push(zp);
-      ins.push(zp.name!);
-    }
-    const wd = ctx.names.fresh(`${n.input[1]}_dequantized`);
-    nodes.push(makeNode('DequantizeLinear', ins, [wd], ctx.names.fresh(`${base}_weight_DequantizeLinear`), [intAttr('axis', 0), intAttr('block_size', bs)]));
     nodes.push(makeNode('MatMul', [n.input[0], wd], [ym], ctx.names.fresh(`${base}_MatMul`)));
     as = 'blocked DequantizeLinear + MatMul';
-    bytesAfter = bytesOf(...inits);
   }
+  bytesAfter = bytesOf(...inits);
   if (c) {
     let cName = c.name;
     if (cName === null) {
@@ -548,7 +603,7 @@ function weightOnlyNode(ctx: Ctx, gi: GraphIndex, n: NodeP): Rewrite | string {
   return {
     nodes, inits,
     summary: {
-      as, bytesBefore: f32Bytes(w.t), bytesAfter,
+      as, bytesBefore: inits.length ? f32Bytes(w.t) : 0, bytesAfter,
       weight: { name: n.input[1], shape: w.dims, type: `${ctx.opt.symmetric ? 'int' : 'uint'}${ctx.opt.bits}`, granularity: `block ${bs}`, bits: ctx.opt.bits, blockSize: bs },
     },
   };
@@ -631,7 +686,7 @@ export async function quantizeOnnx(model: string | Uint8Array, options: Quantize
   const externalBytes = inlineExternalData(lm);
   const m = lm.model;
   const ctx: Ctx = {
-    lm, model: m, names: new Names(m), opt, nodes: [], notes: [], replaced: new Set(), addedDomains: new Set(), perAxisOk: true,
+    lm, model: m, names: new Names(m), opt, nodes: [], notes: [], replaced: new Set(), addedDomains: new Set(), perAxisOk: true, wcache: new Map(),
   };
   const opsetBefore = opsetVersion(m, '');
   const irBefore = num(m.irVersion);
@@ -639,7 +694,8 @@ export async function quantizeOnnx(model: string | Uint8Array, options: Quantize
 
   // The ai.onnx opset the output needs.
   let need = opt.mode === 'weight-only' ? (opt.wFormat === 'qdq' ? 21 : 1) : opt.mode === 'dynamic' ? 10 : (opt.perChannel ? 13 : 10);
-  if (opt.mode === 'static' && opt.perChannel) {
+  const usesConvQdq = opt.mode === 'dynamic' && opt.dynamicConv === 'qdq' && opt.opTypes.has('Conv') && allGraphs(m.graph!).some(({ graph }) => graph.node.some((n) => n.opType === 'Conv'));
+  if ((opt.mode === 'static' || usesConvQdq) && opt.perChannel) {
     const r = raiseOpset(m, 13);
     if (!r.ok) {
       ctx.notes.push(`per-channel weights need opset 13 (DequantizeLinear axis); raising opset ${r.from} would change ${r.blockers.join(', ')}: weights quantized per tensor`);
