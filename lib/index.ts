@@ -42,6 +42,14 @@ export type {
   QuantizeModelOptions, LayerOverride, ObserverChoice, ObserverName, CalibrationData, QuantizeProgress, QuantMode, LayerMode,
   WeightGranularity, ActQParams, LayerSummary, EvaluateOptions, EvaluateResult,
 } from './ptq';
+// ONNX models: quantize (dynamic, static QDQ, weight-only), export quantkit models, inspect; ORT's MatMulNBits layout.
+export { quantizeOnnx, exportOnnx, exportOnnxBytes, inspectOnnx, OnnxFileError, readTensorProto } from './onnx-model';
+export type {
+  QuantizeOnnxOptions, QuantizeOnnxProgress, OnnxQuantMode, OnnxQuantizeSummary, OnnxNodeSummary, OnnxActQParams, ExportOnnxOptions, OnnxInfo,
+  OnnxValueInfo, OnnxObserverChoice, OnnxObserverName, CalibrationFeeds, Feed, FeedValue, TensorValue,
+} from './onnx-model';
+export { packMatMulNBits, unpackMatMulNBits, dequantizeMatMulNBits, quantizeMatMulNBits, matMulNBitsSizes } from './formats/matmulnbits';
+export type { MatMulNBitsShape, MatMulNBitsPacked, MatMulNBitsUnpacked, QuantizeNBitsOptions } from './formats/matmulnbits';
 // Layers, losses and optimizers; data loaders (namespaces: generic names stay out of the top level).
 export * as nn from './nn';
 export * as data from './data';

@@ -13,6 +13,7 @@ import { QuantizedModel, WeightGranularity } from '../ptq/qmodel';
 import { quantizeModel, quantizeWeight, QuantizeModelOptions } from '../ptq/quantize-model';
 import { native } from '../binding';
 import { accuracyOf, trainMlp } from './train';
+import { isOnnxCommand, ONNX_HELP, onnxCommand } from './onnx';
 
 /** A mistake in the command line: printed with the usage hint, exit code 2. */
 class UsageError extends Error {}
@@ -55,7 +56,8 @@ eval options:
   --dataset mnist|fashion, --data DIR   test images (default mnist)
 
   -h, --help, --version
-`;
+
+${ONNX_HELP}`;
 
 interface Out {
   out: (s: string) => void;
@@ -459,9 +461,9 @@ export async function main(argv: string[], io?: Partial<Out>): Promise<number> {
         return 0;
       }
       case 'demo': return await demo(rest, o);
-      case 'quantize': return quantizeFile(rest, o);
+      case 'quantize': return isOnnxCommand(rest) ? await onnxCommand('quantize', rest, o) : quantizeFile(rest, o);
       case 'eval': return evalFile(rest, o);
-      case 'info': return info(rest, o);
+      case 'info': return isOnnxCommand(rest) ? await onnxCommand('info', rest, o) : info(rest, o);
       default:
         throw new UsageError(`unknown command '${cmd}' (commands: demo, quantize, eval, info)`);
     }
