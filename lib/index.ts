@@ -42,6 +42,9 @@ export type {
   QuantizeModelOptions, LayerOverride, ObserverChoice, ObserverName, CalibrationData, QuantizeProgress, QuantMode, LayerMode,
   WeightGranularity, ActQParams, LayerSummary, EvaluateOptions, EvaluateResult,
 } from './ptq';
+// Quantization-aware training.
+export { prepareQAT, QATLinear, qatLayers } from './qat';
+export type { PrepareQATOptions, QATLayerOverride, QATTensorOptions, QATObserverChoice, QATWeightQParams, QATActQParams } from './qat';
 // Layers, losses and optimizers; data loaders (namespaces: generic names stay out of the top level).
 export * as nn from './nn';
 export * as data from './data';
