@@ -243,6 +243,42 @@ describe('prepareQAT', () => {
   });
 });
 
+describe('FakeQuantize / LearnableFakeQuantize as Modules', () => {
+  it('sit inside a Sequential: forward, backward, train / eval, parameters', () => {
+    const fq = new FakeQuantize({ bits: 6 });
+    const lsq = new LearnableFakeQuantize({ scheme: 'symmetric', bits: 4, granularity: { axis: 1 }, channels: 3 });
+    const m = new Sequential(fq, new Linear(4, 3, { rng: 1 }), lsq, new ReLU(), new Linear(3, 2, { rng: 2 }));
+    expect(Object.keys(m.stateDict())).toEqual(['1.weight', '1.bias', '2.scale', '2.zero_point', '4.weight', '4.bias']);
+    const opt = new SGD(m, { lr: 0.1 });
+    const x = randn(new Rng(4), 20);
+    const { grad } = softmaxCrossEntropy(m.forward(x, 5), [0, 1, 1, 0, 1]);
+    const dx = m.backward(grad);
+    expect(dx.length).toBe(20);
+    expect(lsq.scale.grad.some((v) => v !== 0)).toBe(true);
+    const s0 = lsq.scale.data.slice();
+    opt.step();
+    expect(lsq.scale.data).not.toEqual(s0);
+    m.eval();
+    expect(fq.training).toBe(false);
+    expect(lsq.training).toBe(false);
+    const q0 = fq.qparams;
+    m.forward(randn(new Rng(5), 20, 10), 5);
+    expect(fq.qparams).toEqual(q0);
+    expect(String(m)).toMatch(/FakeQuantize\(fake_quant_enabled=true, observer_enabled=true, quant_min=0, quant_max=63/);
+    expect(String(m)).toMatch(/LearnableFakeQuantize\(quant_min=-7, quant_max=7, scheme=symmetric, granularity=axis 1, channels=3/);
+  });
+
+  it('an observer instance that has already seen data gives qparams at once (eval works without training)', () => {
+    const ob = new MinMaxObserver({ scheme: 'asymmetric', formula: 'pytorch' });
+    ob.observe(Float32Array.of(-1, 3));
+    const f = new FakeQuantize({ observer: ob }).eval();
+    expect(f.qparams!.scale[0]).toBe(Math.fround(Math.fround(4) / 255));
+    expect(f.calculateQParams()).toEqual(f.qparams);
+    const y = f.forward(Float32Array.of(0.5, 10), 1);
+    expect(y[1]).toBe(Math.fround((255 - f.qparams!.zeroPoint[0]) * f.qparams!.scale[0]));
+  });
+});
+
 describe('bad input: FakeQuantize and LearnableFakeQuantize', () => {
   it('unknown options, bits out of range, axis out of range, wrong granularities: clear errors', () => {
     expect(() => new FakeQuantize({ bogus: 1 } as never)).toThrow(TypeError);
