@@ -50,6 +50,9 @@ export type {
 } from './onnx-model';
 export { packMatMulNBits, unpackMatMulNBits, dequantizeMatMulNBits, quantizeMatMulNBits, matMulNBitsSizes } from './formats/matmulnbits';
 export type { MatMulNBitsShape, MatMulNBitsPacked, MatMulNBitsUnpacked, QuantizeNBitsOptions } from './formats/matmulnbits';
+// Quantization-aware training.
+export { prepareQAT, QATLinear, qatLayers } from './qat';
+export type { PrepareQATOptions, QATLayerOverride, QATTensorOptions, QATObserverChoice, QATWeightQParams, QATActQParams } from './qat';
 // Layers, losses and optimizers; data loaders (namespaces: generic names stay out of the top level).
 export * as nn from './nn';
 export * as data from './data';

@@ -14,3 +14,6 @@ export * as init from './init';
 export type { Nonlinearity, KaimingOptions, XavierOptions } from './init';
 export { setMatmulBackend, getMatmulBackend } from './ops';
 export type { MatmulBackend } from './ops';
+export { FakeQuantize, LearnableFakeQuantize, LSQ_SCALE_FLOOR } from './fake-quantize';
+export type { FakeQuantizeOptions, FakeQuantizeSpec, FakeQuantizeGranularity, FakeQuantizeQParams, LearnableFakeQuantizeOptions } from './fake-quantize';
+export { lsqGradOne, lsqForwardZeroPoint, lsqBackwardZeroPoint, lsqGradFactor } from './lsq';
