@@ -37,10 +37,14 @@ export {
 } from './io/safetensors';
 export type { SafetensorsDtype, SafetensorsArray, SafetensorsTensor, SafetensorsFile } from './io/safetensors';
 // Post-training quantization of nn models, evaluation, model files.
-export { quantizeModel, QuantizedModel, evaluate, modelBytes, saveModel, loadModel } from './ptq';
+export {
+  quantizeModel, QuantizedModel, evaluate, modelBytes, saveModel, loadModel,
+  quantizeWeights, quantizeWeightsFile, loadQuantizedWeights, parseQuantizedWeights, dequantizeWeights, isQuantizedWeights,
+} from './ptq';
 export type {
   QuantizeModelOptions, LayerOverride, ObserverChoice, ObserverName, CalibrationData, QuantizeProgress, QuantMode, LayerMode,
   WeightGranularity, ActQParams, LayerSummary, EvaluateOptions, EvaluateResult,
+  QuantizeWeightsOptions, QuantizeWeightsSummary, QuantizedWeights, QuantizedWeightInfo, WeightsFileMode,
 } from './ptq';
 // Layers, losses and optimizers; data loaders (namespaces: generic names stay out of the top level).
 export * as nn from './nn';

