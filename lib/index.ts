@@ -49,6 +49,8 @@ export type {
 // Layers, losses and optimizers; data loaders (namespaces: generic names stay out of the top level).
 export * as nn from './nn';
 export * as data from './data';
+// The demo's MNIST MLP: training and its checkpoint cache (quantkit demo, bench/models.mjs).
+export * as demo from './demo';
 
 export interface CpuInfo {
   /** 'x86_64', 'arm64' or 'other'. */

@@ -1,6 +1,5 @@
 // The quantkit command line: demo, quantize, eval, info.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { imagesToFloat32, loadIdxSync, loadMnistSync, mnistDataDir } from '../data/idx';
@@ -13,7 +12,7 @@ import { QuantizedModel, WeightGranularity } from '../ptq/qmodel';
 import { quantizeModel, QuantizeModelOptions } from '../ptq/quantize-model';
 import { isQuantizedWeights, loadQuantizedWeights, quantizeWeights, WEIGHTS_KEY } from '../ptq/weights-file';
 import { native } from '../binding';
-import { accuracyOf, trainMlp } from './train';
+import { cacheDir, loadOrTrainMlp } from '../demo/mnist-mlp';
 
 /** Where the Debian package dataset-fashion-mnist installs Fashion-MNIST: --dataset fashion's default. */
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
@@ -97,13 +96,6 @@ function granularityOpt(v: string | undefined): WeightGranularity | undefined {
   const m = /^group:?(\d+)$/.exec(v);
   if (m && Number(m[1]) >= 1 && Number(m[1]) <= 2 ** 31) return { groupSize: Number(m[1]) };
   throw new UsageError(`--granularity expects per-channel, per-tensor or group:N, got '${v}'`);
-}
-
-function cacheDir(given: string | undefined): string {
-  if (given) return given;
-  if (process.env.QUANTKIT_CACHE_DIR) return process.env.QUANTKIT_CACHE_DIR;
-  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  return path.join(base, 'quantkit');
 }
 
 interface Dataset {
@@ -218,38 +210,22 @@ async function demo(argv: string[], io: Out): Promise<number> {
   const ds = loadDataset(dataset, v.data, ['train', 't10k']);
   io.err(`${dataset}: ${ds.yTrain.length} training and ${ds.yTest.length} test images from ${ds.dir}\n`);
 
-  // The float model: a cached checkpoint, else trained.
-  const dir = cacheDir(v.cache);
-  const ckpt = path.join(dir, `mlp-784-512-256-10-${dataset}-seed${seed}-e${epochs}.safetensors`);
-  let model: Sequential | null = null;
-  if (!v.retrain && !v.data && fs.existsSync(ckpt)) {
-    try {
-      const m = loadModel(ckpt);
-      if (m instanceof Sequential) model = m;
-      io.err(`reusing the checkpoint ${ckpt}\n`);
-    } catch (e) {
-      io.err(`ignoring the checkpoint (${escapeControl((e as Error).message)}); training again\n`);
-    }
-  }
-  if (!model) {
-    io.err(`training the MLP 784-512-256-10 (ReLU): ${epochs} epochs, Adam, batch 128, seed ${seed}\n`);
-    const r = trainMlp(ds.xTrain, ds.yTrain, ds.xTest, ds.yTest, {
-      epochs, seed,
-      onProgress: (q) => { if (q.step % 10 === 0 || q.step === q.steps) p.update(`  epoch ${q.epoch}/${q.epochs}`, q.step, q.steps, `  loss ${q.loss.toFixed(4)}`); },
-      onEpoch: (e, acc, loss) => p.end(`  epoch ${e}/${epochs}: loss ${loss.toFixed(4)}, test accuracy ${(acc * 100).toFixed(2)}%`),
-    });
-    model = r.model;
-    io.err(`trained in ${r.seconds.toFixed(1)} s\n`);
-    if (!v.data) {
-      try {
-        fs.mkdirSync(dir, { recursive: true });
-        saveModel(ckpt, model, { metadata: { dataset, epochs: String(epochs), seed: String(seed), accuracy: String(r.accuracy) } });
-        io.err(`saved the checkpoint ${ckpt}\n`);
-      } catch (e) {
-        io.err(`could not save the checkpoint in ${dir} (${(e as Error).message}); continuing\n`);
+  // The float model: a cached checkpoint, else trained (not cached when --data names the images).
+  const { model } = loadOrTrainMlp(ds, {
+    dataset, epochs, seed, dir: v.data ? null : v.cache || cacheDir(), retrain: v.retrain,
+    onEvent: (e) => {
+      switch (e.kind) {
+        case 'reused': io.err(`reusing the checkpoint ${e.file}\n`); break;
+        case 'ignored': io.err(`ignoring the checkpoint (${escapeControl(e.error.message)}); training again\n`); break;
+        case 'training': io.err(`training the MLP 784-512-256-10 (ReLU): ${epochs} epochs, Adam, batch 128, seed ${seed}\n`); break;
+        case 'trained': io.err(`trained in ${e.seconds.toFixed(1)} s\n`); break;
+        case 'saved': io.err(`saved the checkpoint ${e.file}\n`); break;
+        case 'not-saved': io.err(`could not save the checkpoint in ${e.dir} (${escapeControl(e.error.message)}); continuing\n`); break;
       }
-    }
-  }
+    },
+    onProgress: (q) => { if (q.step % 10 === 0 || q.step === q.steps) p.update(`  epoch ${q.epoch}/${q.epochs}`, q.step, q.steps, `  loss ${q.loss.toFixed(4)}`); },
+    onEpoch: (e, acc, loss) => p.end(`  epoch ${e}/${epochs}: loss ${loss.toFixed(4)}, test accuracy ${(acc * 100).toFixed(2)}%`),
+  });
   model.eval();
 
   // Quantized variants.
@@ -473,4 +449,3 @@ export async function main(argv: string[], io?: Partial<Out>): Promise<number> {
   }
 }
 
-export { accuracyOf };
