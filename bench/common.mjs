@@ -12,9 +12,10 @@ const require = createRequire(path.join(root, 'package.json'));
 // ---- quantkit ---------------------------------------------------------------------------
 
 /**
- * Load quantkit: the public API from dist/esm/index.mjs when it is built (and exports
- * quantizeLinear), else a thin adapter over the raw addon (build/Release/quantkit.node) with the
- * same call shape, so the bench runs at any stage of the project.
+ * Load quantkit: the public API from dist/esm/index.mjs when it is built, else (or with
+ * forceRaw: bench/quantize.mjs --raw, which measures the cost of the API layer) a thin adapter
+ * over the raw addon (build/Release/quantkit.node) with the call shape of quantizeLinear /
+ * dequantizeLinear.
  * @returns {Promise<{api: object, source: string, note?: string}>}
  */
 export async function loadQuantkit({ forceRaw = false } = {}) {
