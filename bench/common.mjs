@@ -12,9 +12,10 @@ const require = createRequire(path.join(root, 'package.json'));
 // ---- quantkit ---------------------------------------------------------------------------
 
 /**
- * Load quantkit: the public API from dist/esm/index.mjs when it is built (and exports
- * quantizeLinear), else a thin adapter over the raw addon (build/Release/quantkit.node) with the
- * same call shape, so the bench runs at any stage of the project.
+ * Load quantkit: the public API from dist/esm/index.mjs when it is built, else (or with
+ * forceRaw: bench/quantize.mjs --raw, which measures the cost of the API layer) a thin adapter
+ * over the raw addon (build/Release/quantkit.node) with the call shape of quantizeLinear /
+ * dequantizeLinear.
  * @returns {Promise<{api: object, source: string, note?: string}>}
  */
 export async function loadQuantkit({ forceRaw = false } = {}) {
@@ -163,21 +164,18 @@ export function median(a) {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-/**
- * Time a synchronous function: warm-up, then samples of `batch` calls each (batch picked so a
- * sample lasts about `sampleNs`), until `minSamples` samples and `minTimeNs` elapsed, or
- * `maxSamples`. Returns the median time per call in ns and the sample count.
- */
-export function timeSync(fn, { warmup = 2, sampleNs = 2e6, minSamples = 5, maxSamples = 31, minTimeNs = 3e8, maxTimeNs = 4e9 } = {}) {
+// The loop of timeSync / timeAsync, written once: it yields how many calls to run (the caller
+// runs them, awaited or not) and times each yield.
+function* timingSteps({ warmup = 2, sampleNs = 2e6, minSamples = 5, maxSamples = 31, minTimeNs = 3e8, maxTimeNs = 4e9 } = {}) {
   let t0 = now();
-  for (let i = 0; i < warmup; i++) fn();
+  yield warmup;
   const per = Math.max(1, (now() - t0) / Math.max(1, warmup));
   const batch = Math.max(1, Math.round(sampleNs / per));
   const samples = [];
   const start = now();
   while (samples.length < maxSamples) {
     t0 = now();
-    for (let i = 0; i < batch; i++) fn();
+    yield batch;
     samples.push((now() - t0) / batch);
     const el = now() - start;
     if (samples.length >= minSamples && (el >= minTimeNs || el >= maxTimeNs)) break;
@@ -185,22 +183,26 @@ export function timeSync(fn, { warmup = 2, sampleNs = 2e6, minSamples = 5, maxSa
   return { ns: median(samples), samples: samples.length, batch };
 }
 
-/** Same as timeSync for a function returning a promise (each call awaited in turn). */
-export async function timeAsync(fn, { warmup = 2, sampleNs = 2e6, minSamples = 5, maxSamples = 31, minTimeNs = 3e8, maxTimeNs = 4e9 } = {}) {
-  let t0 = now();
-  for (let i = 0; i < warmup; i++) await fn();
-  const per = Math.max(1, (now() - t0) / Math.max(1, warmup));
-  const batch = Math.max(1, Math.round(sampleNs / per));
-  const samples = [];
-  const start = now();
-  while (samples.length < maxSamples) {
-    t0 = now();
-    for (let i = 0; i < batch; i++) await fn();
-    samples.push((now() - t0) / batch);
-    const el = now() - start;
-    if (samples.length >= minSamples && (el >= minTimeNs || el >= maxTimeNs)) break;
+/**
+ * Time a synchronous function: warm-up, then samples of `batch` calls each (batch picked so a
+ * sample lasts about `sampleNs`), until `minSamples` samples and `minTimeNs` elapsed, or
+ * `maxSamples`. Returns the median time per call in ns and the sample count.
+ */
+export function timeSync(fn, budget) {
+  const steps = timingSteps(budget);
+  for (let r = steps.next(); ; r = steps.next()) {
+    if (r.done) return r.value;
+    for (let i = 0; i < r.value; i++) fn();
   }
-  return { ns: median(samples), samples: samples.length, batch };
+}
+
+/** Same as timeSync for a function returning a promise (each call awaited in turn). */
+export async function timeAsync(fn, budget) {
+  const steps = timingSteps(budget);
+  for (let r = steps.next(); ; r = steps.next()) {
+    if (r.done) return r.value;
+    for (let i = 0; i < r.value; i++) await fn();
+  }
 }
 
 /**

@@ -21,9 +21,8 @@
 // has to be trained. See bench/README.md.
 import os from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { root, loadOrt, ORT_INSTALL_HINT, timeHot, table, ortOptions, ortAfter, ORT_SPIN_PAUSE_MS } from './common.mjs';
 import { DataType, attr, graphModel, graphNodes, opSummary } from './onnx-model.mjs';
 
@@ -75,18 +74,11 @@ const CALIBRATION_ROWS = 2000;
 // ---- quantkit ------------------------------------------------------------------------------------
 
 const distEsm = path.join(root, 'dist/esm/index.mjs');
-const distFile = path.join(root, 'dist/cjs/ptq/file.js');
-const distTrain = path.join(root, 'dist/cjs/cli/train.js');
-for (const f of [distEsm, distFile, distTrain]) {
-  if (!existsSync(f)) {
-    console.error(`quantkit: ${path.relative(root, f)} is missing: run \`npm run build:ts\` first`);
-    process.exit(1);
-  }
+if (!existsSync(distEsm)) {
+  console.error(`quantkit: ${path.relative(root, distEsm)} is missing: run \`npm run build:ts\` first`);
+  process.exit(1);
 }
 const Q = await import(pathToFileURL(distEsm).href);
-const require = createRequire(path.join(root, 'package.json'));
-const { modelTensors } = require(distFile); // the tensors and graph saveModel would write
-const { trainMlp } = require(distTrain);
 
 // ---- onnxruntime-node ------------------------------------------------------------------------------
 
@@ -94,11 +86,6 @@ const ortL = NO_ORT ? { ort: null, error: 'disabled by --no-ort' } : loadOrt();
 const ort = ortL.ort;
 
 // ---- data and model ----------------------------------------------------------------------------------
-
-function cacheDir() {
-  if (process.env.QUANTKIT_CACHE_DIR) return process.env.QUANTKIT_CACHE_DIR;
-  return path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'quantkit');
-}
 
 const dataDir = Q.data.mnistDataDir();
 if (!dataDir) {
@@ -130,38 +117,39 @@ if (MODEL_FILE) {
   model = m;
   modelSource = MODEL_FILE;
 } else {
-  const ckpt = path.join(cacheDir(), 'mlp-784-512-256-10-mnist-seed1-e8.safetensors');
-  if (existsSync(ckpt)) {
-    try {
-      const m = Q.loadModel(ckpt);
-      if (m instanceof Q.nn.Sequential) {
-        model = m;
-        modelSource = ckpt;
-      }
-    } catch (e) {
-      say(`ignoring the checkpoint ${ckpt} (${errMsg(e)}); training again`);
-    }
-  }
-  if (!model) {
-    say(`no checkpoint ${ckpt}: training the demo's MLP 784-512-256-10 (8 epochs, Adam, batch 128, seed 1; about a minute), as \`quantkit demo\` does`);
-    const r = trainMlp(train.x, train.y, test.x, test.y, {
-      epochs: 8, seed: 1,
-      onEpoch: (e, acc, loss) => say(`  epoch ${e}/8: loss ${loss.toFixed(4)}, test accuracy ${(acc * 100).toFixed(2)}%`),
-    });
-    model = r.model;
-    modelSource = `trained here in ${r.seconds.toFixed(1)} s`;
-    try {
-      mkdirSync(path.dirname(ckpt), { recursive: true });
-      Q.saveModel(ckpt, model, { metadata: { dataset: 'mnist', epochs: '8', seed: '1', accuracy: String(r.accuracy) } });
-      modelSource += ` (saved as ${ckpt})`;
-    } catch (e) {
-      say(`could not save the checkpoint (${errMsg(e)}); continuing`);
-    }
-  }
+  // The demo's checkpoint (quantkit demo's defaults: mnist, 8 epochs, seed 1), trained and saved
+  // by the demo's own code when it is not there yet.
+  const r = Q.demo.loadOrTrainMlp({ xTrain: train.x, yTrain: train.y, xTest: test.x, yTest: test.y }, {
+    dataset: 'mnist', epochs: 8, seed: 1, dir: Q.demo.cacheDir(),
+    onEvent: (e) => {
+      if (e.kind === 'ignored') say(`ignoring the checkpoint ${e.file} (${errMsg(e.error)}); training again`);
+      else if (e.kind === 'training') say(`no checkpoint ${Q.demo.checkpointFile(Q.demo.cacheDir(), { dataset: 'mnist', seed: 1, epochs: 8 })}: training the demo's MLP 784-512-256-10 (8 epochs, Adam, batch 128, seed 1; about a minute), as \`quantkit demo\` does`);
+      else if (e.kind === 'not-saved') say(`could not save the checkpoint (${errMsg(e.error)}); continuing`);
+    },
+    onEpoch: (e, acc, loss) => say(`  epoch ${e}/8: loss ${loss.toFixed(4)}, test accuracy ${(acc * 100).toFixed(2)}%`),
+  });
+  model = r.model;
+  modelSource = r.trained ? `trained here in ${r.trained.seconds.toFixed(1)} s` : r.checkpoint;
+  if (r.trained && existsSync(r.checkpoint)) modelSource += ` (saved as ${r.checkpoint})`;
 }
 model.eval();
 
 // ---- the model as a chain of Linear layers ------------------------------------------------------------
+
+// The tensors and layer graph of a model as its file holds them (saveModel, then loadSafetensors):
+// the ONNX graphs below are built from what quantkit writes, read back by the public API.
+const filesDir = mkdtempSync(path.join(os.tmpdir(), 'quantkit-bench-files-'));
+process.on('exit', () => rmSync(filesDir, { recursive: true, force: true }));
+const files = new Map();
+function modelTensors(m) {
+  if (!files.has(m)) {
+    const file = path.join(filesDir, `model${files.size}.safetensors`);
+    Q.saveModel(file, m);
+    const { tensors, metadata } = Q.loadSafetensors(file);
+    files.set(m, { tensors, graph: JSON.parse(metadata['quantkit.graph']) });
+  }
+  return files.get(m);
+}
 
 /**
  * The Linear layers of a model graph (modelTensors(...).graph) in order, each with its ReLU

@@ -29,7 +29,7 @@ const SIZES = [1 << 16, 1 << 24];
 const C = 1024; // channel count of the per-axis variants
 const OVERHEAD_N = 64;
 
-// Targets from the issue.
+// The targets (bench/README.md states the same table).
 const T = { memcpy: 0.8, qTensorOrt: 1.2, dqOrt: 3, qInnerOrt: 10, callNs: 1000 };
 
 // Timing budgets: [large tensors, small tensors, 64-element calls]
@@ -396,7 +396,7 @@ const overhead = {};
 
 // ---- targets ----------------------------------------------------------------------------------------
 
-// The issue states its targets for 16M elements on one thread; the 64K rows are information
+// The targets are stated for 16M elements on one thread; the 64K rows are information
 // (there memcpy runs from L2 at ~100 GB/s, a different regime).
 const targets = [];
 const largest = Math.max(...sizes.map((s) => s.n));
@@ -475,7 +475,7 @@ say(table(['call', 'quantize', 'dequantize'], [
 ], ['l', 'r', 'r']));
 say('');
 
-say('== targets (from the issue) ==');
+say('== targets ==');
 say(table(['target', 'measured', 'verdict'], targets.map((t) => [
   t.name, t.value === null ? '-' : t.name.includes(' ns ') ? `${fmt(t.value, 0)} ns` : `${fmt(t.value)}x`, verdict(t.pass),
 ]), ['l', 'r', 'l']));

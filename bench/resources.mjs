@@ -1,4 +1,4 @@
-// Resource tests (#14): what a long-lived Node server needs from quantkit, measured, not timed in
+// Resource tests: what a long-lived Node server needs from quantkit, measured, not timed in
 // unit tests. Run: `npm run bench:resources` (prints a table), or with --ci (as .ci/run does): the
 // deterministic checks fail the run, the timing-dependent one (event-loop delay) is reported and
 // fails only with --strict (CI machines share their cores with other jobs).

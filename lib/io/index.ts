@@ -2,6 +2,6 @@
 export { loadTfjsWeights, loadTfjsWeightsSync, WeightFileError } from './tfjs';
 export type { TfjsWeight, TfjsDtype, TfjsQuantization } from './tfjs';
 export {
-  loadGnubgWeights, loadGnubgWeightsSync, parseGnubgWeights, GNUBG_WEIGHTS_PATH, GNUBG_NET_NAMES,
+  loadGnubgWeights, loadGnubgWeightsSync, parseGnubgWeights, GNUBG_NET_NAMES,
 } from './gnubg';
 export type { GnubgNet, GnubgMatrix } from './gnubg';

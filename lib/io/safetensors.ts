@@ -1,4 +1,4 @@
-// safetensors (https://github.com/huggingface/safetensors), read and write.
+// safetensors (Hugging Face's tensor file format), read and write.
 //
 // Format: 8 bytes, little-endian u64 N; N bytes of UTF-8 JSON header
 //   { "<name>": { "dtype": "F32", "shape": [..], "data_offsets": [begin, end] }, ...,
@@ -13,13 +13,13 @@
 // checked by a flat scan before it is parsed (lib/io/json.ts: at most JSON_MAX_DEPTH levels,
 // MAX_TENSORS tensors, MAX_RANK dimensions each). Writing is atomic (lib/io/atomic.ts): a
 // temporary file in the same folder, fsync, the target's mode, rename.
-import { readRegularFileSync } from './read';
+import { runSync, wholeFileSteps } from './read';
 import * as os from 'node:os';
 import { checkOptions, describe, rangeError, typeError } from '../errors';
 import type { LoadStateDictOptions, LoadStateDictResult, Module } from '../nn/module';
 import { writeFileAtomicSync } from './atomic';
 import { JSON_MAX_BYTES, MAX_RANK, MAX_TENSORS, parseJsonChecked } from './json';
-import { describeValue, WeightFileError } from './tfjs';
+import { cannotReadFile, describeValue, WeightFileError } from './errors';
 
 export type SafetensorsDtype = 'F32' | 'I8' | 'U8' | 'I32';
 export type SafetensorsArray = Float32Array | Int8Array | Uint8Array | Int32Array;
@@ -195,15 +195,12 @@ export function parseSafetensors(bytes: Uint8Array, file = '<buffer>'): Safetens
 
 /** Reads a .safetensors file (synchronously); see parseSafetensors for the checks. */
 export function loadSafetensors(file: string): SafetensorsFile {
-  if (typeof file !== 'string') throw typeError('file', 'a path string', file);
-  let bytes: Buffer;
-  try {
-    bytes = readRegularFileSync(file);
-  } catch (e) {
-    const er = e as NodeJS.ErrnoException;
-    throw new WeightFileError(file, '', `cannot read the file (${er.code ?? er.message})`, { cause: e });
-  }
-  return parseSafetensors(bytes, file);
+  return runSync(wholeFileSteps(file, {
+    arg: 'file',
+    expected: 'a path string',
+    parse: parseSafetensors,
+    readError: cannotReadFile(WeightFileError),
+  }));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // TensorFlow.js weights: model.json's weightsManifest plus its binary shards.
 //
-// Format (tfjs-core io/types.ts): weightsManifest is an array of groups
+// Format (as TensorFlow.js defines its weights manifest): weightsManifest is an array of groups
 //   { paths: string[], weights: [{ name, shape, dtype, quantization? }] }.
 // The shards of a group, read in the order of `paths`, form one byte stream; the group's weights
 // lie in it back to back, in manifest order, each taking numel * bytesPerElement bytes
@@ -16,37 +16,12 @@
 // MAX_TENSORS weights, groups and shard files, MAX_RANK dimensions per weight. A shard must be
 // inside the model folder both as written and once symlinks are resolved (its real path).
 import * as fs from 'node:fs';
-import { readRegularFile, readRegularFileSync } from './read';
-import * as fsp from 'node:fs/promises';
+import { checkPathArg, FileSteps, readFailure, readStep, readTextStep, realpathStep, runAsync, runSync, statStep } from './read';
 import * as path from 'node:path';
-import { typeError } from '../errors';
+import { describeValue, WeightFileError } from './errors';
 import { JSON_MAX_BYTES, MAX_RANK, MAX_TENSORS, scanJson } from './json';
 
-/** A problem in a weight file: `file` is the path as given, `field` the place in it. */
-export class WeightFileError extends Error {
-  readonly file: string;
-  readonly field: string;
-  constructor(file: string, field: string, message: string, options?: { cause?: unknown }) {
-    super(field ? `${file}: ${field}: ${message}` : `${file}: ${message}`, options);
-    this.name = 'WeightFileError';
-    this.file = file;
-    this.field = field;
-  }
-}
-
-/** Short description of a value read from a file, for error messages. */
-export function describeValue(v: unknown): string {
-  if (v === undefined) return 'undefined';
-  if (typeof v === 'string') return `'${v.length > 60 ? v.slice(0, 60) + '...' : v}'`;
-  if (typeof v === 'number') return String(v);
-  let s: string;
-  try {
-    s = JSON.stringify(v) ?? String(v);
-  } catch {
-    s = String(v);
-  }
-  return s.length > 60 ? s.slice(0, 60) + '...' : s;
-}
+export { WeightFileError, describeValue } from './errors';
 
 /** Weight dtypes this loader reads. ('uint8' is not a tfjs dtype; it is accepted as raw bytes.) */
 export type TfjsDtype = 'float32' | 'int32' | 'bool' | 'uint8';
@@ -295,14 +270,8 @@ function decodeWeight(file: string, w: WeightPlan, bytes: Uint8Array, group: num
   return r;
 }
 
-function checkPathArg(p: unknown): string {
-  if (typeof p !== 'string' || p.length === 0) throw typeError('modelJsonPath', 'a non-empty string', p);
-  return p;
-}
-
 function ioError(file: string, field: string, what: string, e: unknown): WeightFileError {
-  const msg = (e as NodeJS.ErrnoException)?.code === 'ENOENT' ? 'no such file' : (e as Error)?.message ?? String(e);
-  return new WeightFileError(file, field, `${what}: ${msg}`, { cause: e });
+  return new WeightFileError(file, field, `${what}: ${readFailure(e)}`, { cause: e });
 }
 
 function notAFile(file: string, field: string, p: string): WeightFileError {
@@ -319,19 +288,11 @@ function insideFolder(file: string, realDir: string, sh: ShardPlan, real: string
   return real;
 }
 
-/**
- * Load the weights of a TensorFlow.js model (model.json with a weightsManifest, plus its shard
- * files next to it). Quantized weights (uint8 / uint16 / float16 storage) are dequantized.
- * Every field and every shard size is checked; problems throw a WeightFileError naming the file
- * and the field, e.g. "model.json: weightsManifest[0].weights[3].shape: expected an array of
- * non-negative integers but received [2,-1]". Shards are read through their real paths, which
- * must stay inside the model folder (symlinks out of it are refused).
- */
-export async function loadTfjsWeights(modelJsonPath: string): Promise<TfjsWeight[]> {
-  const file = checkPathArg(modelJsonPath);
+function* tfjsSteps(modelJsonPath: unknown): FileSteps<TfjsWeight[]> {
+  const file = checkPathArg('modelJsonPath', modelJsonPath);
   let text: string;
   try {
-    text = await readRegularFile(file, 'utf8', JSON_MAX_BYTES);
+    text = yield* readTextStep(file, JSON_MAX_BYTES);
   } catch (e) {
     throw ioError(file, '', 'cannot read the model file', e);
   }
@@ -339,10 +300,11 @@ export async function loadTfjsWeights(modelJsonPath: string): Promise<TfjsWeight
   const groups = plan(file, text, dir);
   let realDir: string;
   try {
-    realDir = await fsp.realpath(dir);
+    realDir = yield* realpathStep(dir);
   } catch (e) {
     throw ioError(file, '', `cannot resolve the model folder '${dir}'`, e);
   }
+  // Every shard's real path and size first: checked against the manifest before any is read.
   const sizes: number[][] = [];
   const reals: string[][] = [];
   for (const g of groups) {
@@ -352,13 +314,13 @@ export async function loadTfjsWeights(modelJsonPath: string): Promise<TfjsWeight
       let st: fs.Stats;
       let real: string;
       try {
-        real = await fsp.realpath(sh.path);
+        real = yield* realpathStep(sh.path);
       } catch (e) {
         throw ioError(file, sh.field, `cannot read shard '${sh.path}'`, e);
       }
       insideFolder(file, realDir, sh, real);
       try {
-        st = await fsp.stat(real);
+        st = yield* statStep(real);
       } catch (e) {
         throw ioError(file, sh.field, `cannot read shard '${sh.path}'`, e);
       }
@@ -379,7 +341,7 @@ export async function loadTfjsWeights(modelJsonPath: string): Promise<TfjsWeight
       const sh = g.shards[si];
       let buf: Buffer;
       try {
-        buf = await readRegularFile(reals[gi][si]);
+        buf = yield* readStep(reals[gi][si]);
       } catch (e) {
         throw ioError(file, sh.field, `cannot read shard '${sh.path}'`, e);
       }
@@ -394,65 +356,19 @@ export async function loadTfjsWeights(modelJsonPath: string): Promise<TfjsWeight
   return out;
 }
 
+/**
+ * Load the weights of a TensorFlow.js model (model.json with a weightsManifest, plus its shard
+ * files next to it). Quantized weights (uint8 / uint16 / float16 storage) are dequantized.
+ * Every field and every shard size is checked; problems throw a WeightFileError naming the file
+ * and the field, e.g. "model.json: weightsManifest[0].weights[3].shape: expected an array of
+ * non-negative integers but received [2,-1]". Shards are read through their real paths, which
+ * must stay inside the model folder (symlinks out of it are refused).
+ */
+export function loadTfjsWeights(modelJsonPath: string): Promise<TfjsWeight[]> {
+  return runAsync(tfjsSteps(modelJsonPath));
+}
+
 /** Synchronous loadTfjsWeights. */
 export function loadTfjsWeightsSync(modelJsonPath: string): TfjsWeight[] {
-  const file = checkPathArg(modelJsonPath);
-  let text: string;
-  try {
-    text = readRegularFileSync(file, 'utf8', JSON_MAX_BYTES);
-  } catch (e) {
-    throw ioError(file, '', 'cannot read the model file', e);
-  }
-  const dir = path.dirname(path.resolve(file));
-  const groups = plan(file, text, dir);
-  let realDir: string;
-  try {
-    realDir = fs.realpathSync(dir);
-  } catch (e) {
-    throw ioError(file, '', `cannot resolve the model folder '${dir}'`, e);
-  }
-  const reals: string[][] = [];
-  const sizes = groups.map((g) => {
-    const r: string[] = [];
-    reals.push(r);
-    return g.shards.map((sh) => {
-      let st: fs.Stats;
-      let real: string;
-      try {
-        real = fs.realpathSync(sh.path);
-      } catch (e) {
-        throw ioError(file, sh.field, `cannot read shard '${sh.path}'`, e);
-      }
-      insideFolder(file, realDir, sh, real);
-      try {
-        st = fs.statSync(real);
-      } catch (e) {
-        throw ioError(file, sh.field, `cannot read shard '${sh.path}'`, e);
-      }
-      if (!st.isFile()) throw notAFile(file, sh.field, sh.path);
-      r.push(real);
-      return st.size;
-    });
-  });
-  checkSizes(file, groups, sizes);
-  const out: TfjsWeight[] = [];
-  groups.forEach((g, gi) => {
-    const stream = new Uint8Array(g.need);
-    let at = 0;
-    g.shards.forEach((sh, si) => {
-      let buf: Buffer;
-      try {
-        buf = readRegularFileSync(reals[gi][si]);
-      } catch (e) {
-        throw ioError(file, sh.field, `cannot read shard '${sh.path}'`, e);
-      }
-      if (buf.length !== sizes[gi][si]) {
-        throw new WeightFileError(file, sh.field, `shard '${sh.path}' changed size while being read (${sizes[gi][si]} then ${buf.length} bytes)`);
-      }
-      stream.set(buf, at);
-      at += buf.length;
-    });
-    for (const w of g.weights) out.push(decodeWeight(file, w, stream, gi));
-  });
-  return out;
+  return runSync(tfjsSteps(modelJsonPath));
 }

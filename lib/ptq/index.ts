@@ -6,3 +6,8 @@ export type { QuantMode, LayerMode, WeightGranularity, ActQParams, QuantWeight, 
 export { evaluate, modelBytes } from './evaluate';
 export type { EvaluateOptions, EvaluateResult } from './evaluate';
 export { saveModel, loadModel, modelTensors, GRAPH_KEY } from './file';
+export {
+  quantizeWeights, quantizeWeightsFile, loadQuantizedWeights, parseQuantizedWeights, dequantizeWeights, isQuantizedWeights,
+  WEIGHTS_KEY,
+} from './weights-file';
+export type { QuantizeWeightsOptions, QuantizeWeightsSummary, QuantizedWeights, QuantizedWeightInfo, WeightsFileMode } from './weights-file';

@@ -5,7 +5,7 @@ Run with Debian's python (it has torch and numpy):  /usr/bin/python3 scripts/gol
 
 Sources of truth:
   * ONNX QuantizeLinear / DequantizeLinear / DynamicQuantizeLinear: numpy float32 re-implementation
-    of the opset-21 formulas (docs in /work/shared/reference/formulas.md), saturating.
+    of the opset-21 formulas (as docs/numerics.md states them), saturating.
   * formula 'pytorch' qparams: real torch.ao.quantization observers (MinMaxObserver,
     PerChannelMinMaxObserver).
   * formula 'onnx' qparams: numpy re-implementation of onnxruntime quant_utils.compute_scale_zp
