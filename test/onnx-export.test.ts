@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { exportOnnx, exportOnnxBytes, QuantizedModel, quantizeModel } from '../lib/index';
-import { trainMlp } from '../lib/cli/train';
+import { trainMlp } from '../lib/demo/mnist-mlp';
 import { imagesToFloat32, loadMnistSync, mnistDataDir } from '../lib/data/idx';
 import { Sequential } from '../lib/nn/sequential';
 import { GELU, LayerNorm, Linear, Tanh } from '../lib/nn/layers';
