@@ -4,7 +4,7 @@
 // int -> float conversion, and the product is a plain FMUL (no fused multiply-add).
 #include <arm_neon.h>
 
-#include "../core/ref.h"
+#include "kernel_decls.h"
 
 namespace qk {
 

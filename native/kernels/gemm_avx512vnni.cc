@@ -9,7 +9,7 @@
 
 #include <cstring>
 
-#include "core/ref.h"
+#include "kernel_decls.h"
 
 namespace qk {
 namespace {

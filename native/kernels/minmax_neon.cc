@@ -9,7 +9,7 @@
 #include <cmath>
 #include <limits>
 
-#include "../core/ref.h"
+#include "kernel_decls.h"
 
 namespace qk {
 

@@ -11,7 +11,7 @@
 
 #include <cstring>
 
-#include "../core/ref.h"
+#include "kernel_decls.h"
 
 namespace qk {
 

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <vector>
 
-#include "../core/ref.h"
+#include "kernel_decls.h"
 
 namespace qk {
 

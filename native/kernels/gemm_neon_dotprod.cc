@@ -6,7 +6,7 @@
 
 #include <cstring>
 
-#include "core/ref.h"
+#include "kernel_decls.h"
 
 namespace qk {
 namespace {
@@ -52,7 +52,7 @@ void ukernel(const GemmArgs& g, size_t i0, size_t j0, const uint8_t* bp, size_t 
 
 }  // namespace
 
-void gemm_i8_neondot(const GemmArgs& g, size_t m0, size_t m1, size_t n0, size_t n1) {
+void gemm_i8_neon_dotprod(const GemmArgs& g, size_t m0, size_t m1, size_t n0, size_t n1) {
   for (size_t j0 = n0; j0 < n1; j0 += kGemmPanel) {
     const size_t p = j0 / kGemmPanel;
     const size_t w = gemm_panel_width(p, g.np);
