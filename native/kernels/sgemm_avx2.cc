@@ -1,19 +1,21 @@
 // AVX2/FMA fp32 GEMM kernels: a 6 x 16 register tile (12 ymm accumulators, two ymm of B per k, A
-// broadcast from memory), A packed per K chunk in slivers of 6 rows, B from the 32-column panels
-// one half (16 columns) at a time. Column tails use maskload / maskstore; row tails smaller instantiations of the tile.
+// broadcast from memory); a strip is 16 columns (half a panel) of the block's rows, A packed by
+// the driver in slivers of 6 rows (kPackA). Column tails use maskload / maskstore; row tails
+// smaller instantiations of the tile.
 // Each C element is one FMA chain in increasing k (docs/numerics.md, "fp32 GEMM").
 #include "x86_common.h"
 
-#include <vector>
-
 #include "kernel_decls.h"
+#include "strip.h"
 
 namespace qk {
 
 namespace {
 
-constexpr int kMr = 6;
-constexpr size_t kKcPack = 256;  // K chunk of the packed A (6 KiB per sliver)
+constexpr KernelGeom kGeom = geom::sgemm_block_avx2;  // kernels_sgemm.def
+constexpr int kMr = static_cast<int>(kGeom.mr);
+static_assert(kMr >= 1 && kMr <= 6 && kGeom.nr == 16 && (kGeom.traits & kPackA),
+              "tiles of 1-6 rows (12 ymm accumulators at most) x 16 columns, over a packed A");
 
 QK_X86_INLINE __m256i mask_of(size_t n) {
   const int k = n >= 8 ? 8 : static_cast<int>(n);
@@ -73,21 +75,12 @@ QK_X86_INLINE void tile(size_t kc, const float* ap, const float* b, size_t ldb, 
   }
 }
 
-using TileFn = void (*)(size_t, const float*, const float*, size_t, float*, size_t, __m256i,
-                        __m256i, uint32_t, const float*);
-
+// One tile, out of line (the tiles of a strip are direct calls).
 template <int R, bool kFull>
-void tile_fn(size_t kc, const float* ap, const float* b, size_t ldb, float* c, size_t ldc,
-             __m256i m0, __m256i m1, uint32_t flags, const float* bias) {
+__attribute__((noinline)) void tile_fn(size_t kc, const float* ap, const float* b, size_t ldb, float* c,
+                                       size_t ldc, __m256i m0, __m256i m1, uint32_t flags, const float* bias) {
   tile<R, kFull>(kc, ap, b, ldb, c, ldc, m0, m1, flags, bias);
 }
-
-const TileFn kFullTiles[kMr + 1] = {nullptr,           tile_fn<1, true>, tile_fn<2, true>,
-                                    tile_fn<3, true>,  tile_fn<4, true>, tile_fn<5, true>,
-                                    tile_fn<6, true>};
-const TileFn kPartTiles[kMr + 1] = {nullptr,            tile_fn<1, false>, tile_fn<2, false>,
-                                    tile_fn<3, false>,  tile_fn<4, false>, tile_fn<5, false>,
-                                    tile_fn<6, false>};
 
 QK_X86_INLINE float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -98,40 +91,15 @@ QK_X86_INLINE float hsum(__m256 v) {
 
 }  // namespace
 
-void sgemm_block_avx2(const SgemmBlock& p) {
-  // Per K chunk: the block's A packed in slivers of kMr rows (A read in place would put rows
-  // 4 KiB apart into the same L1 sets), then panel halves outer, slivers inner.
-  thread_local std::vector<float> abuf;
-  const size_t slivers = (p.m + kMr - 1) / kMr;
-  const size_t kc_max = p.k < kKcPack ? p.k : kKcPack;
-  if (abuf.size() < slivers * kMr * kc_max) abuf.resize(slivers * kMr * kc_max);
-  for (size_t k0 = 0; k0 < p.k || (k0 == 0 && p.k == 0); k0 += kKcPack) {
-    const size_t kc = p.k - k0 < kKcPack ? p.k - k0 : kKcPack;
-    const bool last = k0 + kc >= p.k;
-    uint32_t flags = p.flags & QK_SGEMM_ACCUMULATE;
-    if (k0 > 0) flags |= QK_SGEMM_ACCUMULATE;
-    if (last) flags |= p.flags & (QK_SGEMM_BIAS | QK_SGEMM_RELU);
-    for (size_t s = 0; s < slivers; ++s) {
-      const size_t i0 = s * kMr, rows = p.m - i0 < static_cast<size_t>(kMr) ? p.m - i0 : kMr;
-      float* ap = abuf.data() + s * kMr * kc;
-      for (size_t r = 0; r < rows; ++r) {
-        const float* src = p.a + (i0 + r) * p.lda + k0;
-        for (size_t k = 0; k < kc; ++k) ap[k * kMr + r] = src[k];
-      }
-    }
-    for (size_t j0 = 0; j0 < p.n; j0 += 16) {
-      const size_t w = p.n - j0;
-      const float* b = p.b + (j0 / kSgemmPanel) * p.b_panel_stride + (j0 % kSgemmPanel) + k0 * p.ldb;
-      const float* bias = p.bias ? p.bias + j0 : nullptr;
-      const __m256i m0 = mask_of(w), m1 = mask_of(w > 8 ? w - 8 : 0);
-      for (size_t s = 0; s < slivers; ++s) {
-        const size_t i0 = s * kMr, rows = p.m - i0 < static_cast<size_t>(kMr) ? p.m - i0 : kMr;
-        (w >= 16 ? kFullTiles : kPartTiles)[rows](kc, abuf.data() + s * kMr * kc, b, p.ldb,
-                                                 p.c + i0 * p.ldc + j0, p.ldc, m0, m1, flags, bias);
-      }
-    }
-    if (last) break;
-  }
+void sgemm_block_avx2(const SgemmStrip& s) {
+  const __m256i m0 = mask_of(s.n), m1 = mask_of(s.n > 8 ? s.n - 8 : 0);
+  for_row_tiles<kMr>(0, s.m, [&](auto r, size_t i0) {
+    constexpr int R = decltype(r)::value;
+    const float* ap = s.a + i0 * s.k;  // sliver i0 / kMr
+    float* c = s.c + i0 * s.ldc;
+    if (s.n >= 16) tile_fn<R, true>(s.k, ap, s.b, s.ldb, c, s.ldc, m0, m1, s.flags, s.bias);
+    else tile_fn<R, false>(s.k, ap, s.b, s.ldb, c, s.ldc, m0, m1, s.flags, s.bias);
+  });
 }
 
 void sgemv_avx2(const SgemvArgs& p) {
