@@ -2,10 +2,11 @@
 // broadcast from memory); a strip is 16 columns (half a panel) of the block's rows, A packed by
 // the driver in slivers of 6 rows (kPackA). Column tails use maskload / maskstore; row tails
 // smaller instantiations of the tile.
-// Each C element is one FMA chain in increasing k (docs/numerics.md, "fp32 GEMM").
+// Each C element is one FMA chain in increasing k (docs/numerics.md, "fp32 GEMM"). sgemv: sgemv_rows.h.
 #include "x86_common.h"
 
 #include "kernel_decls.h"
+#include "sgemv_rows.h"
 #include "strip.h"
 
 namespace qk {
@@ -82,12 +83,23 @@ __attribute__((noinline)) void tile_fn(size_t kc, const float* ap, const float* 
   tile<R, kFull>(kc, ap, b, ldb, c, ldc, m0, m1, flags, bias);
 }
 
-QK_X86_INLINE float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+// The register type of sgemv_rows (sgemv_rows.h).
+struct Ymm {
+  using Reg = __m256;
+  static constexpr size_t kWidth = 8;
+  static QK_X86_INLINE Reg zero() { return _mm256_setzero_ps(); }
+  static QK_X86_INLINE Reg load(const float* p) { return _mm256_loadu_ps(p); }
+  static QK_X86_INLINE void store(float* p, Reg v) { _mm256_storeu_ps(p, v); }
+  static QK_X86_INLINE Reg bcast(float x) { return _mm256_set1_ps(x); }
+  static QK_X86_INLINE Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static QK_X86_INLINE Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
+  static QK_X86_INLINE float hsum(Reg v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+};
 
 }  // namespace
 
@@ -102,76 +114,6 @@ void sgemm_block_avx2(const SgemmStrip& s) {
   });
 }
 
-void sgemv_avx2(const SgemvArgs& p) {
-  const __m256 zero = _mm256_setzero_ps();
-  if (!p.trans) {
-    // c[j] = fma chain over k; 4 rows of B per pass over the C chunk (which stays in L1).
-    constexpr size_t kCols = 2048;
-    for (size_t j0 = 0; j0 < p.n; j0 += kCols) {
-      const size_t n = p.n - j0 < kCols ? p.n - j0 : kCols;
-      const size_t nv = n & ~size_t{7};
-      float* c = p.c + j0;
-      const float* b = p.b + j0;
-      size_t k = 0;
-      for (; k + 4 <= p.k; k += 4) {
-        const __m256 a0 = _mm256_set1_ps(p.a[k]), a1 = _mm256_set1_ps(p.a[k + 1]);
-        const __m256 a2 = _mm256_set1_ps(p.a[k + 2]), a3 = _mm256_set1_ps(p.a[k + 3]);
-        const float* b0 = b + k * p.ldb;
-        const float* b1 = b0 + p.ldb;
-        const float* b2 = b1 + p.ldb;
-        const float* b3 = b2 + p.ldb;
-        size_t j = 0;
-        for (; j < nv; j += 8) {
-          __m256 v = k == 0 ? zero : _mm256_loadu_ps(c + j);
-          v = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b0 + j), v);
-          v = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b1 + j), v);
-          v = _mm256_fmadd_ps(a2, _mm256_loadu_ps(b2 + j), v);
-          v = _mm256_fmadd_ps(a3, _mm256_loadu_ps(b3 + j), v);
-          _mm256_storeu_ps(c + j, v);
-        }
-        for (; j < n; ++j) {
-          float v = k == 0 ? 0.0f : c[j];
-          v = std::fma(p.a[k], b0[j], v);
-          v = std::fma(p.a[k + 1], b1[j], v);
-          v = std::fma(p.a[k + 2], b2[j], v);
-          v = std::fma(p.a[k + 3], b3[j], v);
-          c[j] = v;
-        }
-      }
-      for (; k < p.k; ++k) {
-        const __m256 a0 = _mm256_set1_ps(p.a[k]);
-        const float* b0 = b + k * p.ldb;
-        size_t j = 0;
-        for (; j < nv; j += 8)
-          _mm256_storeu_ps(c + j, _mm256_fmadd_ps(a0, _mm256_loadu_ps(b0 + j),
-                                                  k == 0 ? zero : _mm256_loadu_ps(c + j)));
-        for (; j < n; ++j) c[j] = std::fma(p.a[k], b0[j], k == 0 ? 0.0f : c[j]);
-      }
-      for (size_t j = 0; j < n; ++j) {
-        float v = c[j];
-        if (p.bias) v = v + p.bias[j0 + j];
-        if (p.relu) v = sgemm_relu(v);
-        c[j] = v;
-      }
-    }
-    return;
-  }
-  // B^T: dot products of a with rows of B^T, two accumulators per row.
-  const size_t kv = p.k & ~size_t{15};
-  for (size_t j = 0; j < p.n; ++j) {
-    const float* r0 = p.b + j * p.ldb;
-    __m256 s0 = zero, t0 = zero;
-    size_t k = 0;
-    for (; k < kv; k += 16) {
-      s0 = _mm256_fmadd_ps(_mm256_loadu_ps(p.a + k), _mm256_loadu_ps(r0 + k), s0);
-      t0 = _mm256_fmadd_ps(_mm256_loadu_ps(p.a + k + 8), _mm256_loadu_ps(r0 + k + 8), t0);
-    }
-    float s = hsum(_mm256_add_ps(s0, t0));
-    for (; k < p.k; ++k) s = std::fma(p.a[k], r0[k], s);
-    if (p.bias) s = s + p.bias[j];
-    if (p.relu) s = sgemm_relu(s);
-    p.c[j] = s;
-  }
-}
+void sgemv_avx2(const SgemvArgs& p) { sgemv_rows<Ymm>(p); }
 
 }  // namespace qk

@@ -1,12 +1,13 @@
 // arm64 NEON fp32 GEMM kernels: a 6 x 16 register tile (24 q accumulators, four q of B per k,
 // FMLA by scalar of A); a strip is 16 columns (half a panel) of the block's rows, A packed by the
 // driver in slivers of 6 rows (kPackA). Column tails go through a 6 x 16 scratch tile. Each C
-// element is one FMA chain in increasing k (docs/numerics.md, "fp32 GEMM").
+// element is one FMA chain in increasing k (docs/numerics.md, "fp32 GEMM"). sgemv: sgemv_rows.h.
 #include <arm_neon.h>
 
 #include <cstring>
 
 #include "kernel_decls.h"
+#include "sgemv_rows.h"
 #include "strip.h"
 
 namespace qk {
@@ -64,6 +65,19 @@ __attribute__((noinline)) void tile_fn(size_t kc, const float* ap, const float* 
   tile<R>(kc, ap, b, ldb, c, ldc, flags, bias);
 }
 
+// The register type of sgemv_rows (sgemv_rows.h).
+struct Q {
+  using Reg = float32x4_t;
+  static constexpr size_t kWidth = 4;
+  static inline Reg zero() { return vdupq_n_f32(0.0f); }
+  static inline Reg load(const float* p) { return vld1q_f32(p); }
+  static inline void store(float* p, Reg v) { vst1q_f32(p, v); }
+  static inline Reg bcast(float x) { return vdupq_n_f32(x); }
+  static inline Reg fma(Reg a, Reg b, Reg c) { return vfmaq_f32(c, a, b); }
+  static inline Reg add(Reg a, Reg b) { return vaddq_f32(a, b); }
+  static inline float hsum(Reg v) { return vaddvq_f32(v); }
+};
+
 }  // namespace
 
 void sgemm_block_neon(const SgemmStrip& s) {
@@ -85,72 +99,6 @@ void sgemm_block_neon(const SgemmStrip& s) {
   });
 }
 
-void sgemv_neon(const SgemvArgs& p) {
-  if (!p.trans) {
-    // c[j] = fma chain over k; 4 rows of B per pass over the C chunk (which stays in L1).
-    constexpr size_t kCols = 2048;
-    for (size_t j0 = 0; j0 < p.n; j0 += kCols) {
-      const size_t n = p.n - j0 < kCols ? p.n - j0 : kCols;
-      const size_t nv = n & ~size_t{3};
-      float* c = p.c + j0;
-      const float* b = p.b + j0;
-      for (size_t j = 0; j < n; ++j) c[j] = 0.0f;
-      size_t k = 0;
-      for (; k + 4 <= p.k; k += 4) {
-        const float a0 = p.a[k], a1 = p.a[k + 1], a2 = p.a[k + 2], a3 = p.a[k + 3];
-        const float* b0 = b + k * p.ldb;
-        const float* b1 = b0 + p.ldb;
-        const float* b2 = b1 + p.ldb;
-        const float* b3 = b2 + p.ldb;
-        size_t j = 0;
-        for (; j < nv; j += 4) {
-          float32x4_t v = vld1q_f32(c + j);
-          v = vfmaq_n_f32(v, vld1q_f32(b0 + j), a0);
-          v = vfmaq_n_f32(v, vld1q_f32(b1 + j), a1);
-          v = vfmaq_n_f32(v, vld1q_f32(b2 + j), a2);
-          v = vfmaq_n_f32(v, vld1q_f32(b3 + j), a3);
-          vst1q_f32(c + j, v);
-        }
-        for (; j < n; ++j) {
-          float v = c[j];
-          v = std::fma(a0, b0[j], v);
-          v = std::fma(a1, b1[j], v);
-          v = std::fma(a2, b2[j], v);
-          v = std::fma(a3, b3[j], v);
-          c[j] = v;
-        }
-      }
-      for (; k < p.k; ++k) {
-        const float* b0 = b + k * p.ldb;
-        size_t j = 0;
-        for (; j < nv; j += 4) vst1q_f32(c + j, vfmaq_n_f32(vld1q_f32(c + j), vld1q_f32(b0 + j), p.a[k]));
-        for (; j < n; ++j) c[j] = std::fma(p.a[k], b0[j], c[j]);
-      }
-      for (size_t j = 0; j < n; ++j) {
-        float v = c[j];
-        if (p.bias) v = v + p.bias[j0 + j];
-        if (p.relu) v = sgemm_relu(v);
-        c[j] = v;
-      }
-    }
-    return;
-  }
-  // B^T: dot products of a with rows of B^T, two accumulators per row.
-  const size_t kv = p.k & ~size_t{7};
-  for (size_t j = 0; j < p.n; ++j) {
-    const float* r0 = p.b + j * p.ldb;
-    float32x4_t s0 = vdupq_n_f32(0.0f), t0 = vdupq_n_f32(0.0f);
-    size_t k = 0;
-    for (; k < kv; k += 8) {
-      s0 = vfmaq_f32(s0, vld1q_f32(p.a + k), vld1q_f32(r0 + k));
-      t0 = vfmaq_f32(t0, vld1q_f32(p.a + k + 4), vld1q_f32(r0 + k + 4));
-    }
-    float s = vaddvq_f32(vaddq_f32(s0, t0));
-    for (; k < p.k; ++k) s = std::fma(p.a[k], r0[k], s);
-    if (p.bias) s = s + p.bias[j];
-    if (p.relu) s = sgemm_relu(s);
-    p.c[j] = s;
-  }
-}
+void sgemv_neon(const SgemvArgs& p) { sgemv_rows<Q>(p); }
 
 }  // namespace qk
