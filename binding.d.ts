@@ -21,11 +21,18 @@ export interface NativeCpuInfo {
   defaultThreads: number;
 }
 
+/** One line of native/kernels/kernels*.def, in path order (native/dispatch/isa.def). */
 export interface NativeKernelEntry {
   op: string;
   isa: string;
   symbol: string;
   supported: boolean;
+  /** Tiled kernels: rows of the register tile (0 for element-wise kernels). */
+  mr: number;
+  /** Tiled kernels: columns of one strip (0 for element-wise kernels). */
+  nr: number;
+  /** Tiled kernels: how they want A and B ('packA', 'spreadRows', 'rowMajorB'). */
+  traits: string[];
 }
 
 /** A B matrix (K x N) packed for one gemm call only. */

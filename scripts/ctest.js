@@ -37,7 +37,7 @@ buildAndTest('build-tests', [], {});
 const cross = have('aarch64-linux-gnu-g++') && (have('qemu-aarch64-static') || have('qemu-aarch64'));
 if (cross) {
   buildAndTest('build-tests-arm64', [`-DCMAKE_TOOLCHAIN_FILE=${path.join(root, 'cmake/aarch64-linux-gnu.cmake')}`],
-    { QK_EXPECT_PATHS: process.env.QK_EXPECT_PATHS_ARM64 ?? 'neon' });
+    { QK_EXPECT_PATHS: process.env.QK_EXPECT_PATHS_ARM64 ?? 'neon,neon-dotprod' });
 } else if (process.env.QK_REQUIRE_ARM64 === '1') {
   console.error('quantkit: QK_REQUIRE_ARM64=1 but g++-aarch64-linux-gnu or qemu-user-static is missing');
   process.exit(1);

@@ -250,11 +250,12 @@ void gemm_run(const PackedB& B, const GemmCall& c) {
 
   const KernelTable& kt = kernels();
   const gemm_i8_fn fn = kt.gemm_i8;
-  // Blocking: mc rows of A (a multiple of 12, about 256 KiB of A) per task, a run of 64-column
-  // panels of B per task; enough tasks to balance the threads.
-  const size_t mc_max = std::max<size_t>(12, (size_t{256} << 10) / lda / 12 * 12);
+  const size_t mr = std::max<size_t>(1, kt.gemm_i8_geom.mr), nr = std::max<size_t>(1, kt.gemm_i8_geom.nr);
+  // Blocking: mc rows of A (whole register tiles of the kernel, about 256 KiB of A) per task, a
+  // run of 64-column panels of B per task; enough tasks to balance the threads.
+  const size_t mc_max = std::max(mr, (size_t{256} << 10) / lda / mr * mr);
   const size_t mtasks = (M + mc_max - 1) / mc_max;
-  const size_t mc = std::min(mc_max, round_up((M + mtasks - 1) / mtasks, 12));  // balanced, whole tiles (6, 4, 2 rows)
+  const size_t mc = std::min(mc_max, round_up((M + mtasks - 1) / mtasks, mr));  // balanced
   const size_t panels = (np + kGemmPanel - 1) / kGemmPanel;
   const int T = num_threads();
   const double work = static_cast<double>(M) * N * K;
@@ -269,8 +270,12 @@ void gemm_run(const PackedB& B, const GemmCall& c) {
   auto run = [&](size_t t) {
     const size_t nt = t / mtasks, mt = t % mtasks;
     const size_t m0 = mt * mc, m1 = std::min(M, m0 + mc);
-    const size_t n0 = nt * per * kGemmPanel, n1 = std::min(N, (nt + 1) * per * kGemmPanel);
-    fn(g, m0, m1, n0, n1);
+    // The task's panels, each cut into strips of nr columns (the last one of a panel narrower);
+    // strips that start past N are padding only.
+    for (size_t p = nt * per; p < std::min(panels, (nt + 1) * per); ++p) {
+      const size_t j0 = p * kGemmPanel, w = gemm_panel_width(p, np);
+      for (size_t c = 0; c < w && j0 + c < N; c += nr) fn(g, m0, m1, j0 + c, j0 + c + std::min(nr, w - c));
+    }
   };
   if (tasks == 1) run(0);
   else parallel_for(tasks, run);

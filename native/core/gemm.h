@@ -1,6 +1,7 @@
-// Int8 GEMM engine: packing of B, the drivers (A conversion, zero-point corrections, blocking,
-// threads) and dynamic-quantized linear. ISA-free; the inner kernels are the dispatched gemm_i8
-// paths (native/kernels/gemm_*_<isa>.cc, the scalar truth in gemm_ref.cc).
+// Int8 GEMM engine: packing of B, the driver (A conversion, zero-point corrections, blocking,
+// threads, strips) and dynamic-quantized linear. ISA-free; the kernels are the dispatched gemm_i8
+// paths (native/kernels/gemm_<path>.cc, the scalar truth in gemm_ref.cc), each computing one strip
+// of the geometry its line in kernels_gemm.def gives.
 //
 // Numerics (see docs in kernel_types_gemm.h):
 //  - int32 results are exact ONNX MatMulInteger values. All arithmetic is int32 mod 2^32; a call

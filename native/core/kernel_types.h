@@ -6,6 +6,31 @@
 
 namespace qk {
 
+// Geometry and traits of a tiled kernel: the columns after the symbol of its line in
+// native/kernels/kernels_*.def (QK_KERNEL(op, isa, symbol, mr, nr, traits)). The drivers read them
+// from the selected entry (KernelTable::<op>_geom) and each kernel file instantiates its tiles
+// with them (qk::geom::<symbol>, native/kernels/kernel_decls.h), so the list is the only place
+// they are written. Element-wise kernels have none (all zero).
+struct KernelGeom {
+  uint32_t mr = 0;      // rows of the register tile: a strip walks its rows in tiles of mr
+  uint32_t nr = 0;      // columns of a strip (one kernel call): the driver steps through N by nr
+  uint32_t traits = 0;  // KernelTrait bits
+};
+
+// How a tiled kernel wants its operands (KernelGeom::traits).
+enum KernelTrait : uint32_t {
+  // A comes packed by the driver in slivers of mr rows per K chunk (sgemm: sliver s at
+  // a + s * mr * k, element (row r, depth kk) at [kk * mr + r]); else A is read in place.
+  kPackA = 1u,
+  // The strip spreads its rows evenly over its tiles (m = 32, mr = 6: 6 + 6 + 5 + 5 + 5 + 5), so
+  // the driver's row blocks need not be multiples of mr.
+  kSpreadRows = 2u,
+  // Reads a row-major B (rows ldb = N apart) as fast as packed panels: the driver does not pack
+  // a B that is read only once.
+  kRowMajorB = 4u,
+};
+constexpr uint32_t kKernelTraitsAll = kPackA | kSpreadRows | kRowMajorB;
+
 // Integer range and arithmetic mode of one quantize call.
 struct QRange {
   int32_t qmin;    // smallest code, e.g. -128, -127, 0, -8

@@ -37,9 +37,7 @@ enum GemmOut : int32_t {
   kGemmOutUint8 = 3,    // requantize, uint8
 };
 
-// One int8 GEMM problem in the internal form, with its epilogue. Rows [m0, m1) and columns
-// [n0, n1) of the output are computed by one kernel call (n0 a multiple of 64; n1 a multiple of 64
-// or n).
+// One int8 GEMM problem in the internal form, with its epilogue.
 struct GemmArgs {
   // A: M rows of int8 (internal form), row i at a + i * lda; lda a multiple of 4, >= kp; bytes
   // [K, kp) of each row are 0.
@@ -75,7 +73,17 @@ struct GemmArgs {
   int32_t qlo, qhi;        // int8/uint8 bounds after ReLU: [-128,127] or [0,255], lo raised to y_zp by relu
 };
 
-// Computes output rows [m0, m1) x columns [n0, n1).
+// One strip (native/core/gemm.cc loops them): output rows [m0, m1) x columns [n0, n1) of one
+// panel, where n0 is a multiple of the kernel's nr (KernelGeom) and n1 - n0 is nr, or less at the
+// panel's end (then a multiple of 16). Columns >= g.n are padding: computed or not, never written.
 using gemm_i8_fn = void (*)(const GemmArgs& g, size_t m0, size_t m1, size_t n0, size_t n1);
+
+// The packed B of a strip starting at column n0: its first byte (k-group 0) and the width w of its
+// panel (k-group q of the strip starts w * 4 * q bytes further).
+inline const uint8_t* gemm_strip_b(const GemmArgs& g, size_t n0, size_t* w) {
+  const size_t p = n0 / kGemmPanel;
+  *w = gemm_panel_width(p, g.np);
+  return g.b + gemm_panel_offset(p, g.kp) + (n0 % kGemmPanel) * 4;
+}
 
 }  // namespace qk

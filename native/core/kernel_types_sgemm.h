@@ -25,7 +25,7 @@ constexpr uint32_t QK_SGEMM_RELU = 4u;        // last K block: C = C < 0 ? 0 : C
 // unpacked row-major B read in place, then every panel must have 32 readable columns), C
 // row-major (ldc). Every element is one chain c = fma(a_i0, b_0j, ...) (or c + a*b) in
 // increasing k, continuing from C when ACCUMULATE is set, so cutting K into blocks does not
-// change the result of a path.
+// change the result of a path. The driver runs a block with a kernel (sgemm_run_block, sgemm.h).
 struct SgemmBlock {
   size_t m, n, k;
   const float* a;
@@ -38,7 +38,27 @@ struct SgemmBlock {
   const float* bias;  // n values (QK_SGEMM_BIAS)
   uint32_t flags;
 };
-using sgemm_block_fn = void (*)(const SgemmBlock& p);
+
+// One strip of a block for one K chunk: what a kernel of the sgemm_block op computes. Columns:
+// n <= nr of the kernel (KernelGeom), starting at a panel or, for nr = 16, a panel half; depth
+// k <= kSgemmKc; all m rows of the block, in register tiles of mr rows. Flags as for the block,
+// already resolved for this chunk (ACCUMULATE from the second chunk on, BIAS / RELU on the last).
+struct SgemmStrip {
+  size_t m, n, k;
+  // kPackA: slivers of mr rows, sliver s (rows s * mr ..) at a + s * mr * k holding row
+  // s * mr + r, depth kk at [kk * mr + r] (lda unused). Else rows lda floats apart.
+  const float* a;
+  size_t lda;
+  const float* b;         // as SgemmBlock: the strip's first column
+  size_t b_panel_stride;
+  size_t ldb;
+  float* c;               // the strip's first column
+  size_t ldc;
+  const float* bias;      // the strip's n values (QK_SGEMM_BIAS)
+  uint32_t flags;
+  size_t n_after;         // columns of the block after this strip (a prefetch hint; 0: the last)
+};
+using sgemm_strip_fn = void (*)(const SgemmStrip& s);
 
 // Matrix-vector product of one row of A with an unpacked B: c[j] = sum_k a[k] * B(k, j) (+ bias,
 // relu) for j < n, B(k, j) = b[k * ldb + j] (trans == false, B is K x N) or b[j * ldb + k]

@@ -6,8 +6,8 @@
 namespace qk {
 
 // Plain loops: acc = 0; for k = 0..K-1: acc = acc + a * b (two roundings, no FMA); then
-// acc + bias; then relu.
-void sgemm_block_ref(const SgemmBlock& p);
+// acc + bias; then relu. The scalar strip reads A in place and walks the rows one by one.
+void sgemm_block_ref(const SgemmStrip& p);
 void sgemv_ref(const SgemvArgs& p);
 
 // The whole product in the same order: C = A (M x K) * B (K x N, or N x K when trans_b)

@@ -1,12 +1,16 @@
-// fp32 GEMM driver (see sgemm.h). Blocking (GotoBLAS order, A read in place):
+// fp32 GEMM driver (see sgemm.h). Blocking (GotoBLAS order):
 //   task = (block of <= kMc rows of A/C) x (block of columns of B/C), spread over threads;
 //   inside a task, K in blocks of <= kKc: B's block (kc x nc, 32-column panels) is read in place
 //   from a packed B (then nc is all of N unless the threads need column blocks), or packed into a
-//   per-thread buffer of <= kNc columns that stays in L2; the path's sgemm_block kernel walks
-//   register tiles over it (AVX-512: panel pairs outer, 6-row tiles inner, so the rows of A of a
-//   task, <= 256 KiB per K block, stay in L2 while B streams through once per task).
+//   per-thread buffer of <= kNc columns that stays in L2, or (kRowMajorB kernels, B read once)
+//   handed over row-major; sgemm_run_block then cuts the block into K chunks and strips of the
+//   kernel's nr columns (A packed per chunk into slivers of mr rows for kPackA kernels), and the
+//   kernel walks a strip's rows in register tiles (AVX-512: 6-row tiles over two panels, A read in
+//   place, so the rows of A of a task, <= 256 KiB per K block, stay in L2 while B streams through
+//   once per task).
 // Each C element is owned by one task and accumulated in increasing k (the K blocks continue the
 // same chain through C), so neither the thread count nor the blocking changes a result.
+// Geometry and traits come from the selected kernel's entry (kernels_sgemm.def), never from its path.
 #include "sgemm.h"
 
 #include <algorithm>
@@ -30,17 +34,6 @@ constexpr size_t kGemvMinCols = 64;
 
 size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
 size_t round_up(size_t a, size_t b) { return ceil_div(a, b) * b; }
-
-// Rows of the register tile of each path: block heights are rounded to it (except AVX-512, below),
-// and row blocks are not split below two tiles.
-size_t tile_rows(Isa isa) {
-  switch (isa) {
-    case Isa::avx512: return 6;
-    case Isa::avx2: return 6;
-    case Isa::neon: return 6;
-    default: return 4;
-  }
-}
 
 struct AlignedFree {
   void operator()(float* p) const { std::free(p); }
@@ -125,6 +118,20 @@ void fill_no_k(const SgemmArgs& g) {
   }
 }
 
+// A packed for a kPackA kernel: the chunk's rows of A (k0 .. k0 + kc) in slivers of mr rows,
+// sliver s at out + s * mr * kc with element (r, kk) at [kk * mr + r]. Rows past m are not written
+// (the tiles of the last sliver read only its rows).
+void pack_a(const SgemmBlock& p, size_t k0, size_t kc, size_t mr, float* out) {
+  for (size_t i0 = 0; i0 < p.m; i0 += mr) {
+    const size_t rows = std::min(mr, p.m - i0);
+    float* ap = out + i0 * kc;
+    for (size_t r = 0; r < rows; ++r) {
+      const float* src = p.a + (i0 + r) * p.lda + k0;
+      for (size_t k = 0; k < kc; ++k) ap[k * mr + r] = src[k];
+    }
+  }
+}
+
 void run_gemv(const SgemmArgs& g, sgemv_fn fn) {
   const size_t threads = static_cast<size_t>(num_threads());
   size_t tasks = std::min(threads, std::max<size_t>(1, g.N / kGemvMinCols));
@@ -165,6 +172,46 @@ void sgemm_pack_b(const float* b, size_t K, size_t N, bool trans, float* out) {
   });
 }
 
+void sgemm_run_block(sgemm_strip_fn fn, const KernelGeom& geo, const SgemmBlock& p) {
+  const size_t mr = std::max<uint32_t>(geo.mr, 1), nr = std::max<uint32_t>(geo.nr, 1);
+  const bool packs_a = (geo.traits & kPackA) != 0;
+  thread_local std::vector<float> abuf;
+  if (packs_a) {
+    const size_t need = round_up(p.m, mr) * std::min(p.k, kKc);
+    if (abuf.size() < need) abuf.resize(need);
+  }
+  SgemmStrip s;
+  s.m = p.m;
+  s.lda = p.lda;
+  s.b_panel_stride = p.b_panel_stride;
+  s.ldb = p.ldb;
+  s.ldc = p.ldc;
+  // K chunks of kKc (one pass when k = 0: C = 0 or bias), each continuing the chains through C.
+  for (size_t k0 = 0; k0 < p.k || (k0 == 0 && p.k == 0); k0 += kKc) {
+    const size_t kc = std::min(kKc, p.k - k0);
+    const bool last = k0 + kc >= p.k;
+    s.k = kc;
+    s.flags = (p.flags & QK_SGEMM_ACCUMULATE) | (k0 > 0 ? QK_SGEMM_ACCUMULATE : 0u) |
+              (last ? p.flags & (QK_SGEMM_BIAS | QK_SGEMM_RELU) : 0u);
+    if (packs_a) {
+      pack_a(p, k0, kc, mr, abuf.data());
+      s.a = abuf.data();
+    } else {
+      s.a = p.a + k0;
+    }
+    // Strips of nr columns; the last one narrower.
+    for (size_t j0 = 0; j0 < p.n; j0 += nr) {
+      s.n = std::min(nr, p.n - j0);
+      s.n_after = p.n - j0 - s.n;
+      s.b = p.b + (j0 / kSgemmPanel) * p.b_panel_stride + (j0 % kSgemmPanel) + k0 * p.ldb;
+      s.c = p.c + j0;
+      s.bias = p.bias ? p.bias + j0 : nullptr;
+      fn(s);
+    }
+    if (last) break;
+  }
+}
+
 void sgemm(const SgemmArgs& g) {
   if (g.M == 0 || g.N == 0) return;
   if (g.K == 0) {
@@ -176,11 +223,12 @@ void sgemm(const SgemmArgs& g) {
     run_gemv(g, kt.sgemv);
     return;
   }
-  const sgemm_block_fn block = kt.sgemm_block;
-  const size_t mr = tile_rows(kt.sgemm_block_isa);
-  // The AVX-512 kernel spreads a block's rows evenly over its slivers: its blocks need not be
-  // multiples of the tile height (and equal blocks balance the threads better).
-  const size_t m_align = kt.sgemm_block_isa == Isa::avx512 ? 1 : mr;
+  const sgemm_strip_fn strip = kt.sgemm_block;
+  const KernelGeom geo = kt.sgemm_block_geom;
+  const size_t mr = std::max<uint32_t>(geo.mr, 1);
+  // Block heights are whole register tiles, unless the kernel spreads a block's rows evenly over
+  // its tiles (then equal blocks balance the threads better).
+  const size_t m_align = (geo.traits & kSpreadRows) ? 1 : mr;
   const size_t threads = static_cast<size_t>(num_threads());
 
   // Task grid: equal blocks of <= kMc rows and <= ncap columns (the whole N when B is packed
@@ -242,11 +290,11 @@ void sgemm(const SgemmArgs& g) {
   const size_t kc_max = packed ? kKc : ceil_div(g.K, nkb);
   const size_t np = round_up(g.N, kSgemmPanel);
 
-  // One row block and a row-major B: B is read once, so packing it is pure overhead; the AVX-512
-  // kernel reads it in place (copying 4 panels at a time with software prefetch; measured 3-20%
-  // faster than packing here for M <= 252 on Zen 4). The other kernels would read it with plain
-  // loads: packed here for them.
-  const bool in_place = packed == nullptr && !g.trans_b && mb == 1 && kt.sgemm_block_isa == Isa::avx512;
+  // One row block and a row-major B: B is read once, so packing it is pure overhead for a kernel
+  // that reads a row-major B itself (kRowMajorB: AVX-512 copies a strip's 4 panels at a time with
+  // software prefetch, measured 3-20% faster than packing here for M <= 252 on Zen 4). The other
+  // kernels would read it with plain loads: packed here for them.
+  const bool in_place = packed == nullptr && !g.trans_b && mb == 1 && (geo.traits & kRowMajorB);
 
   parallel_for(mb * nb, [&](size_t t) {
     // Row blocks inner: consecutive tasks share B's columns.
@@ -272,7 +320,7 @@ void sgemm(const SgemmArgs& g) {
         p.ldb = g.N;
         p.c = g.c + m0 * g.N + n0;
         p.bias = g.bias ? g.bias + n0 : nullptr;
-        block(p);
+        sgemm_run_block(strip, geo, p);
         continue;
       }
       if (packed) {
@@ -284,7 +332,7 @@ void sgemm(const SgemmArgs& g) {
       p.b_panel_stride = kc * kSgemmPanel;
       p.c = g.c + m0 * g.N + n0;
       p.bias = g.bias ? g.bias + n0 : nullptr;
-      block(p);
+      sgemm_run_block(strip, geo, p);
     }
   });
 }

@@ -25,6 +25,12 @@ struct SgemmArgs {
 // the thread count never changes a result.
 void sgemm(const SgemmArgs& args);
 
+// Runs one block (any m, n, k) with a kernel of the sgemm_block op and its geometry (its entry in
+// kernels_sgemm.def): K in chunks of kSgemmKc, A packed per chunk when the kernel wants it
+// (kPackA), strips of geo.nr columns. sgemm() runs its tasks' blocks with it; the kernel tests
+// run every entry through it.
+void sgemm_run_block(sgemm_strip_fn fn, const KernelGeom& geo, const SgemmBlock& p);
+
 // Floats of the panel format of a K x N matrix: ceil(N / 32) * 32 * K.
 size_t sgemm_packed_floats(size_t K, size_t N);
 // Packs B (K x N row-major, or N x K when trans) into out (sgemm_packed_floats(K, N) floats).

@@ -4,7 +4,7 @@
 
 namespace qk {
 
-void sgemm_block_ref(const SgemmBlock& p) {
+void sgemm_block_ref(const SgemmStrip& p) {
   for (size_t i = 0; i < p.m; ++i) {
     const float* a = p.a + i * p.lda;
     float* c = p.c + i * p.ldc;

@@ -10,7 +10,7 @@
 namespace qk {
 
 enum class Isa : int {
-#define QK_ISA(e, name, arch) e,
+#define QK_ISA(e, arch, implies, flags, support) e,
 #include "isa.def"
 #undef QK_ISA
   count
@@ -23,24 +23,32 @@ enum class Op : int {
   count
 };
 
-const char* isa_name(Isa isa);
+const char* isa_name(Isa isa);  // the public name: the isa.def spelling with '-' for '_'
 bool isa_from_name(const std::string& name, Isa* out);
+const char* isa_arch(Isa isa);  // "any", "x86_64" or "arm64" (isa.def)
+// `other` is allowed when `path` is forced: scalar, path itself and what it implies (isa.def,
+// transitively).
+bool isa_implies(Isa path, Isa other);
+bool isa_cpu_ok(Isa isa);     // the CPU and OS can run it (and every path it implies)
 bool isa_built(Isa isa);      // a kernel of this path is compiled into the binary
 bool isa_supported(Isa isa);  // built, and the CPU and OS can run it
 const char* op_name(Op op);
 
-// One entry of the kernel list (native/kernels/kernels.def).
+// One entry of the kernel list (native/kernels/kernels.def), in isa.def order.
 struct KernelEntry {
   Op op;
   Isa isa;
   const void* fn;
   const char* symbol;
+  KernelGeom geom;  // tiled kernels (GEMM families); zero for element-wise ones
 };
 const std::vector<KernelEntry>& kernel_list();
+// The names of the bits set in traits (kernel_types.h, KernelTrait), e.g. {"packA"}.
+std::vector<const char*> kernel_trait_names(uint32_t traits);
 
-// The selected kernels.
+// The selected kernels, with their paths and geometry.
 struct KernelTable {
-#define QK_OP(op, type) type op = nullptr; Isa op##_isa = Isa::scalar;
+#define QK_OP(op, type) type op = nullptr; Isa op##_isa = Isa::scalar; KernelGeom op##_geom{};
 #include "ops.def"
 #undef QK_OP
 };

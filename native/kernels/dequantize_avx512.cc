@@ -6,6 +6,7 @@
 // writes 4 bytes per byte read, and streaming saves the read-for-ownership of every output line.
 #include "x86_common.h"  // first: <immintrin.h>
 #include "kernel_decls.h"
+#include "flags.h"
 
 namespace qk {
 namespace {
@@ -104,15 +105,13 @@ void dequant_vec_impl(const uint8_t* q, size_t n, const float* scale, const int3
 }  // namespace
 
 void dequant_uniform_avx512(const uint8_t* q, size_t n, bool is_signed, float scale, int32_t zp,
-                            float* out) {
-  if (is_signed) dequant_uniform_impl<true>(q, n, scale, zp, out);
-  else dequant_uniform_impl<false>(q, n, scale, zp, out);
+                          float* out) {
+  with_flags([&](auto s) { dequant_uniform_impl<decltype(s)::value>(q, n, scale, zp, out); }, is_signed);
 }
 
 void dequant_vec_avx512(const uint8_t* q, size_t n, bool is_signed, const float* scale,
-                        const int32_t* zp, float* out) {
-  if (is_signed) dequant_vec_impl<true>(q, n, scale, zp, out);
-  else dequant_vec_impl<false>(q, n, scale, zp, out);
+                      const int32_t* zp, float* out) {
+  with_flags([&](auto s) { dequant_vec_impl<decltype(s)::value>(q, n, scale, zp, out); }, is_signed);
 }
 
 }  // namespace qk

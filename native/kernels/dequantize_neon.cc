@@ -4,7 +4,8 @@
 // int -> float conversion, and the product is a plain FMUL (no fused multiply-add).
 #include <arm_neon.h>
 
-#include "../core/ref.h"
+#include "kernel_decls.h"
+#include "flags.h"
 
 namespace qk {
 
@@ -100,15 +101,13 @@ void dequant_vec_impl(const uint8_t* q, size_t n, const float* scale, const int3
 }  // namespace
 
 void dequant_uniform_neon(const uint8_t* q, size_t n, bool is_signed, float scale, int32_t zp,
-                          float* out) {
-  if (is_signed) dequant_uniform_impl<true>(q, n, scale, zp, out);
-  else dequant_uniform_impl<false>(q, n, scale, zp, out);
+                        float* out) {
+  with_flags([&](auto s) { dequant_uniform_impl<decltype(s)::value>(q, n, scale, zp, out); }, is_signed);
 }
 
 void dequant_vec_neon(const uint8_t* q, size_t n, bool is_signed, const float* scale,
-                      const int32_t* zp, float* out) {
-  if (is_signed) dequant_vec_impl<true>(q, n, scale, zp, out);
-  else dequant_vec_impl<false>(q, n, scale, zp, out);
+                    const int32_t* zp, float* out) {
+  with_flags([&](auto s) { dequant_vec_impl<decltype(s)::value>(q, n, scale, zp, out); }, is_signed);
 }
 
 }  // namespace qk

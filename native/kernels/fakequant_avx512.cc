@@ -7,6 +7,7 @@
 
 #include "x86_common.h"  // first: <immintrin.h>
 #include "kernel_decls.h"
+#include "flags.h"
 
 namespace qk {
 namespace {
@@ -119,27 +120,19 @@ void fakequant_vec_impl(const float* x, size_t n, const float* scale, const int3
 }  // namespace
 
 void fakequant_uniform_avx512(const float* x, size_t n, float scale, int32_t zp, const QRange& r,
-                              float* out, uint8_t* mask) {
+                            float* out, uint8_t* mask) {
   const float inv = 1.0f / scale;
   const bool mul = (r.flags & QK_RECIP) || x86::div_is_exact_mul(scale);
-  if (mul) {
-    if (mask) fakequant_uniform_impl<true, true>(x, n, scale, inv, zp, r, out, mask);
-    else fakequant_uniform_impl<true, false>(x, n, scale, inv, zp, r, out, mask);
-  } else {
-    if (mask) fakequant_uniform_impl<false, true>(x, n, scale, inv, zp, r, out, mask);
-    else fakequant_uniform_impl<false, false>(x, n, scale, inv, zp, r, out, mask);
-  }
+  with_flags([&](auto m, auto k) {
+    fakequant_uniform_impl<decltype(m)::value, decltype(k)::value>(x, n, scale, inv, zp, r, out, mask);
+  }, mul, mask != nullptr);
 }
 
 void fakequant_vec_avx512(const float* x, size_t n, const float* scale, const int32_t* zp,
-                          const QRange& r, float* out, uint8_t* mask) {
-  if (r.flags & QK_RECIP) {
-    if (mask) fakequant_vec_impl<true, true>(x, n, scale, zp, r, out, mask);
-    else fakequant_vec_impl<true, false>(x, n, scale, zp, r, out, mask);
-  } else {
-    if (mask) fakequant_vec_impl<false, true>(x, n, scale, zp, r, out, mask);
-    else fakequant_vec_impl<false, false>(x, n, scale, zp, r, out, mask);
-  }
+                        const QRange& r, float* out, uint8_t* mask) {
+  with_flags([&](auto recip, auto k) {
+    fakequant_vec_impl<decltype(recip)::value, decltype(k)::value>(x, n, scale, zp, r, out, mask);
+  }, r.flags & QK_RECIP, mask != nullptr);
 }
 
 }  // namespace qk

@@ -8,7 +8,8 @@
 
 #include <cstring>
 
-#include "../core/ref.h"
+#include "kernel_decls.h"
+#include "flags.h"
 
 namespace qk {
 
@@ -108,26 +109,16 @@ void fakequant_vec_impl(const float* x, size_t n, const float* scale, const int3
 
 void fakequant_uniform_neon(const float* x, size_t n, float scale, int32_t zp, const QRange& r,
                             float* out, uint8_t* mask) {
-  const bool recip = (r.flags & QK_RECIP) != 0;
-  if (mask) {
-    if (recip) fakequant_uniform_impl<true, true>(x, n, scale, zp, r, out, mask);
-    else fakequant_uniform_impl<false, true>(x, n, scale, zp, r, out, mask);
-  } else {
-    if (recip) fakequant_uniform_impl<true, false>(x, n, scale, zp, r, out, nullptr);
-    else fakequant_uniform_impl<false, false>(x, n, scale, zp, r, out, nullptr);
-  }
+  with_flags([&](auto recip, auto k) {
+    fakequant_uniform_impl<decltype(recip)::value, decltype(k)::value>(x, n, scale, zp, r, out, k ? mask : nullptr);
+  }, r.flags & QK_RECIP, mask != nullptr);
 }
 
 void fakequant_vec_neon(const float* x, size_t n, const float* scale, const int32_t* zp,
                         const QRange& r, float* out, uint8_t* mask) {
-  const bool recip = (r.flags & QK_RECIP) != 0;
-  if (mask) {
-    if (recip) fakequant_vec_impl<true, true>(x, n, scale, zp, r, out, mask);
-    else fakequant_vec_impl<false, true>(x, n, scale, zp, r, out, mask);
-  } else {
-    if (recip) fakequant_vec_impl<true, false>(x, n, scale, zp, r, out, nullptr);
-    else fakequant_vec_impl<false, false>(x, n, scale, zp, r, out, nullptr);
-  }
+  with_flags([&](auto recip, auto k) {
+    fakequant_vec_impl<decltype(recip)::value, decltype(k)::value>(x, n, scale, zp, r, out, k ? mask : nullptr);
+  }, r.flags & QK_RECIP, mask != nullptr);
 }
 
 }  // namespace qk

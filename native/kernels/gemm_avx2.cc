@@ -1,7 +1,7 @@
 // gemm_i8 on AVX2, exact: no vpmaddubsw (its int16 saturation is wrong for u8 x s8 pairs). B bytes
 // are widened to int16 (vpmovzxbw), A's 4 bytes of a k-group to int16 and broadcast, and vpmaddwd
 // adds pairs of exact products into int32 (|pair| <= 2 * 255 * 128 < 2^31); vpaddd wraps mod 2^32
-// like every path. Register tile: 2 rows x 16 columns. The epilogue does the float ops of
+// like every path. Register tile: 2 rows x 16 columns; a strip is 16 columns. The epilogue does the float ops of
 // ref_gemm.h in the same order (no FMA), so results are bit-identical to the scalar path.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 false positives inside the intrinsics headers
@@ -10,10 +10,14 @@
 
 #include <cstring>
 
-#include "core/ref.h"
+#include "kernel_decls.h"
+#include "strip.h"
 
 namespace qk {
 namespace {
+
+constexpr KernelGeom kGeom = geom::gemm_i8_avx2;  // kernels_gemm.def
+static_assert(kGeom.mr >= 1 && kGeom.mr <= 2 && kGeom.nr == 16, "the tile below is 1-2 rows x 16 columns");
 
 inline int32_t load4(const int8_t* p) {
   int32_t v;
@@ -149,18 +153,10 @@ void ukernel(const GemmArgs& g, size_t i0, size_t j0, const uint8_t* bp, size_t 
 
 }  // namespace
 
-void gemm_i8_avx2(const GemmArgs& g, size_t m0, size_t m1, size_t n0, size_t n1) {
-  for (size_t j0 = n0; j0 < n1; j0 += kGemmPanel) {
-    const size_t p = j0 / kGemmPanel;
-    const size_t w = gemm_panel_width(p, g.np);
-    const uint8_t* bp = g.b + gemm_panel_offset(p, g.kp);
-    for (size_t c = 0; c < w; c += 16) {
-      if (j0 + c >= g.n) break;
-      size_t i = m0;
-      for (; i + 2 <= m1; i += 2) ukernel<2>(g, i, j0 + c, bp + c * 4, w);
-      if (i < m1) ukernel<1>(g, i, j0 + c, bp + c * 4, w);
-    }
-  }
+void gemm_i8_avx2(const GemmArgs& g, size_t m0, size_t m1, size_t n0, size_t /*n1: n0 + 16*/) {
+  size_t w;
+  const uint8_t* bp = gemm_strip_b(g, n0, &w);
+  for_row_tiles<kGeom.mr>(m0, m1, [&](auto r, size_t i) { ukernel<decltype(r)::value>(g, i, n0, bp, w); });
 }
 
 }  // namespace qk

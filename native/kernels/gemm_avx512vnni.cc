@@ -1,6 +1,6 @@
 // gemm_i8 on AVX512-VNNI: vpdpbusd zmm (u8 weights x s8 activations -> int32, wrapping), register
-// tiles of up to 6 rows x 64 columns (24 accumulators), A broadcast from memory 4 bytes at a time,
-// B streamed panel by panel (kernel_types_gemm.h). The epilogue does the float ops of
+// tiles of up to 6 rows x 64 columns (24 accumulators), A broadcast from memory 4 bytes at a time;
+// a strip is one panel of B (kernel_types_gemm.h), streamed once per tile of rows. The epilogue does the float ops of
 // ref_gemm.h in the same order (no FMA), so every result is bit-identical to the scalar path.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 false positives inside the intrinsics headers
@@ -9,10 +9,14 @@
 
 #include <cstring>
 
-#include "core/ref.h"
+#include "kernel_decls.h"
+#include "strip.h"
 
 namespace qk {
 namespace {
+
+constexpr KernelGeom kGeom = geom::gemm_i8_avx512vnni;  // kernels_gemm.def
+static_assert(kGeom.mr >= 1 && kGeom.mr <= 6 && kGeom.nr == kGemmPanel, "tiles of 1-6 rows x one panel (24 zmm accumulators at most)");
 
 inline __mmask16 col_mask(size_t j, size_t n) {
   if (j >= n) return 0;
@@ -77,69 +81,53 @@ inline int32_t load4(const int8_t* p) {
   return v;
 }
 
-// Named accumulators (GCC keeps arrays of vectors in memory across the k loop).
-#define QK_DP(r, v) \
-  if (MR > r && NV > v) c##r##v = _mm512_dpbusd_epi32(c##r##v, b##v, av##r);
-#define QK_ROW(r)                                                          \
-  if (MR > r) {                                                            \
-    const __m512i av##r = _mm512_set1_epi32(load4(a##r + q * 4));          \
-    QK_DP(r, 0) QK_DP(r, 1) QK_DP(r, 2) QK_DP(r, 3)                        \
-  }
-#define QK_ST(r, v) \
-  if (MR > r && NV > v) store16(g, i0 + r, j0 + v * 16, c##r##v);
-#define QK_DECL(r) __m512i c##r##0 = z, c##r##1 = z, c##r##2 = z, c##r##3 = z;
-
+// MR rows x 16 NV columns: MR * NV accumulators (<= 24), NV vectors of B per k-group, A broadcast
+// 4 bytes at a time. Out of line, one function per shape, as the tiles of a strip.
 template <int MR, int NV>
-void ukernel(const GemmArgs& g, size_t i0, size_t j0, const uint8_t* bp, size_t w) {
+__attribute__((noinline)) void ukernel(const GemmArgs& g, size_t i0, size_t j0, const uint8_t* bp, size_t w) {
   const size_t kg = g.kp / 4;
   const size_t bstride = w * 4;
-  const __m512i z = _mm512_setzero_si512();
-  QK_DECL(0) QK_DECL(1) QK_DECL(2) QK_DECL(3) QK_DECL(4) QK_DECL(5)
   const size_t lda = g.lda;
-  const int8_t* a0 = g.a + i0 * lda;
-  const int8_t* a1 = a0 + lda;
-  const int8_t* a2 = a1 + lda;
-  const int8_t* a3 = a2 + lda;
-  const int8_t* a4 = a3 + lda;
-  const int8_t* a5 = a4 + lda;
+  const int8_t* a = g.a + i0 * lda;
+  __m512i c[MR][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) c[r][v] = _mm512_setzero_si512();
   for (size_t q = 0; q < kg; ++q) {
-    const __m512i b0 = _mm512_loadu_si512(bp);
-    const __m512i b1 = NV > 1 ? _mm512_loadu_si512(bp + 64) : z;
-    const __m512i b2 = NV > 2 ? _mm512_loadu_si512(bp + 128) : z;
-    const __m512i b3 = NV > 3 ? _mm512_loadu_si512(bp + 192) : z;
+    __m512i b[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) b[v] = _mm512_loadu_si512(bp + 64 * v);
     bp += bstride;
-    QK_ROW(0) QK_ROW(1) QK_ROW(2) QK_ROW(3) QK_ROW(4) QK_ROW(5)
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const __m512i av = _mm512_set1_epi32(load4(a + r * lda + q * 4));
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) c[r][v] = _mm512_dpbusd_epi32(c[r][v], b[v], av);
+    }
   }
-  QK_ST(0, 0) QK_ST(0, 1) QK_ST(0, 2) QK_ST(0, 3)
-  QK_ST(1, 0) QK_ST(1, 1) QK_ST(1, 2) QK_ST(1, 3)
-  QK_ST(2, 0) QK_ST(2, 1) QK_ST(2, 2) QK_ST(2, 3)
-  QK_ST(3, 0) QK_ST(3, 1) QK_ST(3, 2) QK_ST(3, 3)
-  QK_ST(4, 0) QK_ST(4, 1) QK_ST(4, 2) QK_ST(4, 3)
-  QK_ST(5, 0) QK_ST(5, 1) QK_ST(5, 2) QK_ST(5, 3)
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) store16(g, i0 + r, j0 + v * 16, c[r][v]);
 }
-#undef QK_DP
-#undef QK_ROW
-#undef QK_ST
-#undef QK_DECL
 
-using ukernel_fn = void (*)(const GemmArgs&, size_t, size_t, const uint8_t*, size_t);
-
-#define QK_ROW(mr) {&ukernel<mr, 1>, &ukernel<mr, 2>, &ukernel<mr, 3>, &ukernel<mr, 4>}
-const ukernel_fn kTable[6][4] = {QK_ROW(1), QK_ROW(2), QK_ROW(3), QK_ROW(4), QK_ROW(5), QK_ROW(6)};
-#undef QK_ROW
+template <int NV>
+void strip(const GemmArgs& g, size_t m0, size_t m1, size_t n0) {
+  size_t w;
+  const uint8_t* bp = gemm_strip_b(g, n0, &w);
+  for_row_tiles<kGeom.mr>(m0, m1, [&](auto r, size_t i) { ukernel<decltype(r)::value, NV>(g, i, n0, bp, w); });
+}
 
 }  // namespace
 
+// A strip is one panel: 64 columns, or 16, 32 or 48 at the end of B.
 void gemm_i8_avx512vnni(const GemmArgs& g, size_t m0, size_t m1, size_t n0, size_t n1) {
-  for (size_t j0 = n0; j0 < n1; j0 += kGemmPanel) {
-    const size_t p = j0 / kGemmPanel;
-    const size_t w = gemm_panel_width(p, g.np);
-    const uint8_t* bp = g.b + gemm_panel_offset(p, g.kp);
-    const size_t nv = w / 16;
-    for (size_t i = m0; i < m1; i += 6) {
-      const size_t mr = m1 - i < 6 ? m1 - i : 6;
-      kTable[mr - 1][nv - 1](g, i, j0, bp, w);
-    }
+  switch ((n1 - n0) / 16) {
+    case 1: strip<1>(g, m0, m1, n0); break;
+    case 2: strip<2>(g, m0, m1, n0); break;
+    case 3: strip<3>(g, m0, m1, n0); break;
+    default: strip<4>(g, m0, m1, n0); break;
   }
 }
 

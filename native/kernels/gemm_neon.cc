@@ -1,16 +1,20 @@
 // gemm_i8 on NEON (AArch64 baseline), exact: B bytes widened to int16 (vmovl_u8), A's 4 bytes of a
 // k-group widened to int16, vmlal_s16 accumulates exact products in int32 lanes (wrapping mod
 // 2^32 like every path), one accumulator per column, reduced with vaddvq at the end. Register
-// tile: 2 rows x 8 columns. The epilogue is the scalar one of ref_gemm.h, so results are
+// tile: 2 rows x 8 columns; a strip is 8 columns. The epilogue is the scalar one of ref_gemm.h, so results are
 // bit-identical to the scalar path.
 #include <arm_neon.h>
 
 #include <cstring>
 
-#include "core/ref.h"
+#include "kernel_decls.h"
+#include "strip.h"
 
 namespace qk {
 namespace {
+
+constexpr KernelGeom kGeom = geom::gemm_i8_neon;  // kernels_gemm.def
+static_assert(kGeom.mr >= 1 && kGeom.nr == 8, "the tile below is mr rows x 8 columns");
 
 inline int16x4_t load_a(const int8_t* p) {
   int32_t v;
@@ -54,18 +58,10 @@ void ukernel(const GemmArgs& g, size_t i0, size_t j0, const uint8_t* bp, size_t 
 
 }  // namespace
 
-void gemm_i8_neon(const GemmArgs& g, size_t m0, size_t m1, size_t n0, size_t n1) {
-  for (size_t j0 = n0; j0 < n1; j0 += kGemmPanel) {
-    const size_t p = j0 / kGemmPanel;
-    const size_t w = gemm_panel_width(p, g.np);
-    const uint8_t* bp = g.b + gemm_panel_offset(p, g.kp);
-    for (size_t c = 0; c < w; c += 8) {
-      if (j0 + c >= g.n) break;
-      size_t i = m0;
-      for (; i + 2 <= m1; i += 2) ukernel<2>(g, i, j0 + c, bp + c * 4, w);
-      if (i < m1) ukernel<1>(g, i, j0 + c, bp + c * 4, w);
-    }
-  }
+void gemm_i8_neon(const GemmArgs& g, size_t m0, size_t m1, size_t n0, size_t /*n1: n0 + 8*/) {
+  size_t w;
+  const uint8_t* bp = gemm_strip_b(g, n0, &w);
+  for_row_tiles<kGeom.mr>(m0, m1, [&](auto r, size_t i) { ukernel<decltype(r)::value>(g, i, n0, bp, w); });
 }
 
 }  // namespace qk

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "../core/observe_bin.h"
-#include "../core/ref.h"
+#include "kernel_decls.h"
 
 namespace qk {
 

@@ -9,7 +9,7 @@
 #include <cmath>
 #include <limits>
 
-#include "../core/ref.h"
+#include "kernel_decls.h"
 
 namespace qk {
 
@@ -62,17 +62,9 @@ void minmax_uniform_neon(const float* x, size_t n, MinMaxAcc* acc) {
   const float vmin = vminvq_f32(vminq_f32(vminq_f32(mn[0], mn[1]), vminq_f32(mn[2], mn[3])));
   const float vmax = vmaxvq_f32(vmaxq_f32(vmaxq_f32(mx[0], mx[1]), vmaxq_f32(mx[2], mx[3])));
   // Fold into the incoming acc with the reference's comparisons (a NaN acc stays NaN).
-  float lo = vmin < acc->min ? vmin : acc->min;
-  float hi = vmax > acc->max ? vmax : acc->max;
-  for (; i < n; ++i) {
-    const float v = x[i];
-    if (std::isnan(v)) { ++acc->nan; continue; }
-    if (std::isinf(v)) { ++acc->inf; continue; }
-    lo = v < lo ? v : lo;
-    hi = v > hi ? v : hi;
-  }
-  acc->min = lo;
-  acc->max = hi;
+  acc->min = vmin < acc->min ? vmin : acc->min;
+  acc->max = vmax > acc->max ? vmax : acc->max;
+  minmax_uniform_ref(x + i, n - i, acc);  // the tail (< 16 values): the reference's fold
 }
 
 void minmax_vec_neon(const float* x, size_t n, float* mins, float* maxs, MinMaxAcc* acc) {
@@ -103,13 +95,7 @@ void minmax_vec_neon(const float* x, size_t n, float* mins, float* maxs, MinMaxA
   }
   acc->nan += vec_total - vec_num;
   acc->inf += vec_num - vec_fin;
-  for (; i < n; ++i) {
-    const float v = x[i];
-    if (std::isnan(v)) { ++acc->nan; continue; }
-    if (std::isinf(v)) { ++acc->inf; continue; }
-    mins[i] = v < mins[i] ? v : mins[i];
-    maxs[i] = v > maxs[i] ? v : maxs[i];
-  }
+  minmax_vec_ref(x + i, n - i, mins + i, maxs + i, acc);  // the tail (< 16 values)
 }
 
 }  // namespace qk

@@ -9,6 +9,7 @@
 // Large calls (bytes read + written >= x86::kStreamBytes) use non-temporal stores.
 #include "avx2_common.h"  // first: <immintrin.h>
 #include "kernel_decls.h"
+#include "flags.h"
 
 namespace qk {
 namespace {
@@ -136,19 +137,14 @@ void quant_vec_impl(const float* x, size_t n, const float* scale, const int32_t*
 }  // namespace
 
 void quant_uniform_avx2(const float* x, size_t n, float scale, int32_t zp, const QRange& r,
-                        uint8_t* out) {
-  if ((r.flags & QK_RECIP) || x86::div_is_exact_mul(scale))
-    quant_uniform_impl<true>(x, n, 1.0f / scale, zp, r, out);
-  else
-    quant_uniform_impl<false>(x, n, scale, zp, r, out);
+                      uint8_t* out) {
+  const bool mul = (r.flags & QK_RECIP) || x86::div_is_exact_mul(scale);
+  with_flags([&](auto m) { quant_uniform_impl<decltype(m)::value>(x, n, m ? 1.0f / scale : scale, zp, r, out); }, mul);
 }
 
 void quant_vec_avx2(const float* x, size_t n, const float* scale, const int32_t* zp,
-                    const QRange& r, uint8_t* out) {
-  if (r.flags & QK_RECIP)
-    quant_vec_impl<true>(x, n, scale, zp, r, out);
-  else
-    quant_vec_impl<false>(x, n, scale, zp, r, out);
+                  const QRange& r, uint8_t* out) {
+  with_flags([&](auto recip) { quant_vec_impl<decltype(recip)::value>(x, n, scale, zp, r, out); }, r.flags & QK_RECIP);
 }
 
 }  // namespace qk

@@ -11,7 +11,8 @@
 
 #include <cstring>
 
-#include "../core/ref.h"
+#include "kernel_decls.h"
+#include "flags.h"
 
 namespace qk {
 
@@ -99,14 +100,12 @@ void quant_vec_impl(const float* x, size_t n, const float* scale, const int32_t*
 
 void quant_uniform_neon(const float* x, size_t n, float scale, int32_t zp, const QRange& r,
                         uint8_t* out) {
-  if (r.flags & QK_RECIP) quant_uniform_impl<true>(x, n, scale, zp, r, out);
-  else quant_uniform_impl<false>(x, n, scale, zp, r, out);
+  with_flags([&](auto recip) { quant_uniform_impl<decltype(recip)::value>(x, n, scale, zp, r, out); }, r.flags & QK_RECIP);
 }
 
 void quant_vec_neon(const float* x, size_t n, const float* scale, const int32_t* zp,
                     const QRange& r, uint8_t* out) {
-  if (r.flags & QK_RECIP) quant_vec_impl<true>(x, n, scale, zp, r, out);
-  else quant_vec_impl<false>(x, n, scale, zp, r, out);
+  with_flags([&](auto recip) { quant_vec_impl<decltype(recip)::value>(x, n, scale, zp, r, out); }, r.flags & QK_RECIP);
 }
 
 }  // namespace qk

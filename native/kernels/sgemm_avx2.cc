@@ -1,19 +1,22 @@
 // AVX2/FMA fp32 GEMM kernels: a 6 x 16 register tile (12 ymm accumulators, two ymm of B per k, A
-// broadcast from memory), A packed per K chunk in slivers of 6 rows, B from the 32-column panels
-// one half (16 columns) at a time. Column tails use maskload / maskstore; row tails smaller instantiations of the tile.
-// Each C element is one FMA chain in increasing k (docs/numerics.md, "fp32 GEMM").
+// broadcast from memory); a strip is 16 columns (half a panel) of the block's rows, A packed by
+// the driver in slivers of 6 rows (kPackA). Column tails use maskload / maskstore; row tails
+// smaller instantiations of the tile.
+// Each C element is one FMA chain in increasing k (docs/numerics.md, "fp32 GEMM"). sgemv: sgemv_rows.h.
 #include "x86_common.h"
 
-#include <vector>
-
-#include "../core/ref.h"
+#include "kernel_decls.h"
+#include "sgemv_rows.h"
+#include "strip.h"
 
 namespace qk {
 
 namespace {
 
-constexpr int kMr = 6;
-constexpr size_t kKcPack = 256;  // K chunk of the packed A (6 KiB per sliver)
+constexpr KernelGeom kGeom = geom::sgemm_block_avx2;  // kernels_sgemm.def
+constexpr int kMr = static_cast<int>(kGeom.mr);
+static_assert(kMr >= 1 && kMr <= 6 && kGeom.nr == 16 && (kGeom.traits & kPackA),
+              "tiles of 1-6 rows (12 ymm accumulators at most) x 16 columns, over a packed A");
 
 QK_X86_INLINE __m256i mask_of(size_t n) {
   const int k = n >= 8 ? 8 : static_cast<int>(n);
@@ -73,137 +76,44 @@ QK_X86_INLINE void tile(size_t kc, const float* ap, const float* b, size_t ldb, 
   }
 }
 
-using TileFn = void (*)(size_t, const float*, const float*, size_t, float*, size_t, __m256i,
-                        __m256i, uint32_t, const float*);
-
+// One tile, out of line (the tiles of a strip are direct calls).
 template <int R, bool kFull>
-void tile_fn(size_t kc, const float* ap, const float* b, size_t ldb, float* c, size_t ldc,
-             __m256i m0, __m256i m1, uint32_t flags, const float* bias) {
+__attribute__((noinline)) void tile_fn(size_t kc, const float* ap, const float* b, size_t ldb, float* c,
+                                       size_t ldc, __m256i m0, __m256i m1, uint32_t flags, const float* bias) {
   tile<R, kFull>(kc, ap, b, ldb, c, ldc, m0, m1, flags, bias);
 }
 
-const TileFn kFullTiles[kMr + 1] = {nullptr,           tile_fn<1, true>, tile_fn<2, true>,
-                                    tile_fn<3, true>,  tile_fn<4, true>, tile_fn<5, true>,
-                                    tile_fn<6, true>};
-const TileFn kPartTiles[kMr + 1] = {nullptr,            tile_fn<1, false>, tile_fn<2, false>,
-                                    tile_fn<3, false>,  tile_fn<4, false>, tile_fn<5, false>,
-                                    tile_fn<6, false>};
-
-QK_X86_INLINE float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+// The register type of sgemv_rows (sgemv_rows.h).
+struct Ymm {
+  using Reg = __m256;
+  static constexpr size_t kWidth = 8;
+  static QK_X86_INLINE Reg zero() { return _mm256_setzero_ps(); }
+  static QK_X86_INLINE Reg load(const float* p) { return _mm256_loadu_ps(p); }
+  static QK_X86_INLINE void store(float* p, Reg v) { _mm256_storeu_ps(p, v); }
+  static QK_X86_INLINE Reg bcast(float x) { return _mm256_set1_ps(x); }
+  static QK_X86_INLINE Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static QK_X86_INLINE Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
+  static QK_X86_INLINE float hsum(Reg v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+};
 
 }  // namespace
 
-void sgemm_block_avx2(const SgemmBlock& p) {
-  // Per K chunk: the block's A packed in slivers of kMr rows (A read in place would put rows
-  // 4 KiB apart into the same L1 sets), then panel halves outer, slivers inner.
-  thread_local std::vector<float> abuf;
-  const size_t slivers = (p.m + kMr - 1) / kMr;
-  const size_t kc_max = p.k < kKcPack ? p.k : kKcPack;
-  if (abuf.size() < slivers * kMr * kc_max) abuf.resize(slivers * kMr * kc_max);
-  for (size_t k0 = 0; k0 < p.k || (k0 == 0 && p.k == 0); k0 += kKcPack) {
-    const size_t kc = p.k - k0 < kKcPack ? p.k - k0 : kKcPack;
-    const bool last = k0 + kc >= p.k;
-    uint32_t flags = p.flags & QK_SGEMM_ACCUMULATE;
-    if (k0 > 0) flags |= QK_SGEMM_ACCUMULATE;
-    if (last) flags |= p.flags & (QK_SGEMM_BIAS | QK_SGEMM_RELU);
-    for (size_t s = 0; s < slivers; ++s) {
-      const size_t i0 = s * kMr, rows = p.m - i0 < static_cast<size_t>(kMr) ? p.m - i0 : kMr;
-      float* ap = abuf.data() + s * kMr * kc;
-      for (size_t r = 0; r < rows; ++r) {
-        const float* src = p.a + (i0 + r) * p.lda + k0;
-        for (size_t k = 0; k < kc; ++k) ap[k * kMr + r] = src[k];
-      }
-    }
-    for (size_t j0 = 0; j0 < p.n; j0 += 16) {
-      const size_t w = p.n - j0;
-      const float* b = p.b + (j0 / kSgemmPanel) * p.b_panel_stride + (j0 % kSgemmPanel) + k0 * p.ldb;
-      const float* bias = p.bias ? p.bias + j0 : nullptr;
-      const __m256i m0 = mask_of(w), m1 = mask_of(w > 8 ? w - 8 : 0);
-      for (size_t s = 0; s < slivers; ++s) {
-        const size_t i0 = s * kMr, rows = p.m - i0 < static_cast<size_t>(kMr) ? p.m - i0 : kMr;
-        (w >= 16 ? kFullTiles : kPartTiles)[rows](kc, abuf.data() + s * kMr * kc, b, p.ldb,
-                                                 p.c + i0 * p.ldc + j0, p.ldc, m0, m1, flags, bias);
-      }
-    }
-    if (last) break;
-  }
+void sgemm_block_avx2(const SgemmStrip& s) {
+  const __m256i m0 = mask_of(s.n), m1 = mask_of(s.n > 8 ? s.n - 8 : 0);
+  for_row_tiles<kMr>(0, s.m, [&](auto r, size_t i0) {
+    constexpr int R = decltype(r)::value;
+    const float* ap = s.a + i0 * s.k;  // sliver i0 / kMr
+    float* c = s.c + i0 * s.ldc;
+    if (s.n >= 16) tile_fn<R, true>(s.k, ap, s.b, s.ldb, c, s.ldc, m0, m1, s.flags, s.bias);
+    else tile_fn<R, false>(s.k, ap, s.b, s.ldb, c, s.ldc, m0, m1, s.flags, s.bias);
+  });
 }
 
-void sgemv_avx2(const SgemvArgs& p) {
-  const __m256 zero = _mm256_setzero_ps();
-  if (!p.trans) {
-    // c[j] = fma chain over k; 4 rows of B per pass over the C chunk (which stays in L1).
-    constexpr size_t kCols = 2048;
-    for (size_t j0 = 0; j0 < p.n; j0 += kCols) {
-      const size_t n = p.n - j0 < kCols ? p.n - j0 : kCols;
-      const size_t nv = n & ~size_t{7};
-      float* c = p.c + j0;
-      const float* b = p.b + j0;
-      size_t k = 0;
-      for (; k + 4 <= p.k; k += 4) {
-        const __m256 a0 = _mm256_set1_ps(p.a[k]), a1 = _mm256_set1_ps(p.a[k + 1]);
-        const __m256 a2 = _mm256_set1_ps(p.a[k + 2]), a3 = _mm256_set1_ps(p.a[k + 3]);
-        const float* b0 = b + k * p.ldb;
-        const float* b1 = b0 + p.ldb;
-        const float* b2 = b1 + p.ldb;
-        const float* b3 = b2 + p.ldb;
-        size_t j = 0;
-        for (; j < nv; j += 8) {
-          __m256 v = k == 0 ? zero : _mm256_loadu_ps(c + j);
-          v = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b0 + j), v);
-          v = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b1 + j), v);
-          v = _mm256_fmadd_ps(a2, _mm256_loadu_ps(b2 + j), v);
-          v = _mm256_fmadd_ps(a3, _mm256_loadu_ps(b3 + j), v);
-          _mm256_storeu_ps(c + j, v);
-        }
-        for (; j < n; ++j) {
-          float v = k == 0 ? 0.0f : c[j];
-          v = std::fma(p.a[k], b0[j], v);
-          v = std::fma(p.a[k + 1], b1[j], v);
-          v = std::fma(p.a[k + 2], b2[j], v);
-          v = std::fma(p.a[k + 3], b3[j], v);
-          c[j] = v;
-        }
-      }
-      for (; k < p.k; ++k) {
-        const __m256 a0 = _mm256_set1_ps(p.a[k]);
-        const float* b0 = b + k * p.ldb;
-        size_t j = 0;
-        for (; j < nv; j += 8)
-          _mm256_storeu_ps(c + j, _mm256_fmadd_ps(a0, _mm256_loadu_ps(b0 + j),
-                                                  k == 0 ? zero : _mm256_loadu_ps(c + j)));
-        for (; j < n; ++j) c[j] = std::fma(p.a[k], b0[j], k == 0 ? 0.0f : c[j]);
-      }
-      for (size_t j = 0; j < n; ++j) {
-        float v = c[j];
-        if (p.bias) v = v + p.bias[j0 + j];
-        if (p.relu) v = sgemm_relu(v);
-        c[j] = v;
-      }
-    }
-    return;
-  }
-  // B^T: dot products of a with rows of B^T, two accumulators per row.
-  const size_t kv = p.k & ~size_t{15};
-  for (size_t j = 0; j < p.n; ++j) {
-    const float* r0 = p.b + j * p.ldb;
-    __m256 s0 = zero, t0 = zero;
-    size_t k = 0;
-    for (; k < kv; k += 16) {
-      s0 = _mm256_fmadd_ps(_mm256_loadu_ps(p.a + k), _mm256_loadu_ps(r0 + k), s0);
-      t0 = _mm256_fmadd_ps(_mm256_loadu_ps(p.a + k + 8), _mm256_loadu_ps(r0 + k + 8), t0);
-    }
-    float s = hsum(_mm256_add_ps(s0, t0));
-    for (; k < p.k; ++k) s = std::fma(p.a[k], r0[k], s);
-    if (p.bias) s = s + p.bias[j];
-    if (p.relu) s = sgemm_relu(s);
-    p.c[j] = s;
-  }
-}
+void sgemv_avx2(const SgemvArgs& p) { sgemv_rows<Ymm>(p); }
 
 }  // namespace qk

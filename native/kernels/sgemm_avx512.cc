@@ -1,29 +1,37 @@
 // AVX-512 fp32 GEMM kernels: register tiles of up to 6 rows x 64 columns (two 32-column panels of
 // B: 24 zmm accumulators, four zmm of B per k, A broadcast from memory) over K chunks of up to 256
-// (a whole block of the panel format: C is loaded and stored once per 256 k). A is read in place
-// (6 rows per tile share one L1 set at most 6 ways deep even when lda is a multiple of 1024), so
-// nothing is packed per call. Rows are spread evenly over the tiles (m = 32: 6 + 6 + 5 + 5 + 5 +
-// 5); panel pairs outer, slivers of rows inner: a pair of panels (64 KiB) streams from L2 for
-// every sliver, and each tile prefetches a share of the next pair and the C rows of the next tile,
-// so that none waits on L3 / DRAM at its first k.
+// (a whole block of the panel format: C is loaded and stored once per 256 k). A strip is 128
+// columns (four panels: two tile columns, or a single row four panels at a time). A is read in
+// place (6 rows per tile share one L1 set at most 6 ways deep even when lda is a multiple of
+// 1024), so nothing is packed per call. Rows are spread evenly over the tiles (kSpreadRows; m = 32:
+// 6 + 6 + 5 + 5 + 5 + 5); panel pairs outer, slivers of rows inner: a pair of panels (64 KiB)
+// streams from L2 for every sliver, and each tile prefetches a share of the next pair (in this
+// strip or the next) and the C rows of the next tile, so that none waits on L3 / DRAM at its
+// first k.
 // Why 6 x 64 and not 14 x 32 (28 accumulators too): a tile's C rows lie ldc apart, and with ldc a
 // multiple of 1024 floats 14 rows of C fall into one 8-way L1 set: 14 x 32 ran 4-5% slower there
 // (108 against 113 GFLOPS on Zen 4, 1024 x 1024), 6 x 64 runs the same for every ldc.
 // Column tails use masked loads and stores (an odd last panel a 32-column tile). A single row
-// (GEMV with a packed B, bound by the memory bandwidth) reads four panels at a time.
+// (GEMV with a packed B, bound by the memory bandwidth) reads four panels at a time. A row-major B
+// (kRowMajorB) is copied a strip (4 panels) at a time into a per-thread buffer first.
 // Each C element is one FMA chain in increasing k (docs/numerics.md, "fp32 GEMM").
 #include "x86_common.h"
 
 #include <vector>
 
-#include "../core/ref.h"
+#include "kernel_decls.h"
+#include "strip.h"
 
 namespace qk {
 
 namespace {
 
-constexpr int kMr = 6;
-constexpr size_t kKcPack = 256;  // K chunk: a pair of B panels is 64 KiB
+constexpr KernelGeom kGeom = geom::sgemm_block_avx512;  // kernels_sgemm.def
+constexpr int kMr = static_cast<int>(kGeom.mr);
+static_assert(kMr >= 1 && kMr <= 6 && kGeom.nr == 4 * kSgemmPanel && (kGeom.traits & kSpreadRows) &&
+                  (kGeom.traits & kRowMajorB) && !(kGeom.traits & kPackA),
+              "tiles of 1-6 rows x 2 panels spread over the rows, strips of 4 panels, A in place");
+constexpr size_t kKcPack = kSgemmKc;  // K chunk: a pair of B panels is 64 KiB
 
 QK_X86_INLINE __m512 epilogue(__m512 v, __m512 bias, uint32_t flags) {
   if (flags & QK_SGEMM_BIAS) v = _mm512_add_ps(v, bias);
@@ -116,19 +124,13 @@ QK_X86_INLINE void tile(size_t kc, const float* a, size_t lda, const float* b, s
       _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask[v], epilogue(acc[r][v], bv[v], flags));
 }
 
-using TileFn = void (*)(size_t, const float*, size_t, const float*, size_t, size_t, float*,
-                        const __mmask16*, uint32_t, const float*, const Prefetch&);
-
+// One tile, out of line (the tiles of a strip are direct calls).
 template <int R, int P>
-void tile_fn(size_t kc, const float* a, size_t lda, const float* b, size_t panel_stride, size_t ldc,
-             float* c, const __mmask16* mask, uint32_t flags, const float* bias, const Prefetch& pf) {
+__attribute__((noinline)) void tile_fn(size_t kc, const float* a, size_t lda, const float* b, size_t panel_stride,
+                                       size_t ldc, float* c, const __mmask16* mask, uint32_t flags,
+                                       const float* bias, const Prefetch& pf) {
   tile<R, P>(kc, a, lda, b, panel_stride, ldc, c, mask, flags, bias, pf);
 }
-
-// kTiles[P - 1][R]
-const TileFn kTiles[2][kMr + 1] = {
-    {nullptr, tile_fn<1, 1>, tile_fn<2, 1>, tile_fn<3, 1>, tile_fn<4, 1>, tile_fn<5, 1>, tile_fn<6, 1>},
-    {nullptr, tile_fn<1, 2>, tile_fn<2, 2>, tile_fn<3, 2>, tile_fn<4, 2>, tile_fn<5, 2>, tile_fn<6, 2>}};
 
 // One row of C against P panels of B (32 * P columns; full panels when P > 1): 2P independent FMA
 // chains. Four panels at a time read B from memory measurably faster on Zen 4 (four streams:
@@ -176,111 +178,94 @@ QK_X86_INLINE void row_panels(size_t kc, const float* a, const float* b, size_t 
   }
 }
 
-// Rows of sliver s when m rows are spread over `slivers` slivers (the first m % slivers get one
-// more), and its first row.
-struct Slivers {
-  size_t count, base, extra;
-  explicit Slivers(size_t m) : count((m + kMr - 1) / kMr), base(count ? m / count : 0), extra(count ? m % count : 0) {}
-  size_t rows(size_t s) const { return base + (s < extra ? 1 : 0); }
-  size_t first(size_t s) const { return s * base + (s < extra ? s : extra); }
-};
+// Tiles over the panels at b (panel_stride apart): columns [0, n) of the strip, then n_after
+// more columns whose first pair the last tiles prefetch (B only when prefetch_b: adjacent panels).
+void panels(const SgemmStrip& s, const float* b, size_t panel_stride, size_t n, size_t n_after,
+            bool prefetch_b) {
+  constexpr size_t kStep = 2 * kSgemmPanel;
+  const SpreadRows<kMr> sl(s.m);
+  for (size_t j0 = 0; j0 < n; j0 += kStep) {
+    const size_t w = n - j0;
+    const int np = w > kSgemmPanel ? 2 : 1;
+    __mmask16 mask[4];
+    for (size_t v = 0; v < 4; ++v) mask[v] = mask_of(w > 16 * v ? w - 16 * v : 0);
+    const float* bq = b + (j0 / kSgemmPanel) * panel_stride;
+    const float* bias = s.bias ? s.bias + j0 : nullptr;
+    // The next pair's lines (one or two panels of kc rows, adjacent in the panel format),
+    // shared out over the slivers.
+    const size_t rest = n + n_after - j0;
+    const size_t next = rest > kStep ? (rest - kStep > kSgemmPanel ? 2 : 1) : 0;
+    const size_t lines = next * s.k * (kSgemmPanel * sizeof(float) / 64);
+    const size_t share = (lines + sl.count - 1) / sl.count;
+    for (size_t q = 0; q < sl.count; ++q) {
+      const size_t i0 = sl.first(q);
+      Prefetch pf;
+      if (prefetch_b && sl.count > 1 && q * share < lines) {  // (see Prefetch)
+        pf.b = reinterpret_cast<uintptr_t>(bq + 2 * panel_stride) + q * share * 64;
+        pf.lines = lines - q * share < share ? lines - q * share : share;
+      }
+      // C rows of the next tile: the next sliver, or the first one of the next pair.
+      if (q + 1 < sl.count) {
+        pf.c = reinterpret_cast<uintptr_t>(s.c + sl.first(q + 1) * s.ldc + j0);
+        pf.c_rows = sl.rows(q + 1);
+      } else if (next) {
+        pf.c = reinterpret_cast<uintptr_t>(s.c + j0 + kStep);
+        pf.c_rows = sl.rows(0);
+      }
+      tile_of_rows<kMr>(sl.rows(q), i0, [&](auto r, size_t i) {
+        constexpr int R = decltype(r)::value;
+        const float* a = s.a + i * s.lda;
+        float* c = s.c + i * s.ldc + j0;
+        if (np == 2) tile_fn<R, 2>(s.k, a, s.lda, bq, panel_stride, s.ldc, c, mask, s.flags, bias, pf);
+        else tile_fn<R, 1>(s.k, a, s.lda, bq, panel_stride, s.ldc, c, mask, s.flags, bias, pf);
+      });
+    }
+  }
+}
 
 }  // namespace
 
-void sgemm_block_avx512(const SgemmBlock& p) {
-  // Per K chunk: panel pairs outer, slivers inner. A B read in place (ldb != 32) is first copied,
-  // 4 panels at a time, into a per-thread buffer (rows of a row-major B are N floats apart: for N
-  // a multiple of 1024 they all fall into the same L1 sets).
-  thread_local std::vector<float> gbuf(4 * kKcPack * kSgemmPanel + 16);
-  const Slivers sl(p.m);
-  const bool in_place = p.ldb != kSgemmPanel;
-  for (size_t k0 = 0; k0 < p.k || (k0 == 0 && p.k == 0); k0 += kKcPack) {
-    const size_t kc = p.k - k0 < kKcPack ? p.k - k0 : kKcPack;
-    const bool last = k0 + kc >= p.k;
-    uint32_t flags = p.flags & QK_SGEMM_ACCUMULATE;
-    if (k0 > 0) flags |= QK_SGEMM_ACCUMULATE;
-    if (last) flags |= p.flags & (QK_SGEMM_BIAS | QK_SGEMM_RELU);
-    const float* a = p.a + k0;
-    if (p.m == 1 && !in_place) {
-      // One row: four panels at a time.
-      const float* b = p.b + k0 * p.ldb;
-      size_t j0 = 0;
-      for (; j0 + 4 * kSgemmPanel <= p.n; j0 += 4 * kSgemmPanel)
-        row_panels<4>(kc, a, b + (j0 / kSgemmPanel) * p.b_panel_stride, p.b_panel_stride, p.c + j0,
-                      0xffff, 0xffff, flags, p.bias ? p.bias + j0 : nullptr);
-      for (; j0 < p.n; j0 += kSgemmPanel) {
-        const size_t w = p.n - j0;
-        row_panels<1>(kc, a, b + (j0 / kSgemmPanel) * p.b_panel_stride, p.b_panel_stride, p.c + j0,
-                      mask_of(w), mask_of(w > 16 ? w - 16 : 0), flags, p.bias ? p.bias + j0 : nullptr);
+void sgemm_block_avx512(const SgemmStrip& s) {
+  if (s.ldb != kSgemmPanel) {
+    // A row-major B (rows ldb floats apart: for N a multiple of 1024 they all fall into the same
+    // L1 sets): the strip's 4 panels are first copied into a per-thread buffer (rows of 512
+    // contiguous bytes: fewer, longer streams than one panel at a time), prefetching kAhead rows
+    // ahead; their tiles then prefetch nothing of B and no C of the next strip.
+    thread_local std::vector<float> gbuf(4 * kKcPack * kSgemmPanel + 16);
+    constexpr size_t kAhead = 8;
+    const size_t gp = (s.n + kSgemmPanel - 1) / kSgemmPanel;
+    for (size_t k = 0; k < s.k; ++k) {
+      const float* row = s.b + k * s.ldb;
+      const uintptr_t ahead = reinterpret_cast<uintptr_t>(row) + kAhead * s.ldb * sizeof(float);
+      for (size_t q = 0; q < gp; ++q) {
+        _mm_prefetch(reinterpret_cast<const char*>(ahead + q * 128), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(ahead + q * 128 + 64), _MM_HINT_T0);
+        const size_t w = s.n - q * kSgemmPanel;
+        const __mmask16 m0 = mask_of(w), m1 = mask_of(w > 16 ? w - 16 : 0);
+        float* d = gbuf.data() + q * s.k * kSgemmPanel + k * kSgemmPanel;
+        _mm512_storeu_ps(d, _mm512_maskz_loadu_ps(m0, row + q * kSgemmPanel));
+        _mm512_storeu_ps(d + 16, _mm512_maskz_loadu_ps(m1, row + q * kSgemmPanel + 16));
       }
-      if (last) break;
-      continue;
     }
-    // Walks tiles over the panels at b (panel_stride apart): columns jc .. jc + n of C.
-    auto panels = [&](const float* b, size_t panel_stride, size_t jc, size_t n, bool prefetch_b) {
-      constexpr size_t kStep = 2 * kSgemmPanel;
-      for (size_t j0 = 0; j0 < n; j0 += kStep) {
-        const size_t w = n - j0;
-        const int np = w > kSgemmPanel ? 2 : 1;
-        __mmask16 mask[4];
-        for (size_t v = 0; v < 4; ++v) mask[v] = mask_of(w > 16 * v ? w - 16 * v : 0);
-        const float* bq = b + (j0 / kSgemmPanel) * panel_stride;
-        const float* bias = p.bias ? p.bias + jc + j0 : nullptr;
-        // The next pair's lines (one or two panels of kc rows, adjacent in the panel format),
-        // shared out over the slivers.
-        const size_t next = j0 + kStep < n ? (n - j0 - kStep > kSgemmPanel ? 2 : 1) : 0;
-        const size_t lines = next * kc * (kSgemmPanel * sizeof(float) / 64);
-        const size_t share = (lines + sl.count - 1) / sl.count;
-        for (size_t s = 0; s < sl.count; ++s) {
-          const size_t i0 = sl.first(s), rows = sl.rows(s);
-          Prefetch pf;
-          if (prefetch_b && sl.count > 1 && s * share < lines) {  // (see Prefetch)
-            pf.b = reinterpret_cast<uintptr_t>(bq + 2 * panel_stride) + s * share * 64;
-            pf.lines = lines - s * share < share ? lines - s * share : share;
-          }
-          // C rows of the next tile: the next sliver, or the first one of the next pair.
-          if (s + 1 < sl.count) {
-            pf.c = reinterpret_cast<uintptr_t>(p.c + sl.first(s + 1) * p.ldc + jc + j0);
-            pf.c_rows = sl.rows(s + 1);
-          } else if (next) {
-            pf.c = reinterpret_cast<uintptr_t>(p.c + jc + j0 + kStep);
-            pf.c_rows = sl.rows(0);
-          }
-          kTiles[np - 1][rows](kc, a + i0 * p.lda, p.lda, bq, panel_stride, p.ldc,
-                               p.c + i0 * p.ldc + jc + j0, mask, flags, bias, pf);
-        }
-      }
-    };
-    if (in_place) {
-      // Copy kGroup panels at a time (rows of 128 * kGroup contiguous bytes: fewer, longer
-      // streams than one panel at a time), prefetching kAhead rows ahead.
-      constexpr size_t kGroup = 4, kAhead = 8;
-      for (size_t g0 = 0; g0 < p.n; g0 += kGroup * kSgemmPanel) {
-        const size_t gw = p.n - g0 < kGroup * kSgemmPanel ? p.n - g0 : kGroup * kSgemmPanel;
-        const size_t gp = (gw + kSgemmPanel - 1) / kSgemmPanel;
-        const float* src = p.b + (g0 / kSgemmPanel) * p.b_panel_stride + k0 * p.ldb;
-        for (size_t k = 0; k < kc; ++k) {
-          const float* row = src + k * p.ldb;
-          const uintptr_t ahead = reinterpret_cast<uintptr_t>(row) + kAhead * p.ldb * sizeof(float);
-          for (size_t q = 0; q < gp; ++q) {
-            _mm_prefetch(reinterpret_cast<const char*>(ahead + q * 128), _MM_HINT_T0);
-            _mm_prefetch(reinterpret_cast<const char*>(ahead + q * 128 + 64), _MM_HINT_T0);
-            const size_t w = gw - q * kSgemmPanel;
-            const __mmask16 m0 = mask_of(w), m1 = mask_of(w > 16 ? w - 16 : 0);
-            float* d = gbuf.data() + q * kc * kSgemmPanel + k * kSgemmPanel;
-            _mm512_storeu_ps(d, _mm512_maskz_loadu_ps(m0, row + q * kSgemmPanel));
-            _mm512_storeu_ps(d + 16, _mm512_maskz_loadu_ps(m1, row + q * kSgemmPanel + 16));
-          }
-        }
-        panels(gbuf.data(), kc * kSgemmPanel, g0, gw, false);
-      }
-    } else {
-      // Prefetching the next pair as one run of lines needs adjacent panels (the panel format;
-      // not the kernel tests' single block over a longer K).
-      panels(p.b + k0 * p.ldb, p.b_panel_stride, 0, p.n, p.b_panel_stride == kc * kSgemmPanel);
-    }
-    if (last) break;
+    panels(s, gbuf.data(), s.k * kSgemmPanel, s.n, 0, false);
+    return;
   }
+  if (s.m == 1) {
+    // One row: four panels at a time.
+    if (s.n == 4 * kSgemmPanel) {
+      row_panels<4>(s.k, s.a, s.b, s.b_panel_stride, s.c, 0xffff, 0xffff, s.flags, s.bias);
+      return;
+    }
+    for (size_t j0 = 0; j0 < s.n; j0 += kSgemmPanel) {
+      const size_t w = s.n - j0;
+      row_panels<1>(s.k, s.a, s.b + (j0 / kSgemmPanel) * s.b_panel_stride, s.b_panel_stride, s.c + j0,
+                    mask_of(w), mask_of(w > 16 ? w - 16 : 0), s.flags, s.bias ? s.bias + j0 : nullptr);
+    }
+    return;
+  }
+  // Prefetching the next pair as one run of lines needs adjacent panels (the panel format; not
+  // the kernel tests' single block over a longer K).
+  panels(s, s.b, s.b_panel_stride, s.n, s.n_after, s.b_panel_stride == s.k * kSgemmPanel);
 }
 
 void sgemv_avx512(const SgemvArgs& p) {

@@ -1,20 +1,23 @@
 // arm64 NEON fp32 GEMM kernels: a 6 x 16 register tile (24 q accumulators, four q of B per k,
-// FMLA by scalar of A), A packed per K chunk in slivers of 6 rows, B from the 32-column panels one
-// half (16 columns) at a time. Column tails go through a 6 x 16 scratch tile. Each C element is
-// one FMA chain in increasing k (docs/numerics.md, "fp32 GEMM").
+// FMLA by scalar of A); a strip is 16 columns (half a panel) of the block's rows, A packed by the
+// driver in slivers of 6 rows (kPackA). Column tails go through a 6 x 16 scratch tile. Each C
+// element is one FMA chain in increasing k (docs/numerics.md, "fp32 GEMM"). sgemv: sgemv_rows.h.
 #include <arm_neon.h>
 
 #include <cstring>
-#include <vector>
 
-#include "../core/ref.h"
+#include "kernel_decls.h"
+#include "sgemv_rows.h"
+#include "strip.h"
 
 namespace qk {
 
 namespace {
 
-constexpr int kMr = 6;
-constexpr size_t kKcPack = 256;  // K chunk of the packed A (6 KiB per sliver)
+constexpr KernelGeom kGeom = geom::sgemm_block_neon;  // kernels_sgemm.def
+constexpr int kMr = static_cast<int>(kGeom.mr);
+static_assert(kMr >= 1 && kMr <= 6 && kGeom.nr == 16 && (kGeom.traits & kPackA),
+              "tiles of 1-6 rows (24 q accumulators at most) x 16 columns, over a packed A");
 
 inline float32x4_t epilogue(float32x4_t v, float32x4_t bias, uint32_t flags) {
   if (flags & QK_SGEMM_BIAS) v = vaddq_f32(v, bias);
@@ -55,132 +58,47 @@ inline __attribute__((always_inline)) void tile(size_t kc, const float* ap, cons
     for (int q = 0; q < 4; ++q) vst1q_f32(c + r * ldc + 4 * q, epilogue(acc[r][q], bv[q], flags));
 }
 
-using TileFn = void (*)(size_t, const float*, const float*, size_t, float*, size_t, uint32_t,
-                        const float*);
-
+// One tile, out of line (the tiles of a strip are direct calls).
 template <int R>
-void tile_fn(size_t kc, const float* ap, const float* b, size_t ldb, float* c, size_t ldc,
-             uint32_t flags, const float* bias) {
+__attribute__((noinline)) void tile_fn(size_t kc, const float* ap, const float* b, size_t ldb, float* c,
+                                       size_t ldc, uint32_t flags, const float* bias) {
   tile<R>(kc, ap, b, ldb, c, ldc, flags, bias);
 }
 
-const TileFn kTiles[kMr + 1] = {nullptr, tile_fn<1>, tile_fn<2>, tile_fn<3>,
-                                tile_fn<4>, tile_fn<5>, tile_fn<6>};
+// The register type of sgemv_rows (sgemv_rows.h).
+struct Q {
+  using Reg = float32x4_t;
+  static constexpr size_t kWidth = 4;
+  static inline Reg zero() { return vdupq_n_f32(0.0f); }
+  static inline Reg load(const float* p) { return vld1q_f32(p); }
+  static inline void store(float* p, Reg v) { vst1q_f32(p, v); }
+  static inline Reg bcast(float x) { return vdupq_n_f32(x); }
+  static inline Reg fma(Reg a, Reg b, Reg c) { return vfmaq_f32(c, a, b); }
+  static inline Reg add(Reg a, Reg b) { return vaddq_f32(a, b); }
+  static inline float hsum(Reg v) { return vaddvq_f32(v); }
+};
 
 }  // namespace
 
-void sgemm_block_neon(const SgemmBlock& p) {
-  // Per K chunk: the block's A packed in slivers of kMr rows (rows of A read in place can fall
-  // into the same cache sets), then panel halves outer, slivers inner.
-  thread_local std::vector<float> abuf;
-  const size_t slivers = (p.m + kMr - 1) / kMr;
-  const size_t kc_max = p.k < kKcPack ? p.k : kKcPack;
-  if (abuf.size() < slivers * kMr * kc_max) abuf.resize(slivers * kMr * kc_max);
-  for (size_t k0 = 0; k0 < p.k || (k0 == 0 && p.k == 0); k0 += kKcPack) {
-    const size_t kc = p.k - k0 < kKcPack ? p.k - k0 : kKcPack;
-    const bool last = k0 + kc >= p.k;
-    uint32_t flags = p.flags & QK_SGEMM_ACCUMULATE;
-    if (k0 > 0) flags |= QK_SGEMM_ACCUMULATE;
-    if (last) flags |= p.flags & (QK_SGEMM_BIAS | QK_SGEMM_RELU);
-    for (size_t s = 0; s < slivers; ++s) {
-      const size_t i0 = s * kMr, rows = p.m - i0 < static_cast<size_t>(kMr) ? p.m - i0 : kMr;
-      float* ap = abuf.data() + s * kMr * kc;
-      for (size_t r = 0; r < rows; ++r) {
-        const float* src = p.a + (i0 + r) * p.lda + k0;
-        for (size_t k = 0; k < kc; ++k) ap[k * kMr + r] = src[k];
-      }
+void sgemm_block_neon(const SgemmStrip& s) {
+  for_row_tiles<kMr>(0, s.m, [&](auto r, size_t i0) {
+    constexpr int R = decltype(r)::value;
+    const float* ap = s.a + i0 * s.k;  // sliver i0 / kMr
+    float* c = s.c + i0 * s.ldc;
+    if (s.n >= 16) {
+      tile_fn<R>(s.k, ap, s.b, s.ldb, c, s.ldc, s.flags, s.bias);
+      return;
     }
-    for (size_t j0 = 0; j0 < p.n; j0 += 16) {
-      const size_t w = p.n - j0;
-      const float* b = p.b + (j0 / kSgemmPanel) * p.b_panel_stride + (j0 % kSgemmPanel) + k0 * p.ldb;
-      const float* bias = p.bias ? p.bias + j0 : nullptr;
-      for (size_t s = 0; s < slivers; ++s) {
-        const size_t i0 = s * kMr, rows = p.m - i0 < static_cast<size_t>(kMr) ? p.m - i0 : kMr;
-        const float* ap = abuf.data() + s * kMr * kc;
-        float* c = p.c + i0 * p.ldc + j0;
-        if (w >= 16) {
-          kTiles[rows](kc, ap, b, p.ldb, c, p.ldc, flags, bias);
-        } else {
-          // Column tail: through a scratch tile (columns past w of the panel are zero or unused).
-          float tmp[kMr * 16] = {};
-          float tb[16] = {};
-          for (size_t r = 0; r < rows; ++r) std::memcpy(tmp + r * 16, c + r * p.ldc, w * sizeof(float));
-          if (bias) std::memcpy(tb, bias, w * sizeof(float));
-          kTiles[rows](kc, ap, b, p.ldb, tmp, 16, flags, tb);
-          for (size_t r = 0; r < rows; ++r) std::memcpy(c + r * p.ldc, tmp + r * 16, w * sizeof(float));
-        }
-      }
-    }
-    if (last) break;
-  }
+    // Column tail: through a scratch tile (columns past n of the panel are zero or unused).
+    float tmp[kMr * 16] = {};
+    float tb[16] = {};
+    for (int q = 0; q < R; ++q) std::memcpy(tmp + q * 16, c + q * s.ldc, s.n * sizeof(float));
+    if (s.bias) std::memcpy(tb, s.bias, s.n * sizeof(float));
+    tile_fn<R>(s.k, ap, s.b, s.ldb, tmp, 16, s.flags, tb);
+    for (int q = 0; q < R; ++q) std::memcpy(c + q * s.ldc, tmp + q * 16, s.n * sizeof(float));
+  });
 }
 
-void sgemv_neon(const SgemvArgs& p) {
-  if (!p.trans) {
-    // c[j] = fma chain over k; 4 rows of B per pass over the C chunk (which stays in L1).
-    constexpr size_t kCols = 2048;
-    for (size_t j0 = 0; j0 < p.n; j0 += kCols) {
-      const size_t n = p.n - j0 < kCols ? p.n - j0 : kCols;
-      const size_t nv = n & ~size_t{3};
-      float* c = p.c + j0;
-      const float* b = p.b + j0;
-      for (size_t j = 0; j < n; ++j) c[j] = 0.0f;
-      size_t k = 0;
-      for (; k + 4 <= p.k; k += 4) {
-        const float a0 = p.a[k], a1 = p.a[k + 1], a2 = p.a[k + 2], a3 = p.a[k + 3];
-        const float* b0 = b + k * p.ldb;
-        const float* b1 = b0 + p.ldb;
-        const float* b2 = b1 + p.ldb;
-        const float* b3 = b2 + p.ldb;
-        size_t j = 0;
-        for (; j < nv; j += 4) {
-          float32x4_t v = vld1q_f32(c + j);
-          v = vfmaq_n_f32(v, vld1q_f32(b0 + j), a0);
-          v = vfmaq_n_f32(v, vld1q_f32(b1 + j), a1);
-          v = vfmaq_n_f32(v, vld1q_f32(b2 + j), a2);
-          v = vfmaq_n_f32(v, vld1q_f32(b3 + j), a3);
-          vst1q_f32(c + j, v);
-        }
-        for (; j < n; ++j) {
-          float v = c[j];
-          v = std::fma(a0, b0[j], v);
-          v = std::fma(a1, b1[j], v);
-          v = std::fma(a2, b2[j], v);
-          v = std::fma(a3, b3[j], v);
-          c[j] = v;
-        }
-      }
-      for (; k < p.k; ++k) {
-        const float* b0 = b + k * p.ldb;
-        size_t j = 0;
-        for (; j < nv; j += 4) vst1q_f32(c + j, vfmaq_n_f32(vld1q_f32(c + j), vld1q_f32(b0 + j), p.a[k]));
-        for (; j < n; ++j) c[j] = std::fma(p.a[k], b0[j], c[j]);
-      }
-      for (size_t j = 0; j < n; ++j) {
-        float v = c[j];
-        if (p.bias) v = v + p.bias[j0 + j];
-        if (p.relu) v = sgemm_relu(v);
-        c[j] = v;
-      }
-    }
-    return;
-  }
-  // B^T: dot products of a with rows of B^T, two accumulators per row.
-  const size_t kv = p.k & ~size_t{7};
-  for (size_t j = 0; j < p.n; ++j) {
-    const float* r0 = p.b + j * p.ldb;
-    float32x4_t s0 = vdupq_n_f32(0.0f), t0 = vdupq_n_f32(0.0f);
-    size_t k = 0;
-    for (; k < kv; k += 8) {
-      s0 = vfmaq_f32(s0, vld1q_f32(p.a + k), vld1q_f32(r0 + k));
-      t0 = vfmaq_f32(t0, vld1q_f32(p.a + k + 4), vld1q_f32(r0 + k + 4));
-    }
-    float s = vaddvq_f32(vaddq_f32(s0, t0));
-    for (; k < p.k; ++k) s = std::fma(p.a[k], r0[k], s);
-    if (p.bias) s = s + p.bias[j];
-    if (p.relu) s = sgemm_relu(s);
-    p.c[j] = s;
-  }
-}
+void sgemv_neon(const SgemvArgs& p) { sgemv_rows<Q>(p); }
 
 }  // namespace qk

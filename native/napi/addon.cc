@@ -286,6 +286,13 @@ Napi::Value KernelList(const Napi::CallbackInfo& info) {
     o.Set("isa", isa_name(e.isa));
     o.Set("symbol", e.symbol);
     o.Set("supported", isa_supported(e.isa));
+    // Geometry of tiled kernels (0 and no traits for element-wise ones): kernels_*.def.
+    o.Set("mr", e.geom.mr);
+    o.Set("nr", e.geom.nr);
+    Napi::Array traits = Napi::Array::New(env);
+    uint32_t t = 0;
+    for (const char* name : kernel_trait_names(e.geom.traits)) traits.Set(t++, name);
+    o.Set("traits", traits);
     arr.Set(k++, o);
   }
   return arr;

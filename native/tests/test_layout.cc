@@ -16,7 +16,7 @@
 namespace qk {
 namespace {
 
-const KernelEntry kCore{Op::quant_uniform, Isa::scalar, nullptr, "core"};
+const KernelEntry kCore{Op::quant_uniform, Isa::scalar, nullptr, "core", {}};
 
 struct Case {
   std::vector<size_t> shape;

@@ -110,7 +110,9 @@ void test_block_kernels() {
   for (const KernelEntry& e : kernel_list()) {
     if (e.op != Op::sgemm_block || !isa_supported(e.isa)) continue;
     note_exercised(e);
-    const auto fn = reinterpret_cast<sgemm_block_fn>(const_cast<void*>(e.fn));
+    // A block runs as the driver runs it: K chunks and strips of the entry's geometry.
+    const auto strip = reinterpret_cast<sgemm_strip_fn>(const_cast<void*>(e.fn));
+    const auto fn = [&](const SgemmBlock& p) { sgemm_run_block(strip, e.geom, p); };
     int cases = 0;
     for (size_t m : ms)
       for (size_t n : ns) {
@@ -314,12 +316,10 @@ void run_driver(const Shape& s, bool trans, bool use_packed, bool with_bias, boo
 
 void test_driver() {
   const int saved_threads = num_threads();
+  // "auto" and every usable path with an sgemm_block kernel of its own (kernel list order).
   std::vector<std::string> paths = {"auto"};
-  for (int i = 0; i < static_cast<int>(Isa::count); ++i) {
-    const Isa isa = static_cast<Isa>(i);
-    if (isa == Isa::scalar || isa == Isa::avx2 || isa == Isa::avx512 || isa == Isa::neon)
-      if (isa_supported(isa)) paths.push_back(isa_name(isa));
-  }
+  for (const KernelEntry& e : kernel_list())
+    if (e.op == Op::sgemm_block && isa_supported(e.isa)) paths.push_back(isa_name(e.isa));
   for (const std::string& path : paths) {
     const std::string err = set_isa(path);
     if (!err.empty()) { fail_plain("set_isa(%s): %s", path.c_str(), err.c_str()); continue; }

@@ -1,15 +1,19 @@
 // gemm_i8 on NEON with the dot-product extension (sdot): B's uint8 bytes are flipped to int8
 // (b - 128) and sdot accumulates sum a * (b - 128) per column lane; adding 128 * rowsum(a) gives
 // the u8 x s8 raw sum exactly (mod 2^32 like every path). Register tile: 4 rows x 16 columns
-// (16 accumulators, one int32 lane per column). Scalar epilogue of ref_gemm.h: bit-identical.
+// (16 accumulators, one int32 lane per column); a strip is 16 columns, tail rows a shorter tile. Scalar epilogue of ref_gemm.h: bit-identical.
 #include <arm_neon.h>
 
 #include <cstring>
 
-#include "core/ref.h"
+#include "kernel_decls.h"
+#include "strip.h"
 
 namespace qk {
 namespace {
+
+constexpr KernelGeom kGeom = geom::gemm_i8_neon_dotprod;  // kernels_gemm.def
+static_assert(kGeom.mr >= 1 && kGeom.nr == 16, "the tile below is mr rows x 16 columns");
 
 inline int8x16_t load_a(const int8_t* p) {
   int32_t v;
@@ -52,18 +56,10 @@ void ukernel(const GemmArgs& g, size_t i0, size_t j0, const uint8_t* bp, size_t 
 
 }  // namespace
 
-void gemm_i8_neondot(const GemmArgs& g, size_t m0, size_t m1, size_t n0, size_t n1) {
-  for (size_t j0 = n0; j0 < n1; j0 += kGemmPanel) {
-    const size_t p = j0 / kGemmPanel;
-    const size_t w = gemm_panel_width(p, g.np);
-    const uint8_t* bp = g.b + gemm_panel_offset(p, g.kp);
-    for (size_t c = 0; c < w; c += 16) {
-      if (j0 + c >= g.n) break;
-      size_t i = m0;
-      for (; i + 4 <= m1; i += 4) ukernel<4>(g, i, j0 + c, bp + c * 4, w);
-      for (; i < m1; ++i) ukernel<1>(g, i, j0 + c, bp + c * 4, w);
-    }
-  }
+void gemm_i8_neon_dotprod(const GemmArgs& g, size_t m0, size_t m1, size_t n0, size_t /*n1: n0 + 16*/) {
+  size_t w;
+  const uint8_t* bp = gemm_strip_b(g, n0, &w);
+  for_row_tiles<kGeom.mr>(m0, m1, [&](auto r, size_t i) { ukernel<decltype(r)::value>(g, i, n0, bp, w); });
 }
 
 }  // namespace qk
