@@ -36,11 +36,16 @@ export {
   saveSafetensors, loadSafetensors, parseSafetensors, serializeSafetensors, loadSafetensorsInto, SAFETENSORS_MAX_HEADER,
 } from './io/safetensors';
 export type { SafetensorsDtype, SafetensorsArray, SafetensorsTensor, SafetensorsFile } from './io/safetensors';
-// Post-training quantization of nn models, evaluation, model files.
-export { quantizeModel, QuantizedModel, evaluate, modelBytes, saveModel, loadModel } from './ptq';
+// Post-training quantization of nn models (in one call, or as plan -> calibrate -> build with
+// given qparams), evaluation, model files, and the layer registry (new layer types).
+export {
+  quantizeModel, QuantizedModel, evaluate, modelBytes, saveModel, loadModel, planQuantization, calibrateQuantization, buildQuantizedModel,
+  registerLayer, unregisterLayer, layerTypes,
+} from './ptq';
 export type {
   QuantizeModelOptions, LayerOverride, ObserverChoice, ObserverName, CalibrationData, QuantizeProgress, QuantMode, LayerMode,
-  WeightGranularity, ActQParams, LayerSummary, EvaluateOptions, EvaluateResult,
+  WeightGranularity, ActQParams, LayerSummary, EvaluateOptions, EvaluateResult, QuantizationPlan, PlannedLayer, GivenQParams, WeightQParams,
+  LayerSettings, LayerType, LayerSpec, LayerQuantizer, StageDescription,
 } from './ptq';
 // Layers, losses and optimizers; data loaders (namespaces: generic names stay out of the top level).
 export * as nn from './nn';
