@@ -49,6 +49,8 @@ export type {
 } from './ptq';
 // Layers, losses and optimizers; data loaders (namespaces: generic names stay out of the top level).
 export * as nn from './nn';
+// What a new layer type's registry entry builds on (stages, spec checks, file parts), and the rest of lib/ptq.
+export * as ptq from './ptq';
 export * as data from './data';
 
 export interface CpuInfo {

@@ -80,7 +80,7 @@ export interface LayerQuantizer<M extends Module = Module, S extends LayerSpec =
   load(c: FileCtx, layer: SavedLayer<S>, run: Exclude<QuantMode, 'float'>, relu: boolean): Stage;
 }
 
-/** One layer type. Methods, not arrow properties: entries of different types share one registry. */
+/** One layer type. Its functions are declared as methods (parameters checked bivariantly), so that entries of different types fit one registry. */
 export interface LayerType<M extends Module = Module, S extends LayerSpec = LayerSpec> {
   /** Its `type` in model files ('Linear'); unique. */
   readonly type: string;

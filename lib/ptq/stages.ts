@@ -53,7 +53,8 @@ export interface LayerSummary {
 
 /**
  * What a stage computes, as plain data (for exporters such as ONNX): the layer, how it runs, and
- * the tensors and qparams it runs with. Fields a stage does not have are absent.
+ * the tensors and qparams it runs with (the stage's own arrays, not copies: read them only).
+ * Fields a stage does not have are absent.
  */
 export interface StageDescription {
   name: string;
