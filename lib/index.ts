@@ -36,14 +36,17 @@ export {
   saveSafetensors, loadSafetensors, parseSafetensors, serializeSafetensors, loadSafetensorsInto, SAFETENSORS_MAX_HEADER,
 } from './io/safetensors';
 export type { SafetensorsDtype, SafetensorsArray, SafetensorsTensor, SafetensorsFile } from './io/safetensors';
-// Post-training quantization of nn models, evaluation, model files.
+// Post-training quantization of nn models (in one call, or as plan -> calibrate -> build with
+// given qparams), evaluation, model files, weights files, and the layer registry (new layer types).
 export {
-  quantizeModel, QuantizedModel, evaluate, modelBytes, saveModel, loadModel,
+  quantizeModel, QuantizedModel, evaluate, modelBytes, saveModel, loadModel, planQuantization, calibrateQuantization, buildQuantizedModel,
+  registerLayer, unregisterLayer, layerTypes,
   quantizeWeights, quantizeWeightsFile, loadQuantizedWeights, parseQuantizedWeights, dequantizeWeights, isQuantizedWeights,
 } from './ptq';
 export type {
   QuantizeModelOptions, LayerOverride, ObserverChoice, ObserverName, CalibrationData, QuantizeProgress, QuantMode, LayerMode,
-  WeightGranularity, ActQParams, LayerSummary, EvaluateOptions, EvaluateResult,
+  WeightGranularity, ActQParams, LayerSummary, EvaluateOptions, EvaluateResult, QuantizationPlan, PlannedLayer, GivenQParams, WeightQParams,
+  LayerSettings, LayerType, LayerSpec, LayerQuantizer, StageDescription,
   QuantizeWeightsOptions, QuantizeWeightsSummary, QuantizedWeights, QuantizedWeightInfo, WeightsFileMode,
 } from './ptq';
 // ONNX models: quantize (dynamic, static QDQ, weight-only), export quantkit models, inspect; ORT's MatMulNBits layout.
@@ -59,6 +62,8 @@ export { prepareQAT, QATLinear, qatLayers } from './qat';
 export type { PrepareQATOptions, QATLayerOverride, QATTensorOptions, QATObserverChoice, QATWeightQParams, QATActQParams } from './qat';
 // Layers, losses and optimizers; data loaders (namespaces: generic names stay out of the top level).
 export * as nn from './nn';
+// What a new layer type's registry entry builds on (stages, spec checks, file parts), and the rest of lib/ptq.
+export * as ptq from './ptq';
 export * as data from './data';
 // The demo's MNIST MLP: training and its checkpoint cache (quantkit demo, bench/models.mjs).
 export * as demo from './demo';

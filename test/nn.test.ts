@@ -518,3 +518,25 @@ describe('argument errors', () => {
     expect(m.backward(new Float32Array(0)).length).toBe(0);
   });
 });
+
+describe('forwardShaped: batches with a shape', () => {
+  it('the default runs forward on shape[0] rows, keeping the shape when the length is unchanged; Flatten flattens it; Sequential chains it', () => {
+    manualSeed(2);
+    const x = Float32Array.from({ length: 2 * 3 * 4 }, (_, i) => (i % 7) - 3);
+    expect(new ReLU().forwardShaped({ data: x, shape: [2, 3, 4] }).shape).toEqual([2, 3, 4]);
+    expect(new Flatten().forwardShaped({ data: x, shape: [2, 3, 4] }).shape).toEqual([2, 12]);
+    const m = new Sequential(new Tanh(), new Flatten(), new Linear(12, 5), new ReLU());
+    const y = m.forwardShaped({ data: x, shape: [2, 3, 4] });
+    expect(y.shape).toEqual([2, 5]);
+    expect(Array.from(y.data)).toEqual(Array.from(m.forward(x, 2)));
+  });
+
+  it('refuses a bad batch', () => {
+    const r = new ReLU();
+    expect(() => r.forwardShaped({ data: new Float32Array(6), shape: [2, 2] })).toThrow(new RangeError('Expected length 4 (shape [2, 2]) for x.data but received Float32Array of length 6'));
+    expect(() => r.forwardShaped({ data: new Float32Array(4), shape: [] })).toThrow(TypeError);
+    expect(() => r.forwardShaped({ data: new Float64Array(4) as never, shape: [4] })).toThrow(TypeError);
+    expect(() => r.forwardShaped({ data: new Int32Array(4), shape: [4] })).toThrow(new TypeError('Expected Float32Array for x.data but received Int32Array of length 4'));
+    expect(() => r.forwardShaped(new Float32Array(4) as never)).toThrow(new TypeError('Expected a batch { data, shape } for x but received Float32Array of length 4'));
+  });
+});

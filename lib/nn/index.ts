@@ -1,7 +1,7 @@
 // quantkit/nn: layers with backward, Sequential, losses, optimizers and seeded initialisation,
 // enough to train small models (MLPs) in Node.js for quantization experiments.
 export { Module, Parameter } from './module';
-export type { StateTensor, StateEntry, LoadStateDictOptions, LoadStateDictResult } from './module';
+export type { StateTensor, StateEntry, LoadStateDictOptions, LoadStateDictResult, Shaped } from './module';
 export { Linear, ReLU, GELU, Tanh, Sigmoid, Softmax, LayerNorm, Flatten, Dropout, Identity, erf, erfc } from './layers';
 export type { LinearOptions, LayerNormOptions } from './layers';
 export { Sequential } from './sequential';

@@ -1,9 +1,9 @@
 // Layers: Linear, ReLU, GELU, Tanh, Sigmoid, Softmax, LayerNorm, Flatten, Dropout, Identity.
 // Batches are row-major Float32Array [batch, features]; each forward returns a new array and
 // keeps what backward needs. Elementwise math runs in float64 and is stored as float32.
-import { checkOneOf, checkOptions, rangeError, typeError } from '../errors';
+import { checkOneOf, checkOptions, checkTyped, rangeError, typeError } from '../errors';
 import { kaimingUniform, uniform } from './init';
-import { checkBatch, Module, Parameter } from './module';
+import { checkBatch, checkShaped, Module, Parameter, Shaped } from './module';
 import { matmul } from './ops';
 import { getDefaultRng, resolveRng, Rng } from './random';
 
@@ -281,12 +281,23 @@ export class Identity extends Module {
   }
 }
 
+/** Features of one row of a batch of this shape: the product of the dimensions after the first. */
+export function flatFeatures(shape: readonly number[]): number {
+  return shape.slice(1).reduce((a, b) => a * b, 1);
+}
+
 /**
  * Flatten: batches are already [batch, features] rows, so this passes data through unchanged
  * (returns x itself). It exists so that models keep PyTorch's layer positions (and with them the
  * state dict names) when converted, e.g. Sequential(Flatten(), Linear(784, 512), ...).
  */
 export class Flatten extends Identity {
+  /** The same values as [batch, product of the other dimensions]. */
+  override forwardShaped(x: Shaped): Shaped {
+    const { data, shape, batch } = checkShaped('x', x);
+    const y = this.forward(checkTyped<Float32Array>('x.data', data, [Float32Array]), batch);
+    return { data: y, shape: [batch, flatFeatures(shape)] };
+  }
   override toString(): string {
     return 'Flatten(start_dim=1, end_dim=-1)';
   }

@@ -61,6 +61,28 @@ export function checkBatch(x: unknown, batch: unknown, features?: number): numbe
   return xx.length / b;
 }
 
+/**
+ * A batch with its shape, row-major, shape[0] the batch: float32 values, or int32 ids for layers
+ * that take them (an Embedding). What forwardShaped takes and returns.
+ */
+export interface Shaped {
+  data: Float32Array | Int32Array;
+  shape: readonly number[];
+}
+
+/** Checks a Shaped batch: a Float32Array or Int32Array, a shape of at least one dimension whose product is its length. */
+export function checkShaped(name: string, x: unknown): { data: Float32Array | Int32Array; shape: number[]; batch: number } {
+  if (typeof x !== 'object' || x === null || ArrayBuffer.isView(x)) throw typeError(name, 'a batch { data, shape }', x);
+  const data = checkTyped<Float32Array | Int32Array>(`${name}.data`, (x as Shaped).data, [Float32Array, Int32Array]);
+  const sh = (x as Shaped).shape;
+  if (!Array.isArray(sh) || sh.length < 1 || sh.length > 64 || sh.some((d) => !Number.isInteger(d) || d < 0 || d > 2 ** 31)) {
+    throw typeError(`${name}.shape`, 'an array of 1 to 64 dimensions (integers >= 0), the batch first', sh);
+  }
+  const n = sh.reduce((a: number, b: number) => a * b, 1);
+  if (n !== data.length) throw rangeError(`${name}.data`, `length ${n} (shape [${sh.join(', ')}])`, describe(data));
+  return { data, shape: sh.slice(), batch: sh[0] };
+}
+
 /** Base class of layers. Inputs and outputs are row-major Float32Array batches [batch, features]. */
 export abstract class Module {
   /** Training mode (Dropout is active); set by train() / eval(). */
@@ -74,6 +96,19 @@ export abstract class Module {
    * and Dropout in eval mode, which return x itself.
    */
   abstract forward(x: Float32Array, batch: number): Float32Array;
+
+  /**
+   * forward for a batch with its shape. The default takes float32 data, runs forward(data,
+   * shape[0]) and keeps the shape when the length is unchanged (elementwise layers), else returns
+   * rows [batch, length / batch]. Layers that need more than rows (a Conv2d's [N, C, H, W]) or
+   * take int32 ids (an Embedding) override it; forward(x, batch) stays the row API.
+   */
+  forwardShaped(x: Shaped): Shaped {
+    const { data, shape, batch } = checkShaped('x', x);
+    const xf = checkTyped<Float32Array>('x.data', data, F32);
+    const y = this.forward(xf, batch);
+    return { data: y, shape: y.length === xf.length ? shape : [batch, batch === 0 ? 0 : y.length / batch] };
+  }
 
   /**
    * Given dL/dy for the last forward's output, adds dL/dparam to every parameter's grad and

@@ -1,6 +1,6 @@
 // Sequential: modules applied in order; children named '0', '1', ... as in PyTorch.
 import { typeError } from '../errors';
-import { checkBatch, Module } from './module';
+import { checkBatch, checkShaped, Module, Shaped } from './module';
 
 export class Sequential extends Module {
   constructor(...modules: Module[]) {
@@ -33,6 +33,14 @@ export class Sequential extends Module {
     checkBatch(x, batch);
     let y = x;
     for (const [, m] of this.childModules) y = m.forward(y, batch);
+    return y;
+  }
+
+  /** Each module's forwardShaped in turn (shapes and int32 ids flow between them). */
+  override forwardShaped(x: Shaped): Shaped {
+    const c = checkShaped('x', x);
+    let y: Shaped = { data: c.data, shape: c.shape };
+    for (const [, m] of this.childModules) y = m.forwardShaped(y);
     return y;
   }
 

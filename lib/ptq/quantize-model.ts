@@ -1,8 +1,11 @@
 // quantizeModel: post-training quantization of a Sequential (dynamic, static, weight-only), with
-// per-layer overrides and calibration through any observer.
+// per-layer overrides and calibration through any observer, in three steps that can be called one
+// by one: planQuantization (options and model checked, each layer's settings decided),
+// calibrateQuantization (the static layers' input qparams, from observers) and
+// buildQuantizedModel (the stages, with calibrated or given qparams: what QAT conversion and
+// model import need). Each layer type's quantization is its registry entry's (registry.ts).
 import { checkInt, checkOneOf, checkOptions, checkTyped, describe, isTypedOf, rangeError, typeError } from '../errors';
-import { Linear, ReLU } from '../nn/layers';
-import { Module } from '../nn/module';
+import { checkShaped, Module } from '../nn/module';
 import { Sequential } from '../nn/sequential';
 import { Observer } from '../observers/base';
 import { EntropyObserver } from '../observers/entropy';
@@ -10,14 +13,13 @@ import { HistogramObserver } from '../observers/histogram';
 import { MinMaxObserver, MovingAverageMinMaxObserver } from '../observers/minmax';
 import { MSEObserver } from '../observers/mse';
 import { PercentileObserver } from '../observers/percentile';
-import { granularityLayout } from '../layout';
-import { resolveSpec } from '../spec';
-import { quantize, quantizeWithQParams } from '../tensor';
-import { inputFeatures, layerSpec, leafLayers, moduleFromSpec } from './graph';
-import {
-  ActQParams, DynamicStage, FloatStage, gemmMaxK, LayerMode, QuantizedModel, QuantMode, QuantWeight, Stage, StaticStage,
-  WeightGranularity, WeightOnlyStage,
-} from './qmodel';
+import { inputFeatures, leafLayers } from './graph';
+import { QuantizedModel } from './qmodel';
+import { LayerSettings, LayerSpec, LayerType, QuantizeContext, typesWhere, WeightQParams } from './registry';
+import { ActQParams, cloneLayer, FloatStage, LayerMode, linkStatic, QuantMode, runModule, Stage, Value, WeightGranularity } from './stages';
+
+export { fitWeightForBias, quantizeWeight, weightQuantSpec } from './linear';
+export type { LayerSettings, WeightQParams } from './registry';
 
 export type ObserverName = 'minmax' | 'moving-average' | 'histogram' | 'percentile' | 'mse' | 'entropy';
 /** An observer by name (configured for uint8 asymmetric activations), or a factory per layer. */
@@ -35,7 +37,13 @@ export interface LayerOverride {
   observer?: ObserverChoice;
 }
 
-export type CalibrationData = Float32Array | Iterable<Float32Array | { x: Float32Array; batch?: number }>;
+/**
+ * Input rows (a Float32Array of rows x inFeatures), or batches of them: arrays or { x, batch?,
+ * shape? } (shape: for layers that need one, batch first). A model whose first layer takes int32
+ * ids (an Embedding) takes Int32Arrays instead; when its first layers do not fix the input
+ * features, each batch says its size ({ x, batch } or { x, shape }).
+ */
+export type CalibrationData = Float32Array | Int32Array | Iterable<Float32Array | Int32Array | { x: Float32Array | Int32Array; batch?: number; shape?: readonly number[] }>;
 
 export interface QuantizeProgress {
   phase: 'calibrate' | 'quantize';
@@ -66,7 +74,7 @@ export interface QuantizeModelOptions {
    * (round(w * (1 / scale)), as torch.quantize_per_channel; PyTorch's scale formulas).
    */
   formula?: 'onnx' | 'pytorch';
-  /** Static mode: input rows (Float32Array of rows x inFeatures), or batches of them. */
+  /** Static mode: input rows (Float32Array of rows x inFeatures), or batches of them (see CalibrationData). */
   calibrationData?: CalibrationData;
   /** Rows per calibration batch when calibrationData is one Float32Array (default 256). */
   calibrationBatchSize?: number;
@@ -120,88 +128,55 @@ export function makeObserver(choice: ObserverChoice, layer: string): Observer {
   }
 }
 
-interface LayerPlan {
-  mode: LayerMode;
-  bits: number;
-  granularity: WeightGranularity;
-  scheme: 'symmetric' | 'asymmetric';
-  observer: ObserverChoice;
-}
 
-/** Quantizes a Linear's weight [out, in] with a plan. */
-export function quantizeWeight(w: Float32Array, outF: number, inF: number, p: Pick<LayerPlan, 'bits' | 'granularity' | 'scheme'> & { formula?: 'onnx' | 'pytorch' }): QuantWeight {
-  const g = p.granularity;
-  const granularity = g === 'per-tensor' ? 'per-tensor' as const : g === 'per-channel' ? { axis: 0 } : { axis: 1, blockSize: g.groupSize };
-  const tensor = quantize(w, [outF, inF], { scheme: p.scheme, bits: p.bits, granularity, formula: p.formula ?? 'onnx' });
-  return { tensor, granularity: g };
-}
-
-/**
- * Static layers add an int32 bias quantized with scale inScale * wScale[j]. When a channel's
- * weights are tiny next to its bias (a nearly dead unit), bias / (inScale * wScale[j]) would not
- * fit in int32: that channel's weight scale is widened until it fits (as onnxruntime's quantizer
- * does) and its codes recomputed. Returns the weight unchanged when every bias fits.
- */
-export function fitWeightForBias(wf: Float32Array, outF: number, inF: number, qw: QuantWeight, bias: Float32Array, inScale: number, layer: string): QuantWeight {
-  const t = qw.tensor;
-  const fr = Math.fround;
-  const LIM = 2 ** 30; // half of int32's range: margin for the float32 rounding of the scale
-  const sc = t.scale.slice();
-  let changed = false;
-  for (let j = 0; j < bias.length; j++) {
-    const g = sc.length === 1 ? 0 : j;
-    if (Math.abs(bias[j]) <= fr(inScale * sc[g]) * LIM) continue;
-    if (t.scheme !== 'symmetric' || typeof qw.granularity === 'object') {
-      throw rangeError(`model layer '${layer}' bias[${j}]`, `a bias that fits int32 at scale inputScale * weightScale (${inScale} * ${sc[g]}); use scheme 'symmetric' or keep the layer float`, String(bias[j]));
-    }
-    sc[g] = fr((Math.abs(bias[j]) / (inScale * LIM)) * (1 + 2 ** -20));
-    changed = true;
-  }
-  if (!changed) return qw;
-  const granularity = qw.granularity === 'per-tensor' ? 'per-tensor' as const : { axis: 0 };
-  const spec = resolveSpec('weight', { scheme: t.scheme, bits: t.bits, signed: t.signed, granularity, formula: t.formula });
-  const L = granularityLayout('weight', granularity, [outF, inF], wf.length);
-  return { tensor: quantizeWithQParams(wf, [outF, inF], spec, L, sc, t.zeroPoint.slice()), granularity: qw.granularity };
-}
-
-/** A detached copy of a layer (same parameters), in eval mode. */
-function cloneLayer(m: Module): Module {
-  const c = moduleFromSpec(layerSpec(m, 'layer'));
-  c.loadStateDict(m.stateDict());
-  return c.eval();
-}
-
-function* calibrationBatches(data: CalibrationData, features: number, batchSize: number): Generator<{ x: Float32Array; batch: number }> {
-  if (isTypedOf(data, 'Float32Array')) {
-    if (data.length % features !== 0) throw rangeError('options.calibrationData', `a length that is a multiple of ${features} (the model's input features)`, describe(data));
-    const rows = data.length / features;
-    for (let r = 0; r < rows; r += batchSize) {
-      const n = Math.min(batchSize, rows - r);
-      yield { x: data.subarray(r * features, (r + n) * features), batch: n };
-    }
-    return;
-  }
-  if (ArrayBuffer.isView(data) || typeof data !== 'object' || data === null || typeof (data as Iterable<unknown>)[Symbol.iterator] !== 'function') {
-    throw typeError('options.calibrationData', 'a Float32Array of input rows or an iterable of batches', data);
-  }
-  let i = 0;
-  for (const b of data as Iterable<unknown>) {
-    const field = `options.calibrationData[${i++}]`;
-    if (ArrayBuffer.isView(b) && !isTypedOf(b, 'Float32Array')) throw typeError(field, 'a Float32Array or { x, batch? }', b);
-    const x = isTypedOf(b, 'Float32Array') ? b : checkTyped<Float32Array>(`${field}.x`, (b as { x?: unknown } | null)?.x, [Float32Array]);
-    if (x.length % features !== 0) throw rangeError(isTypedOf(b, 'Float32Array') ? field : `${field}.x`, `a length that is a multiple of ${features} (the model's input features)`, describe(x));
-    const batch = x.length / features;
-    const given = isTypedOf(b, 'Float32Array') ? undefined : (b as { batch?: unknown }).batch;
-    if (given !== undefined && given !== batch) throw rangeError(`${field}.batch`, `the number ${batch} (x.length / ${features})`, describe(given));
-    if (batch > 0) yield { x, batch };
-  }
+/** One leaf layer of a QuantizationPlan. */
+export interface PlannedLayer {
+  readonly name: string;
+  readonly module: Module;
+  readonly spec: LayerSpec;
+  readonly layerType: LayerType;
+  /** How it is quantized (mode 'float' included); null for a type that always runs float (no quantizer in its entry). */
+  readonly settings: Readonly<LayerSettings> | null;
+  /** Whether the settings came from options.layers[name]. */
+  readonly override: boolean;
+  /** It takes uint8 codes (static): its input needs activation qparams, calibrated or given. */
+  readonly takesCodes: boolean;
+  /** The ReLU after it that its stage fuses (that ReLU's name), or null. */
+  readonly fusedRelu: string | null;
 }
 
 /**
- * Post-training quantization of a Sequential of nn layers. Returns a QuantizedModel; the float
- * model is not changed (float layers are copied).
+ * What quantizeModel will do, decided and checked before any value is computed: every leaf layer
+ * in order (a fused ReLU too: it runs in calibration) with its settings, and the model-wide
+ * options. Made by planQuantization; read-only.
  */
-export function quantizeModel(model: Sequential, options: QuantizeModelOptions): QuantizedModel {
+export interface QuantizationPlan {
+  readonly mode: QuantMode;
+  readonly formula: 'onnx' | 'pytorch';
+  readonly activation: 'uint8' | 'int8';
+  readonly activationGranularity: 'per-row' | 'per-tensor';
+  readonly layers: readonly PlannedLayer[];
+  readonly calibrationData: CalibrationData | undefined;
+  readonly calibrationBatchSize: number;
+  readonly onProgress: ((p: QuantizeProgress) => void) | undefined;
+}
+
+/** Qparams given to buildQuantizedModel instead of calibrated or computed (QAT conversion, imported models). */
+export interface GivenQParams {
+  /** The input qparams of every layer that takes codes (plan.layers[i].takesCodes: the static ones), by layer name. */
+  inputQParams?: Record<string, ActQParams>;
+  /** Weight qparams of any quantized layers, by layer name (the others compute theirs from their weights). */
+  weightQParams?: Record<string, WeightQParams>;
+}
+
+const plans = new WeakSet<object>();
+
+/**
+ * Checks the options and the model and decides each layer's settings (options.layers applied).
+ * The first of quantizeModel's steps; throws what quantizeModel throws for these options, except
+ * calibration's errors.
+ */
+export function planQuantization(model: Sequential, options: QuantizeModelOptions): QuantizationPlan {
   if (!(model instanceof Sequential)) {
     if ((model as unknown) instanceof Module) throw new TypeError(`Expected a Sequential for model but received ${(model as object).constructor.name} (wrap it: new Sequential(layer))`);
     throw typeError('model', 'a Sequential', model);
@@ -222,20 +197,27 @@ export function quantizeModel(model: Sequential, options: QuantizeModelOptions):
   if (progress !== undefined && typeof progress !== 'function') throw typeError('options.onProgress', 'a function', progress);
 
   const layers = leafLayers(model);
-  const linearNames = layers.filter((l) => l.module instanceof Linear).map((l) => l.name);
-  // Per-layer plans.
-  const overrides = new Map<string, LayerPlan>();
+  const quantizable = layers.filter((l) => l.layerType.quantize);
+  const names = quantizable.map((l) => l.name);
+  // Per-layer settings.
+  const overrides = new Map<string, LayerSettings>();
   if (o.layers !== undefined) {
     if (typeof o.layers !== 'object' || o.layers === null || Array.isArray(o.layers)) throw typeError('options.layers', 'an object of per-layer overrides keyed by layer name', o.layers);
     for (const [name, v] of Object.entries(o.layers as Record<string, unknown>)) {
       const field = `options.layers['${name}']`;
-      if (!linearNames.includes(name)) {
-        throw rangeError('options.layers', `names of Linear layers (${linearNames.map((n) => `'${n}'`).join(', ')})`, `'${name}'`);
+      const l = quantizable.find((x) => x.name === name);
+      if (!l) {
+        const types = names.length ? [...new Set(quantizable.map((x) => x.layerType.type))].join(' or ') : typesWhere((t) => t.quantize !== undefined);
+        throw rangeError('options.layers', `names of ${types} layers (${names.map((n) => `'${n}'`).join(', ')})`, `'${name}'`);
       }
       const lo = checkOptions(field, v, LAYER_OPTS);
       const lmode = lo.mode === undefined ? mode : checkOneOf(`${field}.mode`, lo.mode, MODES);
+      const modes = l.layerType.quantize!.modes;
+      if (lo.mode !== undefined && lmode !== 'float' && !modes.includes(lmode)) {
+        throw rangeError(`${field}.mode`, `one of ${[...modes, 'float'].map((m) => `'${m}'`).join(', ')} (a ${l.layerType.type} layer)`, `'${lmode}'`);
+      }
       overrides.set(name, {
-        mode: lmode,
+        mode: modes.includes(lmode as never) ? lmode : 'float',
         bits: lo.bits === undefined ? bits : checkInt(`${field}.bits`, lo.bits, 2, 8),
         granularity: lo.granularity !== undefined ? checkWeightGranularity(`${field}.granularity`, lo.granularity)
           : o.granularity !== undefined ? granularity : defaultGranularity(lmode),
@@ -244,134 +226,237 @@ export function quantizeModel(model: Sequential, options: QuantizeModelOptions):
       });
     }
   }
-  const planOf = (name: string): LayerPlan => overrides.get(name) ?? { mode, bits, granularity, scheme, observer };
-  for (const n of linearNames) {
-    const p = planOf(n);
-    if (p.mode !== 'weight-only' && p.mode !== 'float' && typeof p.granularity === 'object') {
-      const where = overrides.has(n) ? `options.layers['${n}'].granularity` : 'options.granularity';
-      throw rangeError(where, `'per-channel' or 'per-tensor' for mode '${p.mode}' (groups need mode 'weight-only': the int8 GEMM takes one scale per output column)`, JSON.stringify(p.granularity));
-    }
-  }
+  const plan: QuantizationPlan = {
+    mode, formula, activation, activationGranularity: actGran, calibrationData: o.calibrationData as CalibrationData | undefined,
+    calibrationBatchSize: batchSize, onProgress: progress,
+    layers: layers.map((l, i) => {
+      const q = l.layerType.quantize;
+      // A model-wide mode the type lacks keeps the layer float.
+      const settings = !q ? null : overrides.get(l.name) ?? { mode: q.modes.includes(mode as never) ? mode : 'float', bits, granularity, scheme, observer };
+      const next = layers[i + 1];
+      return Object.freeze({
+        name: l.name, module: l.module, spec: l.spec, layerType: l.layerType, settings: settings && Object.freeze(settings),
+        override: overrides.has(l.name), takesCodes: settings !== null && q!.takesCodes(settings),
+        fusedRelu: l.layerType.fusesRelu && next?.layerType.relu ? next.name : null,
+      });
+    }),
+  };
+  for (const l of plan.layers) if (l.settings) l.layerType.quantize!.checkSettings?.(context(plan, l));
+  checkValues(plan);
+  plans.add(Object.freeze(plan));
+  return plan;
+}
 
-  for (const { name, module: m } of layers) {
-    if (!(m instanceof Linear)) continue;
-    const p = planOf(name);
-    if (p.mode === 'float') continue;
-    for (const [pn, prm] of m.namedParameters()) {
-      const bad = prm.data.findIndex((v) => !Number.isFinite(v));
-      if (bad >= 0) throw rangeError(`model layer '${name}' ${pn}`, 'finite values (quantize a trained model)', `${prm.data[bad]} at element ${bad}`);
-    }
-    if (p.mode === 'dynamic' || p.mode === 'static') {
-      // The int32 accumulator bound of the GEMM: K * max|a - za| * max|w - zw| < 2^31.
-      const int8Act = p.mode === 'dynamic' && activation === 'int8';
-      const kmax = gemmMaxK(int8Act, p.scheme === 'symmetric');
-      if (m.inFeatures > kmax) {
-        throw rangeError(`model layer '${name}' inFeatures`, `at most ${kmax} for mode '${p.mode}' (int32 accumulation: K * ${int8Act ? 127 : 255} * ${p.scheme === 'symmetric' ? 128 : 255} < 2^31); keep it float or weight-only with layers: { '${name}': { mode: 'weight-only' } }`, String(m.inFeatures));
-      }
-    }
-  }
+function context(plan: QuantizationPlan, l: PlannedLayer): QuantizeContext {
+  return {
+    name: l.name, module: l.module, spec: l.spec, settings: l.settings as LayerSettings, formula: plan.formula, activation: plan.activation,
+    activationGranularity: plan.activationGranularity,
+    field: (key) => (l.override ? `options.layers['${l.name}'].${key}` : `options.${key}`),
+  };
+}
 
-  // Static layers: calibrate their inputs' ranges.
-  const staticIdx = layers.map((l, i) => (l.module instanceof Linear && planOf(l.name).mode === 'static' ? i : -1)).filter((i) => i >= 0);
-  const inputQ = new Map<number, ActQParams>();
-  if (staticIdx.length > 0) {
-    if (o.calibrationData === undefined) {
-      throw typeError('options.calibrationData', "input rows (Float32Array) or batches: static mode calibrates activation ranges on them", undefined);
+/** The value checks (finite weights, accumulator bounds) of the layers that will be quantized. */
+function checkValues(plan: QuantizationPlan): void {
+  for (const l of plan.layers) if (l.settings && l.settings.mode !== 'float') l.layerType.quantize!.checkValues?.(context(plan, l));
+}
+
+function checkPlan(plan: unknown): QuantizationPlan {
+  if (typeof plan !== 'object' || plan === null || !plans.has(plan)) throw typeError('plan', 'a plan from planQuantization', plan);
+  return plan as QuantizationPlan;
+}
+
+/** The kind of input a model's layers take first: 'int' when the first layer past pass-throughs takes int32 ids. */
+function inputKindOf(layers: readonly PlannedLayer[]): 'float' | 'int' {
+  return layers.find((l) => !l.layerType.passThrough)?.layerType.input ?? 'float';
+}
+
+function* calibrationBatches(data: CalibrationData, features: number | null, batchSize: number, field: string, kind: 'float' | 'int'): Generator<{ v: Value; batch: number }> {
+  const arr = kind === 'int' ? 'Int32Array' : 'Float32Array';
+  const isX = (a: unknown): a is Float32Array | Int32Array => isTypedOf(a, arr);
+  const value = (x: Float32Array | Int32Array, shape?: readonly number[]): Value => (kind === 'int' ? { i: x as Int32Array, shape } : { f: x as Float32Array, shape });
+  if (isX(data)) {
+    if (features === null) throw rangeError(field, "batches { x, batch } (the model's first layers do not fix its input features, so rows cannot be told apart)", describe(data));
+    if (data.length % features !== 0) throw rangeError(field, `a length that is a multiple of ${features} (the model's input features)`, describe(data));
+    const rows = data.length / features;
+    for (let r = 0; r < rows; r += batchSize) {
+      const n = Math.min(batchSize, rows - r);
+      yield { v: value(data.subarray(r * features, (r + n) * features)), batch: n };
     }
-    const features = inputFeatures(layers.map((l) => layerSpec(l.module, 'layer')))!;
-    const obs = new Map<number, Observer>();
-    for (const i of staticIdx) {
-      const name = layers[i].name;
-      const ob = makeObserver(planOf(name).observer, name);
-      const where = `observer('${name}')`;
-      if ([...obs.values()].includes(ob)) throw new TypeError(`Expected a new Observer for ${where} but received the one of another layer (each layer needs its own)`);
-      if (ob.stats().count > 0) throw new TypeError(`Expected a new Observer for ${where} but received one that has seen ${ob.stats().count} values (reset() it first)`);
-      const sp = ob.spec;
-      if (sp.qmin !== 0 || sp.qmax !== 255 || sp.granularity !== 'per-tensor') {
-        throw rangeError(where, "an observer of uint8 activations: per-tensor, { scheme: 'asymmetric', bits: 8 } (codes 0..255)", `codes ${sp.qmin}..${sp.qmax}, granularity ${JSON.stringify(sp.granularity)}`);
-      }
-      obs.set(i, ob);
+    return;
+  }
+  if (ArrayBuffer.isView(data) || typeof data !== 'object' || data === null || typeof (data as Iterable<unknown>)[Symbol.iterator] !== 'function') {
+    throw typeError(field, `a ${arr} of input rows or an iterable of batches`, data);
+  }
+  let i = 0;
+  for (const b of data as Iterable<unknown>) {
+    const f = `${field}[${i++}]`;
+    if (ArrayBuffer.isView(b) && !isX(b)) throw typeError(f, `a ${arr} or { x, batch? }`, b);
+    const x = isX(b) ? b : checkTyped<Float32Array | Int32Array>(`${f}.x`, (b as { x?: unknown } | null)?.x, kind === 'int' ? [Int32Array] : [Float32Array]);
+    const given = isX(b) ? undefined : (b as { batch?: unknown }).batch;
+    const sh = isX(b) ? undefined : (b as { shape?: unknown }).shape;
+    const shape = sh === undefined ? undefined : checkShaped(f, { data: x, shape: sh }).shape;
+    let batch: number;
+    if (shape !== undefined) batch = shape[0];
+    else if (features !== null) {
+      if (x.length % features !== 0) throw rangeError(isX(b) ? f : `${f}.x`, `a length that is a multiple of ${features} (the model's input features)`, describe(x));
+      batch = x.length / features;
+    } else {
+      if (isX(b)) throw typeError(f, "{ x, batch } or { x, shape } (the model's first layers do not fix its input features)", b);
+      batch = checkInt(`${f}.batch`, given, 0, 2 ** 31);
+      if (batch === 0 ? x.length !== 0 : x.length % batch !== 0) throw rangeError(`${f}.x`, `a length that is a multiple of batch ${batch}`, describe(x));
     }
-    const last = staticIdx[staticIdx.length - 1];
-    const wasTraining = layers.map((l) => l.module.training);
-    for (const l of layers) l.module.training = false;
-    const total = isTypedOf(o.calibrationData, 'Float32Array') ? o.calibrationData.length / features : null;
-    let rows = 0;
-    try {
-      for (const { x, batch } of calibrationBatches(o.calibrationData as CalibrationData, features, batchSize)) {
-        let v = x;
-        for (let i = 0; i <= last; i++) {
-          const ob = obs.get(i);
-          if (ob) ob.observe(v);
-          v = layers[i].module.forward(v, batch);
+    if (given !== undefined && given !== batch) {
+      throw rangeError(`${f}.batch`, shape ? `the number ${batch} (shape[0])` : `the number ${batch} (x.length / ${features})`, describe(given));
+    }
+    if (batch > 0) yield { v: value(x, shape), batch };
+  }
+}
+
+/**
+ * The input qparams of every layer of the plan that takes codes (the static ones), by layer name:
+ * the plan's calibration data (options.calibrationData), or `calibrationData` when given, run
+ * through the float model (eval mode, restored afterwards) into each layer's observer.
+ */
+export function calibrateQuantization(plan: QuantizationPlan, calibrationData?: CalibrationData): Record<string, ActQParams> {
+  const p = checkPlan(plan);
+  const layers = p.layers;
+  const out: Record<string, ActQParams> = {};
+  const staticIdx = layers.map((l, i) => (l.takesCodes ? i : -1)).filter((i) => i >= 0);
+  if (staticIdx.length === 0) return out;
+  const field = calibrationData === undefined ? 'options.calibrationData' : 'calibrationData';
+  const data = calibrationData ?? p.calibrationData;
+  if (data === undefined) {
+    throw typeError(field, "input rows (Float32Array) or batches: static mode calibrates activation ranges on them", undefined);
+  }
+  const features = inputFeatures(layers.map((l) => l.spec));
+  const obs = new Map<number, Observer>();
+  for (const i of staticIdx) {
+    const name = layers[i].name;
+    const ob = makeObserver(layers[i].settings!.observer, name);
+    const where = `observer('${name}')`;
+    if ([...obs.values()].includes(ob)) throw new TypeError(`Expected a new Observer for ${where} but received the one of another layer (each layer needs its own)`);
+    if (ob.stats().count > 0) throw new TypeError(`Expected a new Observer for ${where} but received one that has seen ${ob.stats().count} values (reset() it first)`);
+    const sp = ob.spec;
+    if (sp.qmin !== 0 || sp.qmax !== 255 || sp.granularity !== 'per-tensor') {
+      throw rangeError(where, "an observer of uint8 activations: per-tensor, { scheme: 'asymmetric', bits: 8 } (codes 0..255)", `codes ${sp.qmin}..${sp.qmax}, granularity ${JSON.stringify(sp.granularity)}`);
+    }
+    obs.set(i, ob);
+  }
+  const last = staticIdx[staticIdx.length - 1];
+  const wasTraining = layers.map((l) => l.module.training);
+  for (const l of layers) l.module.training = false;
+  const total = features !== null && (isTypedOf(data, 'Float32Array') || isTypedOf(data, 'Int32Array')) ? data.length / features : null;
+  let rows = 0;
+  try {
+    for (const { v: x, batch } of calibrationBatches(data, features, p.calibrationBatchSize, field, inputKindOf(layers))) {
+      let v = x;
+      for (let i = 0; i <= last; i++) {
+        const ob = obs.get(i);
+        if (ob) {
+          if ('i' in v) throw typeError(field, `float32 values at the input of layer '${layers[i].name}' (it takes codes; it received int32 ids)`, v.i);
+          ob.observe((v as { f: Float32Array }).f);
         }
-        rows += batch;
-        progress?.({ phase: 'calibrate', done: rows, total });
+        v = runModule(layers[i].module, v, batch);
       }
-    } finally {
-      layers.forEach((l, i) => { l.module.training = wasTraining[i]; });
+      rows += batch;
+      p.onProgress?.({ phase: 'calibrate', done: rows, total });
     }
-    if (rows === 0) throw rangeError('options.calibrationData', 'at least one input row', 'none');
-    for (const [i, ob] of obs) {
-      const st = ob.stats();
-      if (st.count - st.nanCount - st.infCount <= 0) {
-        throw rangeError('options.calibrationData', `finite values at the input of layer '${layers[i].name}'`, `${st.count} values, ${st.nanCount} NaN, ${st.infCount} infinite`);
-      }
-      const q = ob.calculateQParams();
-      if (q.scale.length !== 1) throw rangeError(`observer of layer '${layers[i].name}'`, 'a per-tensor observer (one scale)', `${q.scale.length} scales`);
-      const s = q.scale[0], z = q.zeroPoint[0];
-      if (!(s > 0) || !Number.isFinite(s) || !(z >= 0 && z <= 255)) {
-        throw rangeError(`observer of layer '${layers[i].name}'`, 'uint8 qparams (scale > 0, zero point 0..255; spec { scheme: "asymmetric", bits: 8 })', `scale ${s}, zero point ${z}`);
-      }
-      inputQ.set(i, { scale: s, zeroPoint: z });
-    }
+  } finally {
+    layers.forEach((l, i) => { l.module.training = wasTraining[i]; });
   }
-
-  // Stages.
-  const stages: Stage[] = [];
-  for (let i = 0; i < layers.length; i++) {
-    const { name, module: m } = layers[i];
-    const spec = layerSpec(m, `model layer '${name}'`);
-    if (!(m instanceof Linear)) {
-      stages.push(new FloatStage(name, spec, cloneLayer(m)));
-      continue;
+  if (rows === 0) throw rangeError(field, 'at least one input row', 'none');
+  for (const [i, ob] of obs) {
+    const st = ob.stats();
+    if (st.count - st.nanCount - st.infCount <= 0) {
+      throw rangeError(field, `finite values at the input of layer '${layers[i].name}'`, `${st.count} values, ${st.nanCount} NaN, ${st.infCount} infinite`);
     }
-    const p = planOf(name);
-    const fuse = i + 1 < layers.length && layers[i + 1].module instanceof ReLU;
+    const q = ob.calculateQParams();
+    if (q.scale.length !== 1) throw rangeError(`observer of layer '${layers[i].name}'`, 'a per-tensor observer (one scale)', `${q.scale.length} scales`);
+    const s = q.scale[0], z = q.zeroPoint[0];
+    if (!(s > 0) || !Number.isFinite(s) || !(z >= 0 && z <= 255)) {
+      throw rangeError(`observer of layer '${layers[i].name}'`, 'uint8 qparams (scale > 0, zero point 0..255; spec { scheme: "asymmetric", bits: 8 })', `scale ${s}, zero point ${z}`);
+    }
+    out[layers[i].name] = { scale: s, zeroPoint: z };
+  }
+  return out;
+}
+
+/** Given input qparams: an object { scale, zeroPoint } of uint8 activations (scale a positive finite float32, zero point 0..255). */
+function checkInputQParams(field: string, v: unknown): ActQParams {
+  const o = checkOptions(field, v, ['scale', 'zeroPoint']);
+  if (typeof v !== 'object' || v === null) throw typeError(field, 'input qparams { scale, zeroPoint }', v);
+  const s = o.scale, z = o.zeroPoint;
+  if (typeof s !== 'number' || !(Math.fround(s) > 0) || !Number.isFinite(Math.fround(s))) throw rangeError(`${field}.scale`, 'a positive finite float32', describe(s));
+  if (typeof z !== 'number' || !Number.isInteger(z) || z < 0 || z > 255) throw rangeError(`${field}.zeroPoint`, 'an integer 0..255 (uint8 activations)', describe(z));
+  return { scale: Math.fround(s), zeroPoint: z };
+}
+
+/** Checks that the keys of a given record are names of layers for which `ok` holds. */
+function checkNames(field: string, rec: unknown, plan: QuantizationPlan, ok: (l: PlannedLayer) => boolean, what: string): Record<string, unknown> {
+  if (typeof rec !== 'object' || rec === null || Array.isArray(rec) || ArrayBuffer.isView(rec)) throw typeError(field, 'an object keyed by layer name', rec);
+  const names = plan.layers.filter(ok).map((l) => l.name);
+  for (const k of Object.keys(rec)) if (!names.includes(k)) throw rangeError(field, `names of ${what} (${names.map((n) => `'${n}'`).join(', ')})`, `'${k}'`);
+  return rec as Record<string, unknown>;
+}
+
+/**
+ * The QuantizedModel of a plan: each layer's stage, quantizing the weights as they are now. Layers
+ * that take codes use `given.inputQParams` (from calibrateQuantization, or learned: QAT); layers in
+ * `given.weightQParams` are quantized with those scales and zero points instead of computing them
+ * (with the plan's bits, scheme and granularity). quantizeModel(model, options) is
+ * buildQuantizedModel(plan, { inputQParams: calibrateQuantization(plan) }) for
+ * plan = planQuantization(model, options).
+ */
+export function buildQuantizedModel(plan: QuantizationPlan, given?: GivenQParams): QuantizedModel {
+  const p = checkPlan(plan);
+  const g = checkOptions('given', given, ['inputQParams', 'weightQParams']);
+  const inputs: Record<string, ActQParams> = {};
+  const gi = checkNames('given.inputQParams', g.inputQParams ?? {}, p, (l) => l.takesCodes, 'layers that take codes (static)');
+  for (const l of p.layers) {
+    if (!l.takesCodes) continue;
+    const f = `given.inputQParams['${l.name}']`;
+    if (gi[l.name] === undefined) throw typeError(f, `the input qparams { scale, zeroPoint } of static layer '${l.name}' (calibrateQuantization(plan) gives them)`, undefined);
+    inputs[l.name] = checkInputQParams(f, gi[l.name]);
+  }
+  const weights = checkNames('given.weightQParams', g.weightQParams ?? {}, p, (l) => l.settings !== null && l.settings.mode !== 'float', 'quantized layers') as Record<string, WeightQParams>;
+  checkValues(p);
+  return build(p, inputs, weights);
+}
+
+function build(plan: QuantizationPlan, inputs: Record<string, ActQParams>, weights: Record<string, WeightQParams>): QuantizedModel {
+  const stages: Stage[] = [];
+  const layers = plan.layers;
+  for (let i = 0; i < layers.length; i++) {
+    const l = layers[i];
     let st: Stage;
-    if (p.mode === 'float') {
-      const fs = new FloatStage(name, spec, cloneLayer(m));
-      fs.relu = fuse;
+    if (!l.settings || l.settings.mode === 'float') {
+      // Kept float: a copy of the layer (on its type's float kernel, with a fused ReLU, if it has one).
+      const fs = new FloatStage(l.name, l.spec, cloneLayer(l.module, l.layerType), l.layerType);
+      fs.relu = l.fusedRelu !== null;
       st = fs;
     } else {
-      const w = quantizeWeight(m.weight.data, m.outFeatures, m.inFeatures, { ...p, formula });
-      const bias = m.bias ? m.bias.data.slice() : null;
-      if (p.mode === 'dynamic') st = new DynamicStage(name, spec, w, bias, fuse, activation, actGran);
-      else if (p.mode === 'weight-only') st = new WeightOnlyStage(name, spec, w, bias, fuse);
-      else {
-        const inq = inputQ.get(i)!;
-        st = new StaticStage(name, spec, bias ? fitWeightForBias(m.weight.data, m.outFeatures, m.inFeatures, w, bias, inq.scale, name) : w, inq, bias, fuse);
-      }
+      st = l.layerType.quantize!.build({
+        ...context(plan, l), relu: l.fusedRelu !== null, input: l.takesCodes ? inputs[l.name] : null,
+        weight: weights[l.name] ?? null, weightField: `given.weightQParams['${l.name}']`,
+      });
     }
-    if (fuse) {
-      st.fused.push(layers[i + 1].name);
+    if (l.fusedRelu !== null) {
+      st.fused.push(l.fusedRelu);
       i++;
     }
     stages.push(st);
-    progress?.({ phase: 'quantize', done: stages.length, total: null });
+    if (l.settings) plan.onProgress?.({ phase: 'quantize', done: stages.length, total: null });
   }
   linkStatic(stages);
-  return new QuantizedModel(mode, stages);
+  return new QuantizedModel(plan.mode, stages);
 }
 
-/** A static stage whose next real consumer (past pass-through layers) is a static stage hands it codes. */
-export function linkStatic(stages: Stage[]): void {
-  for (let i = 0; i < stages.length; i++) {
-    const s = stages[i];
-    if (!(s instanceof StaticStage)) continue;
-    let j = i + 1;
-    while (j < stages.length && stages[j] instanceof FloatStage && (stages[j] as FloatStage).passThrough) j++;
-    const next = stages[j];
-    s.output = next instanceof StaticStage ? next.input : null;
-  }
+/**
+ * Post-training quantization of a Sequential of nn layers. Returns a QuantizedModel; the float
+ * model is not changed (float layers are copied). The steps: planQuantization, then
+ * calibrateQuantization (static layers), then buildQuantizedModel.
+ */
+export function quantizeModel(model: Sequential, options: QuantizeModelOptions): QuantizedModel {
+  const plan = planQuantization(model, options);
+  return build(plan, calibrateQuantization(plan), {});
 }
