@@ -1,6 +1,6 @@
 // Int8 GEMM kernel signatures (see kernel_types.h) and the layouts they share. ISA-free.
 //
-// One internal form for all four dtype combinations (docs/gemm.md in gemm.h's comment):
+// One internal form for all four dtype combinations (docs/numerics.md, "int8 GEMM"; the driver in gemm.h):
 //   A (activations) as int8:  a_s = a - 128 for uint8 A (a ^ 0x80), a for int8 A;
 //   B (weights)     as uint8: b_u = b + 128 for int8 B (b ^ 0x80), b for uint8 B;
 // so every path computes raw[i,j] = sum_k a_s[i,k] * b_u[k,j] (u8 x s8, what vpdpbusd/udot-sdot
