@@ -1,0 +1,139 @@
+// The argument rules of the public API, each written once: matrix dimensions, flags, scales, zero
+// points, output arrays, biases, overlaps. lib/tensor.ts, lib/onnx.ts, lib/gemm.ts and
+// lib/matmul-f32.ts check with these before calling lib/native.ts; native/napi/args.h is the C++
+// twin that checks again (memory safety never depends on this file). Generic checks (typed
+// arrays, integers, option objects) and the message pattern are in errors.ts.
+import { checkInt, checkTyped, describe, isTypedOf, rangeError, typedLength, typeError } from './errors';
+import { isSignedDtype, StorageDtype } from './spec';
+
+/** Largest matrix dimension (native/napi/args.h kMaxMatrixDim). */
+export const MAX_DIM = 2 ** 40;
+
+const F32 = [Float32Array] as const;
+const ZP_KINDS = [Int32Array, Int8Array, Uint8Array] as const;
+
+type Ctor<T> = { new (n: number): T; name: string };
+
+function paren(s: string | undefined): string {
+  return s === undefined ? '' : ` (${s})`;
+}
+
+/** A matrix dimension: an integer in [lo, 2^40]. */
+export function checkDim(name: string, v: unknown, lo = 1): number {
+  return checkInt(name, v, lo, MAX_DIM);
+}
+
+/** A boolean option, dflt when undefined. */
+export function checkBool(name: string, v: unknown, dflt = false): boolean {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'boolean') throw typeError(name, 'a boolean', v);
+  return v;
+}
+
+/** How many scales / zero points an argument holds: `count`, or (broadcast) 1 or `count`. */
+export interface CountRule {
+  count: number;
+  /** One value for all is allowed too. */
+  broadcast?: boolean;
+  /** What the count is, for messages: 'one per row', 'blocked scale of shape [2, 2]'. */
+  what?: string;
+}
+
+function checkCount(name: string, v: ArrayBufferView, r: CountRule): void {
+  const n = typedLength(v);
+  if (r.broadcast ? n === 1 || n === r.count : n === r.count) return;
+  throw rangeError(name, `length ${r.broadcast ? `1 or ${r.count}` : r.count}${paren(r.what)}`, describe(v));
+}
+
+// ---- scales -----------------------------------------------------------------------------------
+
+/** A scale given as a number: positive and finite, as float32 too (the kernels' type). */
+export function checkScaleNumber(name: string, v: unknown): number {
+  if (typeof v !== 'number') throw typeError(name, 'a positive finite number', v);
+  const f = Math.fround(v);
+  if (!(v > 0) || !Number.isFinite(v) || !(f > 0) || !Number.isFinite(f)) throw rangeError(name, 'a positive finite number', String(v));
+  return v;
+}
+
+/** A scale's form: a number (checked) or a Float32Array (its values are checked by checkScaleCount). */
+export function scaleForm(name: string, v: unknown): number | Float32Array {
+  if (typeof v === 'number') return checkScaleNumber(name, v);
+  if (!isTypedOf(v, 'Float32Array')) throw typeError(name, 'a number or Float32Array', v);
+  return checkTyped<Float32Array>(name, v, F32);
+}
+
+/** The count rule, and each value of an array positive and finite. */
+export function checkScaleCount(name: string, s: number | Float32Array, r: CountRule): number | Float32Array {
+  if (typeof s === 'number') {
+    if (!r.broadcast && r.count !== 1) throw typeError(name, `a Float32Array of length ${r.count}${paren(r.what)}`, s);
+    return s;
+  }
+  checkCount(name, s, r);
+  for (let i = 0; i < s.length; i++) {
+    if (!(s[i] > 0) || s[i] === Infinity) throw rangeError(`${name}[${i}]`, 'a positive finite number', String(s[i]));
+  }
+  return s;
+}
+
+/** Scales: a positive finite number or a Float32Array of them, as many as the rule says. */
+export function checkScales(name: string, v: unknown, r: CountRule): number | Float32Array {
+  return checkScaleCount(name, scaleForm(name, v), r);
+}
+
+// ---- zero points ------------------------------------------------------------------------------
+
+/**
+ * Zero points: an integer or an Int32Array / Int8Array / Uint8Array of them, in [lo, hi], as many
+ * as the rule says. With dtype, messages name it and an Int8Array / Uint8Array must have its
+ * signedness. (Hot: no object spread, messages built only when thrown.)
+ */
+export function checkZeroPoints(
+  name: string, v: unknown, lo: number, hi: number, r: CountRule, dtype?: StorageDtype,
+): number | Int32Array | Int8Array | Uint8Array {
+  if (typeof v === 'number') {
+    if (!Number.isInteger(v) || v < lo || v > hi) throw rangeError(name, rangeText(lo, hi, dtype), String(v));
+    if (!r.broadcast && r.count !== 1) throw typeError(name, `an Int32Array of length ${r.count}${paren(r.what)}`, v);
+    return v;
+  }
+  const z = checkTyped<Int32Array | Int8Array | Uint8Array>(name, v, ZP_KINDS);
+  if (dtype !== undefined && !isTypedOf(z, 'Int32Array') && isTypedOf(z, 'Int8Array') !== isSignedDtype(dtype)) {
+    throw typeError(name, `${isSignedDtype(dtype) ? 'Int8Array' : 'Uint8Array'} or Int32Array (dtype ${dtype})`, z);
+  }
+  checkCount(name, z, r);
+  for (let i = 0; i < z.length; i++) {
+    if (z[i] < lo || z[i] > hi) throw rangeError(`${name}[${i}]`, rangeText(lo, hi, dtype), String(z[i]));
+  }
+  return z;
+}
+
+function rangeText(lo: number, hi: number, dtype: StorageDtype | undefined): string {
+  return `an integer between ${lo} and ${hi}${paren(dtype)}`;
+}
+
+// ---- arrays -----------------------------------------------------------------------------------
+
+/**
+ * An output option: a `ctors` array of n elements, else a new `ctors[0]` (sync) or null (async:
+ * the addon creates it). `label` names n in messages ('M * N = ').
+ */
+export function outArray<T extends ArrayBufferView>(
+  name: string, out: unknown, ctors: readonly Ctor<T>[], n: number, async = false, label = '',
+): T {
+  if (out === undefined) return async ? (null as unknown as T) : new ctors[0](n);
+  const o = checkTyped<T>(name, out, ctors);
+  if (typedLength(o) !== n) throw rangeError(name, `length ${label}${n}`, describe(o));
+  return o;
+}
+
+/** A bias of N values (Float32Array, or Int32Array for requantizing outputs). */
+export function checkBias<T extends Float32Array | Int32Array>(name: string, v: unknown, ctor: Ctor<T>, N: number): T {
+  const b = checkTyped<T>(name, v, [ctor]);
+  if (typedLength(b) !== N) throw rangeError(name, `length N = ${N}`, describe(b));
+  return b;
+}
+
+/** Whether two views share bytes. */
+export function overlaps(x: ArrayBufferView, y: ArrayBufferView): boolean {
+  if (x.buffer !== y.buffer || x.byteLength === 0 || y.byteLength === 0) return false;
+  return x.byteOffset < y.byteOffset + y.byteLength && y.byteOffset < x.byteOffset + x.byteLength;
+}
