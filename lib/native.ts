@@ -6,8 +6,8 @@
 // These functions do no TypeScript validation: they are the unchecked internal entry for callers
 // that checked their arguments already (the public API after lib/args.ts, QuantizedModel's stages,
 // the observers). The addon checks every argument again (native/napi/args.h), so a bad call
-// throws, never crashes. Hot callers: build the argument objects with the fields in the order of
-// the interfaces below (one object shape per function keeps the property loads monomorphic).
+// throws, never crashes. Hot callers: build each function's argument objects with one field
+// order (few object shapes keep the property loads monomorphic); do not spread objects per call.
 import type { ByteCodes, NativeCpuInfo, NativeKernelEntry, ZeroPointArg } from '../binding';
 import { native as addon } from './binding';
 import { isNibble, type Formula as SpecFormula, type StorageDtype } from './spec';
@@ -79,18 +79,26 @@ export interface NativeLayout {
   blockSize: number;
 }
 
-export interface QuantizeArgs {
-  x: Float32Array;
-  /** Int8Array for signed byte codes, else Uint8Array (nibbles: ceil(n / 2) bytes). */
-  out: ByteCodes;
-  /** One per group of the layout (a number: per-tensor). */
+/** The qparams of a quantize-family call: one scale and zero point per group of the layout. */
+export interface QParamsArgs {
+  /** A number: per-tensor. */
   scale: number | Float32Array;
   zeroPoint: ZeroPointArg;
-  storage: Storage;
   layout: NativeLayout;
+}
+
+/** The codes a quantizing call produces, and how it divides by the scale. */
+export interface CodeRangeArgs {
   qmin: number;
   qmax: number;
   formula: Formula;
+}
+
+export interface QuantizeArgs extends QParamsArgs, CodeRangeArgs {
+  x: Float32Array;
+  /** Int8Array for signed byte codes, else Uint8Array (nibbles: ceil(n / 2) bytes). */
+  out: ByteCodes;
+  storage: Storage;
 }
 
 /** out = saturate(round_half_even(x / scale) + zeroPoint) per group. */
@@ -100,15 +108,12 @@ export function quantize(a: QuantizeArgs): void {
     a.qmin, a.qmax, a.formula);
 }
 
-export interface DequantizeArgs {
+export interface DequantizeArgs extends QParamsArgs {
   q: ByteCodes;
   out: Float32Array;
-  scale: number | Float32Array;
-  zeroPoint: ZeroPointArg;
   /** Codes are signed (int8 / int4). */
   signed: boolean;
   storage: Storage;
-  layout: NativeLayout;
 }
 
 /** out = (q - zeroPoint) * scale per group. */
@@ -117,18 +122,12 @@ export function dequantize(a: DequantizeArgs): void {
   addon.dequantize(a.q, a.out, a.scale, a.zeroPoint, a.signed, a.storage, L.outer, L.axisDim, L.inner, L.gran, L.blockSize);
 }
 
-export interface FakeQuantizeArgs {
+export interface FakeQuantizeArgs extends QParamsArgs, CodeRangeArgs {
   x: Float32Array;
   /** May be x itself. */
   out: Float32Array;
   /** The straight-through-estimator mask, or null. */
   mask: Uint8Array | null;
-  scale: number | Float32Array;
-  zeroPoint: ZeroPointArg;
-  layout: NativeLayout;
-  qmin: number;
-  qmax: number;
-  formula: Formula;
 }
 
 /** out = dequantize(quantize(x)) in one pass. */
