@@ -30,28 +30,33 @@ export function checkBool(name: string, v: unknown, dflt = false): boolean {
   return v;
 }
 
-/** How many scales / zero points an argument holds: `count`, or (broadcast) 1 or `count`. */
-export interface CountRule {
-  count: number;
-  /** One value for all is allowed too. */
-  broadcast?: boolean;
-  /** What the count is, for messages: 'one per row', 'blocked scale of shape [2, 2]'. */
-  what?: string;
+// How many scales or zero points an argument holds: `count`, or with `broadcast` also one for all.
+// `what` names the count in messages ('one per row'); a function is called only for a message.
+// (Hot: positional parameters, no object per call, messages built only when thrown.)
+export type What = string | (() => string) | undefined;
+
+function whatText(what: What): string {
+  return paren(typeof what === 'function' ? what() : what);
 }
 
-function checkCount(name: string, v: ArrayBufferView, r: CountRule): void {
+function checkCount(name: string, v: ArrayBufferView, count: number, broadcast: boolean, what: What): void {
   const n = typedLength(v);
-  if (r.broadcast ? n === 1 || n === r.count : n === r.count) return;
-  throw rangeError(name, `length ${r.broadcast ? `1 or ${r.count}` : r.count}${paren(r.what)}`, describe(v));
+  if (n === count || (broadcast && n === 1)) return;
+  throw rangeError(name, `length ${broadcast ? `1 or ${count}` : count}${whatText(what)}`, describe(v));
 }
 
 // ---- scales -----------------------------------------------------------------------------------
 
-/** A scale given as a number: positive and finite, as float32 too (the kernels' type). */
+/** A positive finite number, as float32 too (the kernels' type). */
+function scaleOk(v: number): boolean {
+  const f = Math.fround(v);
+  return v > 0 && v !== Infinity && f > 0 && f !== Infinity;
+}
+
+/** A scale given as a number: positive and finite, as float32 too. */
 export function checkScaleNumber(name: string, v: unknown): number {
   if (typeof v !== 'number') throw typeError(name, 'a positive finite number', v);
-  const f = Math.fround(v);
-  if (!(v > 0) || !Number.isFinite(v) || !(f > 0) || !Number.isFinite(f)) throw rangeError(name, 'a positive finite number', String(v));
+  if (!scaleOk(v)) throw rangeError(name, 'a positive finite number', String(v));
   return v;
 }
 
@@ -63,43 +68,52 @@ export function scaleForm(name: string, v: unknown): number | Float32Array {
 }
 
 /** The count rule, and each value of an array positive and finite. */
-export function checkScaleCount(name: string, s: number | Float32Array, r: CountRule): number | Float32Array {
+export function checkScaleCount(name: string, s: number | Float32Array, count: number, broadcast: boolean, what: What): number | Float32Array {
   if (typeof s === 'number') {
-    if (!r.broadcast && r.count !== 1) throw typeError(name, `a Float32Array of length ${r.count}${paren(r.what)}`, s);
-    return s;
+    if (broadcast || count === 1) return s;
+    throw typeError(name, `a Float32Array of length ${count}${whatText(what)}`, s);
   }
-  checkCount(name, s, r);
+  checkCount(name, s, count, broadcast, what);
   for (let i = 0; i < s.length; i++) {
     if (!(s[i] > 0) || s[i] === Infinity) throw rangeError(`${name}[${i}]`, 'a positive finite number', String(s[i]));
   }
   return s;
 }
 
-/** Scales: a positive finite number or a Float32Array of them, as many as the rule says. */
-export function checkScales(name: string, v: unknown, r: CountRule): number | Float32Array {
-  return checkScaleCount(name, scaleForm(name, v), r);
+/** Scales: a positive finite number or a Float32Array of them, as many as the count rule says. */
+export function checkScales(name: string, v: unknown, count: number, broadcast: boolean, what: What): number | Float32Array {
+  if (typeof v === 'number' && (broadcast || count === 1) && scaleOk(v)) return v; // the common case, kept small for inlining
+  return checkScaleCount(name, scaleForm(name, v), count, broadcast, what);
 }
 
 // ---- zero points ------------------------------------------------------------------------------
 
 /**
  * Zero points: an integer or an Int32Array / Int8Array / Uint8Array of them, in [lo, hi], as many
- * as the rule says. With dtype, messages name it and an Int8Array / Uint8Array must have its
- * signedness. (Hot: no object spread, messages built only when thrown.)
+ * as the count rule says. With dtype, messages name it and an Int8Array / Uint8Array must have its
+ * signedness.
  */
 export function checkZeroPoints(
-  name: string, v: unknown, lo: number, hi: number, r: CountRule, dtype?: StorageDtype,
+  name: string, v: unknown, lo: number, hi: number, count: number, broadcast: boolean, what: What, dtype: StorageDtype | undefined,
+): number | Int32Array | Int8Array | Uint8Array {
+  // the common case, kept small for inlining
+  if (typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi && (broadcast || count === 1)) return v;
+  return zeroPointsChecked(name, v, lo, hi, count, broadcast, what, dtype);
+}
+
+function zeroPointsChecked(
+  name: string, v: unknown, lo: number, hi: number, count: number, broadcast: boolean, what: What, dtype: StorageDtype | undefined,
 ): number | Int32Array | Int8Array | Uint8Array {
   if (typeof v === 'number') {
     if (!Number.isInteger(v) || v < lo || v > hi) throw rangeError(name, rangeText(lo, hi, dtype), String(v));
-    if (!r.broadcast && r.count !== 1) throw typeError(name, `an Int32Array of length ${r.count}${paren(r.what)}`, v);
-    return v;
+    if (broadcast || count === 1) return v;
+    throw typeError(name, `an Int32Array of length ${count}${whatText(what)}`, v);
   }
   const z = checkTyped<Int32Array | Int8Array | Uint8Array>(name, v, ZP_KINDS);
   if (dtype !== undefined && !isTypedOf(z, 'Int32Array') && isTypedOf(z, 'Int8Array') !== isSignedDtype(dtype)) {
     throw typeError(name, `${isSignedDtype(dtype) ? 'Int8Array' : 'Uint8Array'} or Int32Array (dtype ${dtype})`, z);
   }
-  checkCount(name, z, r);
+  checkCount(name, z, count, broadcast, what);
   for (let i = 0; i < z.length; i++) {
     if (z[i] < lo || z[i] > hi) throw rangeError(`${name}[${i}]`, rangeText(lo, hi, dtype), String(z[i]));
   }

@@ -10,7 +10,7 @@
 //   in float32, y = round_half_even((float64(acc) + bias[j]) * multiplier + outZeroPoint),
 //   saturated (ReLU raises the lower bound to outZeroPoint); the optional bias is int32 with scale
 //   aScale * bScale[j] and zero point 0 (ONNX QLinearConv / QGemm), 0 when none.
-import { checkBias, checkBool, checkDim, checkScaleNumber, checkScales, checkZeroPoints, CountRule, outArray } from './args';
+import { checkBias, checkBool, checkDim, checkScaleNumber, checkScales, checkZeroPoints, outArray } from './args';
 import { checkInt, checkOneOf, checkOptions, checkTyped, describe, isTypedOf, rangeError, typeError } from './errors';
 import * as native from './native';
 
@@ -36,10 +36,10 @@ function checkCodes(name: string, v: unknown, dtype?: unknown): Codes {
   return c;
 }
 
-/** Zero points of codes of `dtype`: one, or one per row / column (the rule's count). */
-function checkZeroPoint(name: string, v: unknown, dtype: GemmDtype, r: CountRule): GemmZeroPoint {
+/** Zero points of codes of `dtype`: one, or `count` (one per row / column, as `what` says). */
+function checkZeroPoint(name: string, v: unknown, dtype: GemmDtype, count: number, what: string): GemmZeroPoint {
   if (v === undefined) return 0;
-  return dtype === 'int8' ? checkZeroPoints(name, v, -128, 127, r) : checkZeroPoints(name, v, 0, 255, r);
+  return dtype === 'int8' ? checkZeroPoints(name, v, -128, 127, count, true, what, undefined) : checkZeroPoints(name, v, 0, 255, count, true, what, undefined);
 }
 
 /** Rows M from the options or from the input length; checks length = M * K. */
@@ -130,8 +130,6 @@ function handleOf(p: unknown): native.PackedHandle {
 }
 
 const PACK_OPTS = ['K', 'N', 'dtype', 'transposed', 'zeroPoint', 'scale'] as const;
-const PER_ROW = (M: number): CountRule => ({ count: M, broadcast: true, what: 'one per row' });
-const PER_COLUMN = (N: number): CountRule => ({ count: N, broadcast: true, what: 'one per column' });
 
 /** Packs B (K x N, or N x K with transposed) for gemm / linearDynamic. */
 export function packWeights(b: Int8Array | Uint8Array, opts: PackWeightsOptions): PackedWeights {
@@ -143,8 +141,8 @@ export function packWeights(b: Int8Array | Uint8Array, opts: PackWeightsOptions)
   const N = checkDim('opts.N', o.N);
   if (codes.length !== K * N) throw rangeError('b', `length K * N = ${K * N}`, describe(codes));
   const transposed = checkBool('opts.transposed', o.transposed);
-  const zeroPoint = checkZeroPoint('opts.zeroPoint', o.zeroPoint, dtypeOf(codes), PER_COLUMN(N));
-  const scale = o.scale === undefined ? 1 : checkScales('opts.scale', o.scale, PER_COLUMN(N));
+  const zeroPoint = checkZeroPoint('opts.zeroPoint', o.zeroPoint, dtypeOf(codes), N, 'one per column');
+  const scale = o.scale === undefined ? 1 : checkScales('opts.scale', o.scale, N, true, 'one per column');
   return PackedWeights.create(codes, { K, N, transposed, zeroPoint, scale });
 }
 
@@ -191,8 +189,8 @@ function gemmArgs(a: unknown, packed: unknown, opts: unknown, async = false): na
   const M = rowsOf('a', codes, p.K, o.M);
   const dtype = dtypeOf(codes);
   const output = o.output === undefined ? 'int32' : checkOneOf('opts.output', o.output, ['int32', 'float32', 'int8', 'uint8'] as const);
-  const aZeroPoint = checkZeroPoint('opts.aZeroPoint', o.aZeroPoint, dtype, PER_ROW(M));
-  const aScale = o.aScale === undefined ? null : checkScales('opts.aScale', o.aScale, PER_ROW(M));
+  const aZeroPoint = checkZeroPoint('opts.aZeroPoint', o.aZeroPoint, dtype, M, 'one per row');
+  const aScale = o.aScale === undefined ? null : checkScales('opts.aScale', o.aScale, M, true, 'one per row');
   if (output === 'int32') {
     for (const k of ['aScale', 'bias', 'relu', 'outScale', 'outZeroPoint'] as const) {
       if (o[k] !== undefined) throw new TypeError(`Option '${k}' needs output 'float32', 'int8' or 'uint8'; output is 'int32'`);
@@ -292,8 +290,8 @@ export function matmulInteger(a: Int8Array | Uint8Array, b: Int8Array | Uint8Arr
   const bc = checkCodes('b', b);
   const o = checkOptions('opts', opts, MMI_OPTS);
   const [M, K, N] = shapeOf(ac.length, bc.length, o);
-  const bZeroPoint = checkZeroPoint('opts.bZeroPoint', o.bZeroPoint, dtypeOf(bc), PER_COLUMN(N));
-  const aZeroPoint = checkZeroPoint('opts.aZeroPoint', o.aZeroPoint, dtypeOf(ac), PER_ROW(M));
+  const bZeroPoint = checkZeroPoint('opts.bZeroPoint', o.bZeroPoint, dtypeOf(bc), N, 'one per column');
+  const aZeroPoint = checkZeroPoint('opts.aZeroPoint', o.aZeroPoint, dtypeOf(ac), M, 'one per row');
   const out = outArray('opts.out', o.out, [Int32Array], M * N);
   // A one-shot B: packed for this call and freed when it returns (nothing left for the GC).
   native.gemm({
@@ -338,10 +336,10 @@ export function qlinearMatMul(
   const bc = checkCodes('b', b);
   const o = checkOptions('opts', opts, QLMM_OPTS);
   const [M, K, N] = shapeOf(ac.length, bc.length, o);
-  const as = checkScales('aScale', aScale, PER_ROW(M));
-  const az = checkZeroPoint('aZeroPoint', aZeroPoint, dtypeOf(ac), PER_ROW(M));
-  const bs = checkScales('bScale', bScale, PER_COLUMN(N));
-  const bz = checkZeroPoint('bZeroPoint', bZeroPoint, dtypeOf(bc), PER_COLUMN(N));
+  const as = checkScales('aScale', aScale, M, true, 'one per row');
+  const az = checkZeroPoint('aZeroPoint', aZeroPoint, dtypeOf(ac), M, 'one per row');
+  const bs = checkScales('bScale', bScale, N, true, 'one per column');
+  const bz = checkZeroPoint('bZeroPoint', bZeroPoint, dtypeOf(bc), N, 'one per column');
   let ys: number;
   if (isTypedOf(yScale, 'Float32Array')) {
     if (yScale.length !== 1) throw rangeError('yScale', 'length 1', describe(yScale));

@@ -62,10 +62,10 @@ function describeScale(L: Layout): string {
 
 /** scale and zeroPoint against the layout (scale's form was checked before the layout was known); the zero point. */
 function checkQParams(scale: number | Float32Array, zp: unknown, dtype: QDtype, L: Layout): ZeroPoint {
-  checkScaleCount('scale', scale, { count: L.groups, what: describeScale(L) });
+  checkScaleCount('scale', scale, L.groups, false, () => describeScale(L));
   if (zp === undefined || zp === null) return 0;
   const [lo, hi] = DTYPE_RANGE[dtype];
-  return checkZeroPoints('zeroPoint', zp, lo, hi, { count: L.groups }, dtype);
+  return checkZeroPoints('zeroPoint', zp, lo, hi, L.groups, false, undefined, dtype);
 }
 
 /**

@@ -130,8 +130,8 @@ export function fakeQuantize(
   const s = resolveSpec('opts', specPart);
   const L = granularityLayout('opts.granularity', s.granularity, sh, x.length);
   if (typeof qparams !== 'object' || qparams === null) throw typeError('qparams', 'an object { scale, zeroPoint }', qparams);
-  const scale = checkScales('qparams.scale', qparams.scale, { count: L.groups });
-  const zeroPoint = checkZeroPoints('qparams.zeroPoint', qparams.zeroPoint ?? 0, s.qmin, s.qmax, { count: L.groups });
+  const scale = checkScales('qparams.scale', qparams.scale, L.groups, false, undefined);
+  const zeroPoint = checkZeroPoints('qparams.zeroPoint', qparams.zeroPoint ?? 0, s.qmin, s.qmax, L.groups, false, undefined, undefined);
   const out = outArray('opts.out', outOpt, F32, x.length);
   let m: Uint8Array | null = null;
   if (mask !== undefined) {
