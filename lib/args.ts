@@ -10,6 +10,7 @@ import { isSignedDtype, StorageDtype } from './spec';
 export const MAX_DIM = 2 ** 40;
 
 const F32 = [Float32Array] as const;
+const I32 = [Int32Array] as const;
 const ZP_KINDS = [Int32Array, Int8Array, Uint8Array] as const;
 
 type Ctor<T> = { new (n: number): T; name: string };
@@ -139,9 +140,11 @@ export function outArray<T extends ArrayBufferView>(
   return o;
 }
 
-/** A bias of N values (Float32Array, or Int32Array for requantizing outputs). */
-export function checkBias<T extends Float32Array | Int32Array>(name: string, v: unknown, ctor: Ctor<T>, N: number): T {
-  const b = checkTyped<T>(name, v, [ctor]);
+/** A bias of N values: Float32Array, or Int32Array for requantizing outputs. */
+export function checkBias(name: string, v: unknown, kind: 'Float32Array', N: number): Float32Array;
+export function checkBias(name: string, v: unknown, kind: 'Int32Array', N: number): Int32Array;
+export function checkBias(name: string, v: unknown, kind: 'Float32Array' | 'Int32Array', N: number): Float32Array | Int32Array {
+  const b = checkTyped<Float32Array | Int32Array>(name, v, kind === 'Float32Array' ? F32 : I32);
   if (typedLength(b) !== N) throw rangeError(name, `length N = ${N}`, describe(b));
   return b;
 }

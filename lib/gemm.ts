@@ -201,7 +201,7 @@ function gemmArgs(a: unknown, packed: unknown, opts: unknown, async = false): na
     if (output !== 'float32' && !isTypedOf(o.bias, 'Int32Array')) {
       throw typeError('opts.bias', `Int32Array (output '${output}' bias, scale aScale * bScale, zero point 0)`, o.bias);
     }
-    bias = output === 'float32' ? checkBias('opts.bias', o.bias, Float32Array, p.N) : checkBias('opts.bias', o.bias, Int32Array, p.N);
+    bias = output === 'float32' ? checkBias('opts.bias', o.bias, 'Float32Array', p.N) : checkBias('opts.bias', o.bias, 'Int32Array', p.N);
   }
   let outScale = 1;
   let outZeroPoint = 0;
@@ -388,7 +388,7 @@ function linearArgs(x: unknown, packed: unknown, opts: unknown, async = false): 
   const p = packed as PackedWeights;
   const o = checkOptions('opts', opts, LD_OPTS);
   const M = rowsOf('x', xs, p.K, o.M);
-  const bias = o.bias === undefined ? null : checkBias('opts.bias', o.bias, Float32Array, p.N);
+  const bias = o.bias === undefined ? null : checkBias('opts.bias', o.bias, 'Float32Array', p.N);
   const relu = checkBool('opts.relu', o.relu);
   const act = o.activation === undefined ? 'uint8' : checkOneOf('opts.activation', o.activation, ['uint8', 'int8'] as const);
   const gran = o.granularity === undefined ? 'per-row' : checkOneOf('opts.granularity', o.granularity, ['per-row', 'per-tensor'] as const);

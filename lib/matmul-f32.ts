@@ -119,7 +119,7 @@ function prepare(a: unknown, b: unknown, opts: unknown, async = false): native.S
     if (bb.length !== K * N) throw rangeError('b', `length K * N = ${K * N}${transB ? ' (N x K)' : ' (K x N)'}`, describe(bb));
   }
   if (aa.length !== M * K) throw rangeError('a', `length M * K = ${M * K}`, describe(aa));
-  const bias = o.bias === undefined || o.bias === null ? null : checkBias('opts.bias', o.bias, Float32Array, N);
+  const bias = o.bias === undefined || o.bias === null ? null : checkBias('opts.bias', o.bias, 'Float32Array', N);
   const relu = checkBool('opts.relu', o.relu);
   const out = outArray('opts.out', o.out, F32, M * N, async, 'M * N = '); // async: null, created natively
   if (o.out !== undefined) {
