@@ -34,7 +34,7 @@ export interface NativeKernelEntry {
   supported: boolean;
 }
 
-/** A B matrix (K x N) packed for one gemm call only. */
+/** A B matrix (K x N) packed for one gemm call and freed when it returns. */
 export interface OneShotB {
   b: ByteCodes;
   K: number;

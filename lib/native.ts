@@ -8,7 +8,7 @@
 // the observers). The addon checks every argument again (native/napi/args.h), so a bad call
 // throws, never crashes. Hot callers: build each function's argument objects with one field
 // order (few object shapes keep the property loads monomorphic); do not spread objects per call.
-import type { ByteCodes, NativeCpuInfo, NativeKernelEntry, ZeroPointArg } from '../binding';
+import type { ByteCodes, NativeCpuInfo, NativeKernelEntry, OneShotB, ZeroPointArg } from '../binding';
 import { native as addon } from './binding';
 import { isNibble, type Formula as SpecFormula, type StorageDtype } from './spec';
 
@@ -188,14 +188,8 @@ declare const packedBrand: unique symbol;
 /** A B matrix packed for the int8 GEMM (an opaque native handle, freed by the GC). */
 export type PackedHandle = { readonly [packedBrand]: 'PackedB' };
 
-/** A B matrix (K x N) packed for one gemm call and freed when it returns. */
-export interface OneShotB {
-  b: ByteCodes;
-  K: number;
-  N: number;
-  zeroPoint: ZeroPointArg;
-  scale: number | Float32Array;
-}
+/** A B matrix (K x N) packed for one gemm call and freed when it returns (binding.d.ts). */
+export type { OneShotB };
 
 export interface GemmPackArgs {
   b: ByteCodes;
