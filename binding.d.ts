@@ -1,14 +1,20 @@
-// The raw native surface of quantkit.node (native/napi/addon.cc). Application code should use the
-// checked API in lib/ (package entry); these functions re-check their arguments in C++ but give
-// positional, less friendly messages.
+// The raw native surface of quantkit.node (native/napi/*.cc), positional for speed. In lib/, only
+// lib/native.ts calls it (named arguments, enums); application code should use the checked API
+// (package entry). These functions re-check their arguments in C++ (native/napi/args.h) but give
+// positional, less friendly messages. The codes are those of native/napi/enums.def (lib/native.ts
+// declares them as the enums OutputKind, Storage, Formula, GranularityCode).
 
 export type ByteCodes = Int8Array | Uint8Array;
 export type ZeroPointArg = number | Int32Array | Int8Array | Uint8Array;
 
-/** 0 = per-tensor, 1 = per-axis, 2 = blocked. */
+/** GranularityCode: 0 = per-tensor, 1 = per-axis, 2 = blocked. */
 export type GranularityCode = 0 | 1 | 2;
-/** 0 = one code per byte, 1 = two codes per byte (low nibble first). */
+/** Storage: 0 = one code per byte, 1 = two codes per byte (low nibble first). */
 export type StorageCode = 0 | 1;
+/** Formula: 0 = divide by the scale (ONNX), 1 = multiply by its float32 reciprocal (PyTorch). */
+export type FormulaCode = 0 | 1;
+/** OutputKind: 0 = int32, 1 = float32, 2 = int8, 3 = uint8. */
+export type OutputKindCode = 0 | 1 | 2 | 3;
 
 export interface NativeCpuInfo {
   arch: 'x86_64' | 'arm64' | 'other';
@@ -35,7 +41,7 @@ export interface NativeKernelEntry {
   traits: string[];
 }
 
-/** A B matrix (K x N) packed for one gemm call only. */
+/** A B matrix (K x N) packed for one gemm call and freed when it returns. */
 export interface OneShotB {
   b: ByteCodes;
   K: number;
@@ -45,16 +51,15 @@ export interface OneShotB {
 }
 
 export interface Binding {
-  /** flags: 1 = multiply by the float32 reciprocal of the scale (PyTorch), 0 = divide (ONNX). */
   quantize(x: Float32Array, out: ByteCodes, scale: number | Float32Array, zeroPoint: ZeroPointArg,
     storage: StorageCode, outer: number, axisDim: number, inner: number, granularity: GranularityCode,
-    blockSize: number, qmin: number, qmax: number, flags: number): void;
+    blockSize: number, qmin: number, qmax: number, formula: FormulaCode): void;
   dequantize(q: ByteCodes, out: Float32Array, scale: number | Float32Array, zeroPoint: ZeroPointArg,
     isSigned: boolean, storage: StorageCode, outer: number, axisDim: number, inner: number,
     granularity: GranularityCode, blockSize: number): void;
   fakeQuantize(x: Float32Array, out: Float32Array, mask: Uint8Array | null, scale: number | Float32Array,
     zeroPoint: ZeroPointArg, outer: number, axisDim: number, inner: number, granularity: GranularityCode,
-    blockSize: number, qmin: number, qmax: number, flags: number): void;
+    blockSize: number, qmin: number, qmax: number, formula: FormulaCode): void;
   /** Writes per-group min/max of the finite values; returns [nanCount, infCount]. */
   minMax(x: Float32Array, min: Float32Array, max: Float32Array, outer: number, axisDim: number,
     inner: number, granularity: GranularityCode, blockSize: number): [number, number];
@@ -63,16 +68,16 @@ export interface Binding {
   /** Adds counts of finite values in [lo, hi] (of |x| when abs) to counts, per tensor or per axis index. */
   histogram(x: Float32Array, counts: Float64Array, lo: Float32Array, hi: Float32Array, nbins: number, abs: 0 | 1,
     outer: number, axisDim: number, inner: number, granularity: 0 | 1): void;
-  // int8 GEMM (native/napi/gemm.cc); `packed` is the opaque handle gemmPack returns, or (gemm only)
+  // int8 GEMM (native/napi/gemm.cc); `packed` is the opaque handle gemmPack returns, or (gemm, gemmAsync)
   // a one-shot B packed for that call and freed when it returns. Async calls copy their inputs
   // natively and create the output when `out` is null (native/napi/async.h).
 
   gemmPack(b: ByteCodes, isSigned: boolean, K: number, N: number, transposed: boolean,
     zeroPoint: ZeroPointArg, scale: number | Float32Array): [unknown, number];
-  gemm(a: ByteCodes, aSigned: boolean, M: number, packed: unknown | OneShotB, aZeroPoint: ZeroPointArg, outKind: number,
+  gemm(a: ByteCodes, aSigned: boolean, M: number, packed: unknown | OneShotB, aZeroPoint: ZeroPointArg, outKind: OutputKindCode,
     out: ArrayBufferView, aScale: number | Float32Array | null, bias: Float32Array | Int32Array | null, relu: boolean,
     outScale: number, outZeroPoint: number): void;
-  gemmAsync(a: ByteCodes, aSigned: boolean, M: number, packed: unknown, aZeroPoint: ZeroPointArg, outKind: number,
+  gemmAsync(a: ByteCodes, aSigned: boolean, M: number, packed: unknown | OneShotB, aZeroPoint: ZeroPointArg, outKind: OutputKindCode,
     out: ArrayBufferView | null, aScale: number | Float32Array | null, bias: Float32Array | Int32Array | null, relu: boolean,
     outScale: number, outZeroPoint: number): Promise<ArrayBufferView>;
   linearDynamic(x: Float32Array, M: number, packed: unknown, bias: Float32Array | null, relu: boolean,
@@ -91,6 +96,8 @@ export interface Binding {
   setIsa(name: string): void;
   setNumThreads(n: number): void;
   getNumThreads(): number;
+  /** native/napi/enums.def as { type: { member: value } }. */
+  enums: Record<string, Record<string, number>>;
 }
 
 declare const binding: Binding;

@@ -10,22 +10,17 @@
 //   in float32, y = round_half_even((float64(acc) + bias[j]) * multiplier + outZeroPoint),
 //   saturated (ReLU raises the lower bound to outZeroPoint); the optional bias is int32 with scale
 //   aScale * bScale[j] and zero point 0 (ONNX QLinearConv / QGemm), 0 when none.
-import type { Binding } from '../binding';
-import { native } from './binding';
+import { checkBias, checkBool, checkDim, checkScaleNumber, checkScales, checkZeroPoints, outArray } from './args';
 import { checkInt, checkOneOf, checkOptions, checkTyped, describe, isTypedOf, rangeError, typeError } from './errors';
+import * as native from './native';
 
 export type GemmDtype = 'int8' | 'uint8';
 export type GemmOutput = 'int32' | 'float32' | 'int8' | 'uint8';
 export type GemmZeroPoint = number | Int32Array | Int8Array | Uint8Array;
 type Codes = Int8Array | Uint8Array;
 
-// native/napi/gemm.cc (typed in binding.d.ts)
-const nat = native;
 const CODES = [Int8Array, Uint8Array] as const;
-const F32 = [Float32Array] as const;
-const I32 = [Int32Array] as const;
-const MAX_DIM = 2 ** 40;
-interface Internals { handle: unknown; zeroPoint: number | Int32Array; scale: number | Float32Array }
+interface Internals { handle: native.PackedHandle; zeroPoint: number | Int32Array; scale: number | Float32Array }
 const internals = new WeakMap<PackedWeights, Internals>();
 
 function dtypeOf(v: Codes): GemmDtype {
@@ -41,41 +36,10 @@ function checkCodes(name: string, v: unknown, dtype?: unknown): Codes {
   return c;
 }
 
-function checkDim(name: string, v: unknown, lo = 1): number {
-  return checkInt(name, v, lo, MAX_DIM);
-}
-
-function checkZeroPoint(name: string, v: unknown, dtype: GemmDtype, n: number, what: string): GemmZeroPoint {
-  const [lo, hi] = dtype === 'int8' ? [-128, 127] : [0, 255];
+/** Zero points of codes of `dtype`: one, or `count` (one per row / column, as `what` says). */
+function checkZeroPoint(name: string, v: unknown, dtype: GemmDtype, count: number, what: string): GemmZeroPoint {
   if (v === undefined) return 0;
-  if (typeof v === 'number') return checkInt(name, v, lo, hi);
-  const z = checkTyped<Int32Array | Int8Array | Uint8Array>(name, v, [Int32Array, Int8Array, Uint8Array]);
-  if (z.length !== 1 && z.length !== n) throw rangeError(name, `length 1 or ${n} (${what})`, describe(z));
-  for (let i = 0; i < z.length; i++) {
-    if (z[i] < lo || z[i] > hi) throw rangeError(`${name}[${i}]`, `an integer between ${lo} and ${hi}`, String(z[i]));
-  }
-  return z;
-}
-
-function checkScale(name: string, v: unknown, n: number, what: string): number | Float32Array {
-  if (typeof v === 'number') {
-    if (!(v > 0) || !Number.isFinite(v) || !(Math.fround(v) > 0) || !Number.isFinite(Math.fround(v))) {
-      throw rangeError(name, 'a positive finite number', String(v));
-    }
-    return v;
-  }
-  if (!isTypedOf(v, 'Float32Array')) throw typeError(name, 'a number or Float32Array', v);
-  if (v.length !== 1 && v.length !== n) throw rangeError(name, `length 1 or ${n} (${what})`, describe(v));
-  for (let i = 0; i < v.length; i++) {
-    if (!(v[i] > 0) || v[i] === Infinity) throw rangeError(`${name}[${i}]`, 'a positive finite number', String(v[i]));
-  }
-  return v;
-}
-
-function checkBool(name: string, v: unknown, dflt: boolean): boolean {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'boolean') throw typeError(name, 'a boolean', v);
-  return v;
+  return dtype === 'int8' ? checkZeroPoints(name, v, -128, 127, count, true, what, undefined) : checkZeroPoints(name, v, 0, 255, count, true, what, undefined);
 }
 
 /** Rows M from the options or from the input length; checks length = M * K. */
@@ -87,16 +51,6 @@ function rowsOf(name: string, v: { length: number; constructor: { name: string }
   const m = checkDim('opts.M', M, 0);
   if (v.length !== m * K) throw rangeError(name, `length M * K = ${m * K}`, `${v.constructor.name} of length ${v.length}`);
   return m;
-}
-
-/** opts.out checked, or a new array (sync), or null for an async call to create its own. */
-function outArray<T extends ArrayBufferView & { length: number }>(
-  out: unknown, ctor: { new (n: number): T; name: string }, n: number, async = false,
-): T {
-  if (out === undefined) return async ? (null as unknown as T) : new ctor(n);
-  const o = checkTyped<T>('opts.out', out, [ctor]);
-  if (o.length !== n) throw rangeError('opts.out', `length ${n}`, describe(o));
-  return o;
 }
 
 export interface PackWeightsOptions {
@@ -138,7 +92,7 @@ export class PackedWeights {
     return typeof s === 'number' ? s : s.slice();
   }
 
-  private constructor(handle: unknown, byteLength: number, K: number, N: number, dtype: GemmDtype, transposed: boolean,
+  private constructor(handle: native.PackedHandle, byteLength: number, K: number, N: number, dtype: GemmDtype, transposed: boolean,
     zeroPoint: number | Int32Array, scale: number | Float32Array) {
     this.K = K;
     this.N = N;
@@ -152,19 +106,24 @@ export class PackedWeights {
   /** @internal */
   static create(b: Codes, o: { K: number; N: number; transposed: boolean; zeroPoint: GemmZeroPoint; scale: number | Float32Array }): PackedWeights {
     const dtype = dtypeOf(b);
-    const [handle, bytes] = nat.gemmPack(b, dtype === 'int8', o.K, o.N, o.transposed, o.zeroPoint, o.scale);
+    const { handle, byteLength } = native.gemmPack({
+      b, signed: dtype === 'int8', K: o.K, N: o.N, transposed: o.transposed, zeroPoint: o.zeroPoint, scale: o.scale,
+    });
     const zp = typeof o.zeroPoint === 'number' ? o.zeroPoint : Int32Array.from(o.zeroPoint);
     const sc = typeof o.scale === 'number' ? o.scale : Float32Array.from(o.scale);
-    return new PackedWeights(handle, bytes, o.K, o.N, dtype, o.transposed, zp, sc);
+    return new PackedWeights(handle, byteLength, o.K, o.N, dtype, o.transposed, zp, sc);
   }
 }
 
-/** @internal The native handle of packed weights (for callers that checked their arguments already). */
-export function packedHandle(p: PackedWeights): unknown {
+/**
+ * @internal The native handle of packed weights, for callers of lib/native.ts that checked their
+ * arguments already (QuantizedModel's stages).
+ */
+export function packedHandle(p: PackedWeights): native.PackedHandle {
   return handleOf(p);
 }
 
-function handleOf(p: unknown): unknown {
+function handleOf(p: unknown): native.PackedHandle {
   const h = p instanceof PackedWeights ? internals.get(p) : undefined;
   if (h === undefined) throw typeError('packed', 'PackedWeights (from packWeights)', p);
   return h.handle;
@@ -181,9 +140,9 @@ export function packWeights(b: Int8Array | Uint8Array, opts: PackWeightsOptions)
   const K = checkDim('opts.K', o.K);
   const N = checkDim('opts.N', o.N);
   if (codes.length !== K * N) throw rangeError('b', `length K * N = ${K * N}`, describe(codes));
-  const transposed = checkBool('opts.transposed', o.transposed, false);
+  const transposed = checkBool('opts.transposed', o.transposed);
   const zeroPoint = checkZeroPoint('opts.zeroPoint', o.zeroPoint, dtypeOf(codes), N, 'one per column');
-  const scale = o.scale === undefined ? 1 : checkScale('opts.scale', o.scale, N, 'one per column');
+  const scale = o.scale === undefined ? 1 : checkScales('opts.scale', o.scale, N, true, 'one per column');
   return PackedWeights.create(codes, { K, N, transposed, zeroPoint, scale });
 }
 
@@ -213,16 +172,16 @@ export interface GemmOptions {
 }
 
 const GEMM_OPTS = ['M', 'aZeroPoint', 'aScale', 'output', 'bias', 'outScale', 'outZeroPoint', 'relu', 'out'] as const;
-const OUT_KIND: Record<GemmOutput, number> = { int32: 0, float32: 1, int8: 2, uint8: 3 };
-const OUT_CTOR = { int32: Int32Array, float32: Float32Array, int8: Int8Array, uint8: Uint8Array } as const;
+const OUT_KIND = {
+  int32: native.OutputKind.Int32, float32: native.OutputKind.Float32, int8: native.OutputKind.Int8, uint8: native.OutputKind.Uint8,
+} as const;
+const OUT_CTORS = { int32: [Int32Array], float32: [Float32Array], int8: [Int8Array], uint8: [Uint8Array] } as const;
 
 type GemmResult<O extends GemmOptions | undefined> = O extends { output: 'float32' } ? Float32Array
   : O extends { output: 'int8' } ? Int8Array : O extends { output: 'uint8' } ? Uint8Array
   : O extends { output: GemmOutput } ? Int32Array | Float32Array | Int8Array | Uint8Array : Int32Array;
 
-type NativeGemmArgs = Parameters<Binding['gemm']>;
-
-function gemmArgs(a: unknown, packed: unknown, opts: unknown, async = false): NativeGemmArgs {
+function gemmArgs(a: unknown, packed: unknown, opts: unknown, async = false): native.GemmArgs {
   const codes = checkCodes('a', a);
   const h = handleOf(packed);
   const p = packed as PackedWeights;
@@ -231,7 +190,7 @@ function gemmArgs(a: unknown, packed: unknown, opts: unknown, async = false): Na
   const dtype = dtypeOf(codes);
   const output = o.output === undefined ? 'int32' : checkOneOf('opts.output', o.output, ['int32', 'float32', 'int8', 'uint8'] as const);
   const aZeroPoint = checkZeroPoint('opts.aZeroPoint', o.aZeroPoint, dtype, M, 'one per row');
-  const aScale = o.aScale === undefined ? null : checkScale('opts.aScale', o.aScale, M, 'one per row');
+  const aScale = o.aScale === undefined ? null : checkScales('opts.aScale', o.aScale, M, true, 'one per row');
   if (output === 'int32') {
     for (const k of ['aScale', 'bias', 'relu', 'outScale', 'outZeroPoint'] as const) {
       if (o[k] !== undefined) throw new TypeError(`Option '${k}' needs output 'float32', 'int8' or 'uint8'; output is 'int32'`);
@@ -242,23 +201,23 @@ function gemmArgs(a: unknown, packed: unknown, opts: unknown, async = false): Na
     if (output !== 'float32' && !isTypedOf(o.bias, 'Int32Array')) {
       throw typeError('opts.bias', `Int32Array (output '${output}' bias, scale aScale * bScale, zero point 0)`, o.bias);
     }
-    bias = checkTyped<Float32Array | Int32Array>('opts.bias', o.bias, output === 'float32' ? F32 : I32);
-    if (bias.length !== p.N) throw rangeError('opts.bias', `length N = ${p.N}`, describe(bias));
+    bias = output === 'float32' ? checkBias('opts.bias', o.bias, 'Float32Array', p.N) : checkBias('opts.bias', o.bias, 'Int32Array', p.N);
   }
   let outScale = 1;
   let outZeroPoint = 0;
   if (output === 'int8' || output === 'uint8') {
     if (o.outScale === undefined) throw typeError('opts.outScale', `a positive finite number (needed by output '${output}')`, undefined);
-    outScale = checkScale('opts.outScale', o.outScale, 1, 'one') as number;
-    if (typeof outScale !== 'number') throw typeError('opts.outScale', 'a number', o.outScale);
+    outScale = checkScaleNumber('opts.outScale', o.outScale);
     const [lo, hi] = output === 'int8' ? [-128, 127] : [0, 255];
     outZeroPoint = o.outZeroPoint === undefined ? 0 : checkInt('opts.outZeroPoint', o.outZeroPoint, lo, hi);
   } else if (o.outScale !== undefined || o.outZeroPoint !== undefined) {
     throw new TypeError(`Options 'outScale' and 'outZeroPoint' need output 'int8' or 'uint8'; output is '${output}'`);
   }
-  const relu = checkBool('opts.relu', o.relu, false);
-  const out = outArray<ArrayBufferView & { length: number }>(o.out, OUT_CTOR[output] as never, M * p.N, async);
-  return [codes, dtype === 'int8', M, h, aZeroPoint, OUT_KIND[output], out, aScale, bias, relu, outScale, outZeroPoint];
+  const relu = checkBool('opts.relu', o.relu);
+  const out = outArray<ArrayBufferView>('opts.out', o.out, OUT_CTORS[output] as never, M * p.N, async);
+  return {
+    a: codes, aSigned: dtype === 'int8', M, packed: h, aZeroPoint, output: OUT_KIND[output], out, aScale, bias, relu, outScale, outZeroPoint,
+  };
 }
 
 /**
@@ -268,9 +227,9 @@ function gemmArgs(a: unknown, packed: unknown, opts: unknown, async = false): Na
  * Runs on the shared thread pool (setNumThreads).
  */
 export function gemm<O extends GemmOptions | undefined = undefined>(a: Int8Array | Uint8Array, packed: PackedWeights, opts?: O): GemmResult<O> {
-  const args = gemmArgs(a, packed, opts);
-  nat.gemm(...args);
-  return args[6] as GemmResult<O>;
+  const g = gemmArgs(a, packed, opts);
+  native.gemm(g);
+  return g.out as GemmResult<O>;
 }
 
 /**
@@ -281,7 +240,7 @@ export function gemm<O extends GemmOptions | undefined = undefined>(a: Int8Array
  */
 export function gemmAsync<O extends GemmOptions | undefined = undefined>(a: Int8Array | Uint8Array, packed: PackedWeights, opts?: O): Promise<GemmResult<O>> {
   try {
-    return nat.gemmAsync(...gemmArgs(a, packed, opts, true)) as Promise<GemmResult<O>>;
+    return native.gemmAsync(gemmArgs(a, packed, opts, true)) as Promise<GemmResult<O>>;
   } catch (e) {
     return Promise.reject(e);
   }
@@ -333,9 +292,12 @@ export function matmulInteger(a: Int8Array | Uint8Array, b: Int8Array | Uint8Arr
   const [M, K, N] = shapeOf(ac.length, bc.length, o);
   const bZeroPoint = checkZeroPoint('opts.bZeroPoint', o.bZeroPoint, dtypeOf(bc), N, 'one per column');
   const aZeroPoint = checkZeroPoint('opts.aZeroPoint', o.aZeroPoint, dtypeOf(ac), M, 'one per row');
-  const out = outArray(o.out, Int32Array, M * N);
+  const out = outArray('opts.out', o.out, [Int32Array], M * N);
   // A one-shot B: packed for this call and freed when it returns (nothing left for the GC).
-  nat.gemm(ac, dtypeOf(ac) === 'int8', M, { b: bc, K, N, zeroPoint: bZeroPoint, scale: 1 }, aZeroPoint, 0, out, null, null, false, 1, 0);
+  native.gemm({
+    a: ac, aSigned: dtypeOf(ac) === 'int8', M, packed: { b: bc, K, N, zeroPoint: bZeroPoint, scale: 1 }, aZeroPoint,
+    output: native.OutputKind.Int32, out, aScale: null, bias: null, relu: false, outScale: 1, outZeroPoint: 0,
+  });
   return out;
 }
 
@@ -374,16 +336,16 @@ export function qlinearMatMul(
   const bc = checkCodes('b', b);
   const o = checkOptions('opts', opts, QLMM_OPTS);
   const [M, K, N] = shapeOf(ac.length, bc.length, o);
-  const as = checkScale('aScale', aScale, M, 'one per row');
+  const as = checkScales('aScale', aScale, M, true, 'one per row');
   const az = checkZeroPoint('aZeroPoint', aZeroPoint, dtypeOf(ac), M, 'one per row');
-  const bs = checkScale('bScale', bScale, N, 'one per column');
+  const bs = checkScales('bScale', bScale, N, true, 'one per column');
   const bz = checkZeroPoint('bZeroPoint', bZeroPoint, dtypeOf(bc), N, 'one per column');
   let ys: number;
   if (isTypedOf(yScale, 'Float32Array')) {
     if (yScale.length !== 1) throw rangeError('yScale', 'length 1', describe(yScale));
-    ys = checkScale('yScale', yScale[0], 1, 'one') as number;
+    ys = checkScaleNumber('yScale', yScale[0]);
   } else {
-    ys = checkScale('yScale', yScale, 1, 'one') as number;
+    ys = checkScaleNumber('yScale', yScale);
   }
   const yz = scalarZeroPoint('yZeroPoint', yZeroPoint);
   let dtype: GemmDtype = yz.dtype ?? dtypeOf(ac);
@@ -394,8 +356,11 @@ export function qlinearMatMul(
   }
   const [lo, hi] = dtype === 'int8' ? [-128, 127] : [0, 255];
   const yzp = checkInt('yZeroPoint', yz.value, lo, hi);
-  const out: Int8Array | Uint8Array = dtype === 'int8' ? outArray(o.out, Int8Array, M * N) : outArray(o.out, Uint8Array, M * N);
-  nat.gemm(ac, dtypeOf(ac) === 'int8', M, { b: bc, K, N, zeroPoint: bz, scale: bs }, az, dtype === 'int8' ? 2 : 3, out, as, null, false, ys, yzp);
+  const out = outArray<Int8Array | Uint8Array>('opts.out', o.out, dtype === 'int8' ? [Int8Array] : [Uint8Array], M * N);
+  native.gemm({
+    a: ac, aSigned: dtypeOf(ac) === 'int8', M, packed: { b: bc, K, N, zeroPoint: bz, scale: bs }, aZeroPoint: az,
+    output: OUT_KIND[dtype], out, aScale: as, bias: null, relu: false, outScale: ys, outZeroPoint: yzp,
+  });
   return out;
 }
 
@@ -417,24 +382,18 @@ export interface LinearDynamicOptions {
 
 const LD_OPTS = ['M', 'bias', 'relu', 'activation', 'granularity', 'out'] as const;
 
-type NativeLinearArgs = Parameters<Binding['linearDynamic']>;
-
-function linearArgs(x: unknown, packed: unknown, opts: unknown, async = false): NativeLinearArgs {
-  const xs = checkTyped<Float32Array>('x', x, F32);
+function linearArgs(x: unknown, packed: unknown, opts: unknown, async = false): native.LinearDynamicArgs {
+  const xs = checkTyped<Float32Array>('x', x, [Float32Array]);
   const h = handleOf(packed);
   const p = packed as PackedWeights;
   const o = checkOptions('opts', opts, LD_OPTS);
   const M = rowsOf('x', xs, p.K, o.M);
-  let bias: Float32Array | null = null;
-  if (o.bias !== undefined) {
-    bias = checkTyped<Float32Array>('opts.bias', o.bias, F32);
-    if (bias.length !== p.N) throw rangeError('opts.bias', `length N = ${p.N}`, describe(bias));
-  }
-  const relu = checkBool('opts.relu', o.relu, false);
+  const bias = o.bias === undefined ? null : checkBias('opts.bias', o.bias, 'Float32Array', p.N);
+  const relu = checkBool('opts.relu', o.relu);
   const act = o.activation === undefined ? 'uint8' : checkOneOf('opts.activation', o.activation, ['uint8', 'int8'] as const);
   const gran = o.granularity === undefined ? 'per-row' : checkOneOf('opts.granularity', o.granularity, ['per-row', 'per-tensor'] as const);
-  const out = outArray(o.out, Float32Array, M * p.N, async);
-  return [xs, M, h, bias, relu, gran === 'per-row', act === 'int8', out];
+  const out = outArray('opts.out', o.out, OUT_CTORS.float32, M * p.N, async);
+  return { x: xs, M, packed: h, bias, relu, perRow: gran === 'per-row', actSigned: act === 'int8', out };
 }
 
 /**
@@ -442,15 +401,15 @@ function linearArgs(x: unknown, packed: unknown, opts: unknown, async = false): 
  * float32) quantized on the fly, int8 GEMM with packed weights, float32 out (+ bias, ReLU).
  */
 export function linearDynamic(x: Float32Array, packed: PackedWeights, opts?: LinearDynamicOptions): Float32Array {
-  const args = linearArgs(x, packed, opts);
-  nat.linearDynamic(...args);
-  return args[7];
+  const l = linearArgs(x, packed, opts);
+  native.linearDynamic(l);
+  return l.out;
 }
 
 /** linearDynamic off the event loop; inputs and output handled as gemmAsync does. */
 export function linearDynamicAsync(x: Float32Array, packed: PackedWeights, opts?: LinearDynamicOptions): Promise<Float32Array> {
   try {
-    return nat.linearDynamicAsync(...linearArgs(x, packed, opts, true));
+    return native.linearDynamicAsync(linearArgs(x, packed, opts, true));
   } catch (e) {
     return Promise.reject(e);
   }

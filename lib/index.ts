@@ -1,6 +1,6 @@
 // quantkit: deep-learning quantization for Node.js.
-import { native } from './binding';
 import { checkInt, typeError } from './errors';
+import * as native from './native';
 
 export { quantizeLinear, dequantizeLinear, dynamicQuantizeLinear } from './onnx';
 export type { QDtype, ZeroPoint, QuantizeLinearOptions, DequantizeLinearOptions, DynamicQuantized } from './onnx';

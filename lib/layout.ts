@@ -1,17 +1,15 @@
-// Shapes, axes and the [outer, axisDim, inner] view the native kernels take.
+// Shapes, axes and the [outer, axisDim, inner] view the native kernels take (a Layout is the
+// NativeLayout of lib/native.ts plus what the TypeScript side needs).
 import { checkInt, describe, rangeError, typeError } from './errors';
+import { GranularityCode, NativeLayout } from './native';
 
-export const GRAN_PER_TENSOR = 0;
-export const GRAN_PER_AXIS = 1;
-export const GRAN_BLOCKED = 2;
-export type GranCode = 0 | 1 | 2;
+// Short names of the GranularityCode values.
+export const GRAN_PER_TENSOR = GranularityCode.PerTensor;
+export const GRAN_PER_AXIS = GranularityCode.PerAxis;
+export const GRAN_BLOCKED = GranularityCode.Blocked;
+export type GranCode = GranularityCode;
 
-export interface Layout {
-  gran: GranCode;
-  outer: number;
-  axisDim: number;
-  inner: number;
-  blockSize: number; // 0 unless blocked
+export interface Layout extends NativeLayout {
   axis: number | null; // normalised axis, null for per-tensor
   groups: number; // number of scales
   /** Shape of the scale tensor (ONNX conventions). */

@@ -3,14 +3,12 @@
 // from setNumThreads. Numerics (docs/numerics.md, "fp32 GEMM"): not bit-identical between paths;
 // every path is within |c - exact| <= (K + 1) * 2^-23 * (sum_k |a_ik| |b_kj| + |bias_j|) of the
 // exact product; the thread count never changes a result.
-import { native } from './binding';
-import { checkInt, checkOptions, checkTyped, describe, isTypedOf, rangeError, typeError } from './errors';
+import { checkBias, checkBool, checkDim, outArray, overlaps } from './args';
+import { checkOptions, checkTyped, describe, isTypedOf, rangeError, typeError } from './errors';
+import * as native from './native';
 
-// native/napi/sgemm.cc (typed in binding.d.ts)
-const nat = native;
 const F32 = [Float32Array] as const;
-const MAX_DIM = 2 ** 40;
-const handles = new WeakMap<PackedWeightsF32, unknown>();
+const handles = new WeakMap<PackedWeightsF32, native.PackedF32Handle>();
 
 export interface PackWeightsF32Options {
   /** Rows of B (the reduction dimension). */
@@ -36,7 +34,7 @@ export class PackedWeightsF32 {
   /** Bytes held natively. */
   readonly byteLength: number;
 
-  private constructor(handle: unknown, byteLength: number, K: number, N: number, transposed: boolean) {
+  private constructor(handle: native.PackedF32Handle, byteLength: number, K: number, N: number, transposed: boolean) {
     this.K = K;
     this.N = N;
     this.transposed = transposed;
@@ -47,24 +45,9 @@ export class PackedWeightsF32 {
 
   /** @internal */
   static create(b: Float32Array, K: number, N: number, transposed: boolean): PackedWeightsF32 {
-    const [handle, bytes] = nat.sgemmPack(b, K, N, transposed);
-    return new PackedWeightsF32(handle, bytes, K, N, transposed);
+    const { handle, byteLength } = native.sgemmPack(b, K, N, transposed);
+    return new PackedWeightsF32(handle, byteLength, K, N, transposed);
   }
-}
-
-function checkDim(name: string, v: unknown): number {
-  return checkInt(name, v, 0, MAX_DIM);
-}
-
-function checkBool(name: string, v: unknown): boolean {
-  if (v === undefined) return false;
-  if (typeof v !== 'boolean') throw typeError(name, 'a boolean', v);
-  return v;
-}
-
-function overlaps(x: ArrayBufferView, y: ArrayBufferView): boolean {
-  if (x.buffer !== y.buffer || x.byteLength === 0 || y.byteLength === 0) return false;
-  return x.byteOffset < y.byteOffset + y.byteLength && y.byteOffset < x.byteOffset + x.byteLength;
 }
 
 const PACK_OPTS = ['K', 'N', 'transposed'] as const;
@@ -74,8 +57,8 @@ export function packWeightsF32(b: Float32Array, opts: PackWeightsF32Options): Pa
   const bb = checkTyped<Float32Array>('b', b, F32);
   if (opts === undefined || opts === null) throw typeError('opts', 'an options object with K and N', opts);
   const o = checkOptions('opts', opts, PACK_OPTS);
-  const K = checkDim('opts.K', o.K);
-  const N = checkDim('opts.N', o.N);
+  const K = checkDim('opts.K', o.K, 0);
+  const N = checkDim('opts.N', o.N, 0);
   const transposed = checkBool('opts.transposed', o.transposed);
   if (bb.length !== K * N) {
     throw rangeError('b', `length K * N = ${K * N}${transposed ? ' (N x K)' : ' (K x N)'}`, describe(bb));
@@ -102,15 +85,13 @@ export interface MatmulF32Options {
 
 const MM_OPTS = ['M', 'K', 'N', 'transB', 'out', 'bias', 'relu'] as const;
 
-type Prepared = [Float32Array, Float32Array | unknown, Float32Array, number, number, number, boolean, Float32Array | null, boolean];
-
-function prepare(a: unknown, b: unknown, opts: unknown, async = false): Prepared {
+function prepare(a: unknown, b: unknown, opts: unknown, async = false): native.SgemmArgs {
   const aa = checkTyped<Float32Array>('a', a, F32);
-  let bArg: Float32Array | unknown;
+  let bArg: Float32Array | native.PackedF32Handle;
   let packed: PackedWeightsF32 | null = null;
   if (b instanceof PackedWeightsF32) {
     packed = b;
-    bArg = handles.get(b);
+    bArg = handles.get(b)!;
   } else if (isTypedOf(b, 'Float32Array')) {
     bArg = checkTyped<Float32Array>('b', b, F32);
   } else {
@@ -118,38 +99,30 @@ function prepare(a: unknown, b: unknown, opts: unknown, async = false): Prepared
   }
   if (opts === undefined || opts === null) throw typeError('opts', 'an options object with M, K and N', opts);
   const o = checkOptions('opts', opts, MM_OPTS);
-  const M = checkDim('opts.M', o.M);
+  const M = checkDim('opts.M', o.M, 0);
   let K: number;
   let N: number;
   let transB = false;
   if (packed) {
-    K = o.K === undefined ? packed.K : checkDim('opts.K', o.K);
-    N = o.N === undefined ? packed.N : checkDim('opts.N', o.N);
+    K = o.K === undefined ? packed.K : checkDim('opts.K', o.K, 0);
+    N = o.N === undefined ? packed.N : checkDim('opts.N', o.N, 0);
     if (K !== packed.K) throw rangeError('opts.K', `${packed.K} (the packed B's K) or no K`, String(K));
     if (N !== packed.N) throw rangeError('opts.N', `${packed.N} (the packed B's N) or no N`, String(N));
     if (o.transB !== undefined) {
       throw new TypeError("Unknown option 'transB' with a packed B: the layout is fixed by packWeightsF32({ transposed })");
     }
   } else {
-    K = checkDim('opts.K', o.K);
-    N = checkDim('opts.N', o.N);
+    K = checkDim('opts.K', o.K, 0);
+    N = checkDim('opts.N', o.N, 0);
     transB = checkBool('opts.transB', o.transB);
     const bb = bArg as Float32Array;
     if (bb.length !== K * N) throw rangeError('b', `length K * N = ${K * N}${transB ? ' (N x K)' : ' (K x N)'}`, describe(bb));
   }
   if (aa.length !== M * K) throw rangeError('a', `length M * K = ${M * K}`, describe(aa));
-  let bias: Float32Array | null = null;
-  if (o.bias !== undefined && o.bias !== null) {
-    bias = checkTyped<Float32Array>('opts.bias', o.bias, F32);
-    if (bias.length !== N) throw rangeError('opts.bias', `length N = ${N}`, describe(bias));
-  }
+  const bias = o.bias === undefined || o.bias === null ? null : checkBias('opts.bias', o.bias, 'Float32Array', N);
   const relu = checkBool('opts.relu', o.relu);
-  let out: Float32Array;
-  if (o.out === undefined) {
-    out = async ? (null as unknown as Float32Array) : new Float32Array(M * N); // async: created natively
-  } else {
-    out = checkTyped<Float32Array>('opts.out', o.out, F32);
-    if (out.length !== M * N) throw rangeError('opts.out', `length M * N = ${M * N}`, describe(out));
+  const out = outArray('opts.out', o.out, F32, M * N, async, 'M * N = '); // async: null, created natively
+  if (o.out !== undefined) {
     const others: [string, ArrayBufferView | null][] = [['a', aa], ['b', packed ? null : (bArg as Float32Array)], ['opts.bias', bias]];
     for (const [name, v] of others) {
       if (v && overlaps(out, v)) {
@@ -157,7 +130,7 @@ function prepare(a: unknown, b: unknown, opts: unknown, async = false): Prepared
       }
     }
   }
-  return [aa, bArg, out, M, K, N, transB, bias, relu];
+  return { a: aa, b: bArg, out, M, K, N, transB, bias, relu };
 }
 
 /**
@@ -166,9 +139,9 @@ function prepare(a: unknown, b: unknown, opts: unknown, async = false): Prepared
  * opts.out when given, else a new Float32Array of M x N.
  */
 export function matmulF32(a: Float32Array, b: Float32Array | PackedWeightsF32, opts: MatmulF32Options): Float32Array {
-  const args = prepare(a, b, opts);
-  nat.sgemm(...args);
-  return args[2];
+  const s = prepare(a, b, opts);
+  native.sgemm(s);
+  return s.out;
 }
 
 /**
@@ -179,7 +152,7 @@ export function matmulF32(a: Float32Array, b: Float32Array | PackedWeightsF32, o
  */
 export function matmulF32Async(a: Float32Array, b: Float32Array | PackedWeightsF32, opts: MatmulF32Options): Promise<Float32Array> {
   try {
-    return nat.sgemmAsync(...prepare(a, b, opts, true));
+    return native.sgemmAsync(prepare(a, b, opts, true));
   } catch (e) {
     return Promise.reject(e);
   }

@@ -1,8 +1,9 @@
 // ONNX-exact operators (opset 21 reference semantics): QuantizeLinear, DequantizeLinear,
 // DynamicQuantizeLinear. See docs/numerics.md.
-import { native } from './binding';
-import { checkLength, checkOneOf, checkOptions, checkTyped, describe, isTypedOf, rangeError, typeError } from './errors';
+import { checkScaleCount, checkZeroPoints, outArray, scaleForm } from './args';
+import { checkOneOf, checkOptions, checkTyped, describe, isTypedOf, rangeError, typeError } from './errors';
 import { axisLayout, checkShape, GRAN_PER_TENSOR, Layout, normalizeAxis, perTensorLayout } from './layout';
+import * as native from './native';
 import { DTYPE_RANGE, isNibble, isSignedDtype, StorageDtype, storageBytes } from './spec';
 
 export type QDtype = StorageDtype;
@@ -33,7 +34,6 @@ export interface DequantizeLinearOptions {
 const Q_OPTS = ['shape', 'axis', 'blockSize', 'dtype', 'out'] as const;
 const DTYPES = ['int8', 'uint8', 'int4', 'uint4'] as const;
 const F32 = [Float32Array] as const;
-const ZP_CTORS = [Int8Array, Uint8Array, Int32Array] as const;
 
 function zeroPointDtype(zp: unknown): QDtype | null {
   if (isTypedOf(zp, 'Int8Array')) return 'int8';
@@ -54,54 +54,18 @@ function onnxLayout(shape: readonly number[], numel: number, scale: number | Flo
   return axisLayout(shape, axis, block as number);
 }
 
-function checkScale(scale: unknown): number | Float32Array {
-  if (typeof scale === 'number') {
-    if (!(scale > 0) || !Number.isFinite(scale) || !(Math.fround(scale) > 0)) {
-      throw rangeError('scale', 'a positive finite number', String(scale));
-    }
-    return scale;
-  }
-  return checkTyped<Float32Array>('scale', scale, F32);
-}
-
-function checkScaleLength(scale: number | Float32Array, L: Layout): void {
-  if (typeof scale === 'number') {
-    if (L.groups !== 1) throw typeError('scale', `a Float32Array of length ${L.groups} (${describeScale(L)})`, scale);
-    return;
-  }
-  if (scale.length !== L.groups) {
-    throw rangeError('scale', `length ${L.groups} (${describeScale(L)})`, `${describe(scale)}`);
-  }
-  for (let i = 0; i < scale.length; i++) {
-    const s = scale[i];
-    if (!(s > 0) || s === Infinity) throw rangeError(`scale[${i}]`, 'a positive finite number', String(s));
-  }
-}
-
 function describeScale(L: Layout): string {
   if (L.gran === GRAN_PER_TENSOR) return 'per-tensor';
   if (L.blockSize) return `blocked scale of shape [${L.scaleShape.join(', ')}]`;
   return `one per index of axis ${L.axis}`;
 }
 
-function checkZeroPoint(zp: unknown, dtype: QDtype, L: Layout): number | Int8Array | Uint8Array | Int32Array {
-  const [lo, hi] = DTYPE_RANGE[dtype];
+/** scale and zeroPoint against the layout (scale's form was checked before the layout was known); the zero point. */
+function checkQParams(scale: number | Float32Array, zp: unknown, dtype: QDtype, L: Layout): ZeroPoint {
+  checkScaleCount('scale', scale, L.groups, false, () => describeScale(L));
   if (zp === undefined || zp === null) return 0;
-  if (typeof zp === 'number') {
-    if (!Number.isInteger(zp) || zp < lo || zp > hi) throw rangeError('zeroPoint', `an integer between ${lo} and ${hi} (${dtype})`, String(zp));
-    if (L.groups !== 1) throw typeError('zeroPoint', `a typed array of length ${L.groups}`, zp);
-    return zp;
-  }
-  const z = checkTyped<Int8Array | Uint8Array | Int32Array>('zeroPoint', zp, ZP_CTORS);
-  const zd = zeroPointDtype(z);
-  if (zd !== null && isSignedDtype(zd) !== isSignedDtype(dtype)) {
-    throw typeError('zeroPoint', `${isSignedDtype(dtype) ? 'Int8Array' : 'Uint8Array'} or Int32Array (dtype ${dtype})`, z);
-  }
-  checkLength('zeroPoint', z, L.groups);
-  for (let i = 0; i < z.length; i++) {
-    if (z[i] < lo || z[i] > hi) throw rangeError(`zeroPoint[${i}]`, `an integer between ${lo} and ${hi} (${dtype})`, String(z[i]));
-  }
-  return z;
+  const [lo, hi] = DTYPE_RANGE[dtype];
+  return checkZeroPoints('zeroPoint', zp, lo, hi, L.groups, false, undefined, dtype);
 }
 
 /**
@@ -112,7 +76,7 @@ export function quantizeLinear(
   x: Float32Array, scale: number | Float32Array, zeroPoint?: ZeroPoint | null, opts?: QuantizeLinearOptions,
 ): Int8Array | Uint8Array {
   checkTyped<Float32Array>('x', x, F32);
-  const sc = checkScale(scale);
+  const sc = scaleForm('scale', scale);
   const o = opts === undefined ? {} : checkOptions('opts', opts, Q_OPTS) as QuantizeLinearOptions;
   let dtype: QDtype;
   if (o.dtype !== undefined) dtype = checkOneOf('opts.dtype', o.dtype, DTYPES);
@@ -120,18 +84,10 @@ export function quantizeLinear(
   const n = x.length;
   const shape = o.shape === undefined ? [n] : checkShape('opts.shape', o.shape, n);
   const L = onnxLayout(shape, n, sc, o);
-  checkScaleLength(sc, L);
-  const zp = checkZeroPoint(zeroPoint, dtype, L);
-  const bytes = storageBytes(dtype, n);
-  let out = o.out;
-  if (out === undefined) {
-    out = dtype === 'int8' ? new Int8Array(bytes) : new Uint8Array(bytes);
-  } else {
-    out = checkTyped<Int8Array | Uint8Array>('opts.out', out, dtype === 'int8' ? [Int8Array] : [Uint8Array]);
-    checkLength('opts.out', out, bytes);
-  }
+  const zp = checkQParams(sc, zeroPoint, dtype, L);
+  const out = outArray<Int8Array | Uint8Array>('opts.out', o.out, dtype === 'int8' ? [Int8Array] : [Uint8Array], storageBytes(dtype, n));
   const [qmin, qmax] = DTYPE_RANGE[dtype];
-  native.quantize(x, out, sc, zp, isNibble(dtype) ? 1 : 0, L.outer, L.axisDim, L.inner, L.gran, L.blockSize, qmin, qmax, 0);
+  native.quantize({ x, out, scale: sc, zeroPoint: zp, storage: native.storageOf(dtype), layout: L, qmin, qmax, formula: native.Formula.Onnx });
   return out;
 }
 
@@ -140,7 +96,7 @@ export function dequantizeLinear(
   q: Int8Array | Uint8Array, scale: number | Float32Array, zeroPoint?: ZeroPoint | null, opts?: DequantizeLinearOptions,
 ): Float32Array {
   checkTyped<Int8Array | Uint8Array>('q', q, [Int8Array, Uint8Array]);
-  const sc = checkScale(scale);
+  const sc = scaleForm('scale', scale);
   const o = opts === undefined ? {} : checkOptions('opts', opts, Q_OPTS) as DequantizeLinearOptions;
   let dtype: QDtype;
   if (o.dtype !== undefined) {
@@ -165,15 +121,9 @@ export function dequantizeLinear(
     }
   }
   const L = onnxLayout(shape, n, sc, o);
-  checkScaleLength(sc, L);
-  const zp = checkZeroPoint(zeroPoint, dtype, L);
-  let out = o.out;
-  if (out === undefined) out = new Float32Array(n);
-  else {
-    checkTyped<Float32Array>('opts.out', out, F32);
-    checkLength('opts.out', out, n);
-  }
-  native.dequantize(q, out, sc, zp, isSignedDtype(dtype), nib ? 1 : 0, L.outer, L.axisDim, L.inner, L.gran, L.blockSize);
+  const zp = checkQParams(sc, zeroPoint, dtype, L);
+  const out = outArray('opts.out', o.out, F32, n);
+  native.dequantize({ q, out, scale: sc, zeroPoint: zp, signed: isSignedDtype(dtype), storage: native.storageOf(dtype), layout: L });
   return out;
 }
 
@@ -191,12 +141,7 @@ export interface DynamicQuantized {
 export function dynamicQuantizeLinear(x: Float32Array, opts?: { out?: Uint8Array }): DynamicQuantized {
   checkTyped<Float32Array>('x', x, F32);
   const o = opts === undefined ? {} : checkOptions('opts', opts, ['out']) as { out?: Uint8Array };
-  let out = o.out;
-  if (out === undefined) out = new Uint8Array(x.length);
-  else {
-    checkTyped<Uint8Array>('opts.out', out, [Uint8Array]);
-    checkLength('opts.out', out, x.length);
-  }
+  const out = outArray('opts.out', o.out, [Uint8Array], x.length);
   const [scale, zeroPoint] = native.dynamicQuantize(x, out);
   return { data: out, scale, zeroPoint };
 }

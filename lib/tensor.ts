@@ -1,37 +1,22 @@
 // Scheme-level API: quantize a tensor with a QuantSpec, fake-quantize, min/max reductions.
-import { native } from './binding';
-import { checkLength, checkOptions, checkTyped, rangeError, typeError } from './errors';
-import { checkShape, GRAN_PER_TENSOR, Granularity, granularityLayout, Layout } from './layout';
+import { checkScales, checkZeroPoints, outArray } from './args';
+import { checkLength, checkOptions, checkTyped, typeError } from './errors';
+import { checkShape, Granularity, granularityLayout, Layout } from './layout';
+import * as native from './native';
+import type { MinMaxResult } from './native';
 import { computeQParamsFromMinMax } from './qparams';
-import { isNibble, QuantSpec, ResolvedSpec, resolveSpec, SPEC_KEYS, StorageDtype, storageBytes } from './spec';
+import { QuantSpec, ResolvedSpec, resolveSpec, SPEC_KEYS, StorageDtype, storageBytes } from './spec';
+
+export type { MinMaxResult };
 
 const F32 = [Float32Array] as const;
-
-export interface MinMaxResult {
-  /** Per group (one entry for per-tensor): the smallest finite value, +Infinity if none. */
-  min: Float32Array;
-  /** Per group: the largest finite value, -Infinity if none. */
-  max: Float32Array;
-  /** NaN values skipped. */
-  nanCount: number;
-  /** +-Infinity values skipped. */
-  infCount: number;
-}
 
 /** Min and max of the finite values per tensor, per axis index, or per block. -0 is reported as 0. */
 export function minMax(x: Float32Array, shape?: readonly number[], opts?: { granularity?: Granularity }): MinMaxResult {
   checkTyped<Float32Array>('x', x, F32);
   const sh = shape === undefined ? [x.length] : checkShape('shape', shape, x.length);
   const o = checkOptions('opts', opts, ['granularity']) as { granularity?: Granularity };
-  const L = granularityLayout('opts.granularity', o.granularity, sh, x.length);
-  return minMaxLayout(x, L);
-}
-
-export function minMaxLayout(x: Float32Array, L: Layout): MinMaxResult {
-  const min = new Float32Array(L.groups);
-  const max = new Float32Array(L.groups);
-  const [nanCount, infCount] = native.minMax(x, min, max, L.outer, L.axisDim, L.inner, L.gran, L.blockSize);
-  return { min, max, nanCount, infCount };
+  return native.minMax(x, granularityLayout('opts.granularity', o.granularity, sh, x.length));
 }
 
 /** A quantized tensor: codes plus everything needed to read them back. */
@@ -87,16 +72,12 @@ export class QuantizedTensor {
 
   /** Back to float32: (q - zeroPoint) * scale. */
   dequantize(out?: Float32Array): Float32Array {
-    const n = this.numel;
-    if (out === undefined) out = new Float32Array(n);
-    else {
-      checkTyped<Float32Array>('out', out, F32);
-      checkLength('out', out, n);
-    }
-    const L = layouts.get(this) as Layout;
-    native.dequantize(this.data, out, this.scale, this.zeroPoint, this.signed, isNibble(this.dtype) ? 1 : 0,
-      L.outer, L.axisDim, L.inner, L.gran, L.blockSize);
-    return out;
+    const o = outArray('out', out, F32, this.numel);
+    native.dequantize({
+      q: this.data, out: o, scale: this.scale, zeroPoint: this.zeroPoint, signed: this.signed, storage: native.storageOf(this.dtype),
+      layout: layouts.get(this) as Layout,
+    });
+    return o;
   }
 }
 
@@ -111,7 +92,7 @@ export function quantize(x: Float32Array, shape: readonly number[], spec?: Parti
   const sh = checkShape('shape', shape, x.length);
   const s = resolveSpec('spec', checkOptions('spec', spec, SPEC_KEYS) as Partial<QuantSpec>);
   const L = granularityLayout('spec.granularity', s.granularity, sh, x.length);
-  const mm = minMaxLayout(x, L);
+  const mm = native.minMax(x, L);
   const { scale, zeroPoint } = computeQParamsFromMinMax(mm.min, mm.max, s);
   return quantizeWithQParams(x, sh, s, L, scale, zeroPoint);
 }
@@ -120,8 +101,9 @@ export function quantize(x: Float32Array, shape: readonly number[], spec?: Parti
 export function quantizeWithQParams(x: Float32Array, sh: readonly number[], s: ResolvedSpec, L: Layout, scale: Float32Array, zeroPoint: Int32Array): QuantizedTensor {
   const bytes = storageBytes(s.dtype, x.length);
   const data = s.dtype === 'int8' ? new Int8Array(bytes) : new Uint8Array(bytes);
-  native.quantize(x, data, scale, zeroPoint, isNibble(s.dtype) ? 1 : 0, L.outer, L.axisDim, L.inner, L.gran,
-    L.blockSize, s.qmin, s.qmax, s.formula === 'pytorch' ? 1 : 0);
+  native.quantize({
+    x, out: data, scale, zeroPoint, storage: native.storageOf(s.dtype), layout: L, qmin: s.qmin, qmax: s.qmax, formula: native.formulaOf(s.formula),
+  });
   return new QuantizedTensor({ data, shape: sh, spec: s, scale, zeroPoint, layout: L });
 }
 
@@ -148,41 +130,17 @@ export function fakeQuantize(
   const s = resolveSpec('opts', specPart);
   const L = granularityLayout('opts.granularity', s.granularity, sh, x.length);
   if (typeof qparams !== 'object' || qparams === null) throw typeError('qparams', 'an object { scale, zeroPoint }', qparams);
-  const scale = qparams.scale;
-  const zp = qparams.zeroPoint ?? 0;
-  if (typeof scale === 'number') {
-    if (L.gran !== GRAN_PER_TENSOR) throw typeError('qparams.scale', `a Float32Array of length ${L.groups}`, scale);
-    if (!(scale > 0) || !Number.isFinite(scale)) throw rangeError('qparams.scale', 'a positive finite number', String(scale));
-  } else {
-    checkTyped<Float32Array>('qparams.scale', scale, F32);
-    checkLength('qparams.scale', scale, L.groups);
-    for (let i = 0; i < scale.length; i++) {
-      if (!(scale[i] > 0) || scale[i] === Infinity) throw rangeError(`qparams.scale[${i}]`, 'a positive finite number', String(scale[i]));
-    }
-  }
-  if (typeof zp === 'number') {
-    if (!Number.isInteger(zp) || zp < s.qmin || zp > s.qmax) throw rangeError('qparams.zeroPoint', `an integer between ${s.qmin} and ${s.qmax}`, String(zp));
-    if (L.groups !== 1) throw typeError('qparams.zeroPoint', `an Int32Array of length ${L.groups}`, zp);
-  } else {
-    checkTyped('qparams.zeroPoint', zp, [Int32Array, Int8Array, Uint8Array]);
-    checkLength('qparams.zeroPoint', zp, L.groups);
-    for (let i = 0; i < zp.length; i++) {
-      if (zp[i] < s.qmin || zp[i] > s.qmax) throw rangeError(`qparams.zeroPoint[${i}]`, `an integer between ${s.qmin} and ${s.qmax}`, String(zp[i]));
-    }
-  }
-  let out = outOpt;
-  if (out === undefined) out = new Float32Array(x.length);
-  else {
-    checkTyped<Float32Array>('opts.out', out, F32);
-    checkLength('opts.out', out, x.length);
-  }
+  const scale = checkScales('qparams.scale', qparams.scale, L.groups, false, undefined);
+  const zeroPoint = checkZeroPoints('qparams.zeroPoint', qparams.zeroPoint ?? 0, s.qmin, s.qmax, L.groups, false, undefined, undefined);
+  const out = outArray('opts.out', outOpt, F32, x.length);
   let m: Uint8Array | null = null;
   if (mask !== undefined) {
     m = checkTyped<Uint8Array>('opts.mask', mask, [Uint8Array]);
     checkLength('opts.mask', m, x.length);
   }
-  native.fakeQuantize(x, out, m, scale, zp, L.outer, L.axisDim, L.inner, L.gran, L.blockSize, s.qmin, s.qmax,
-    s.formula === 'pytorch' ? 1 : 0);
+  native.fakeQuantize({
+    x, out, mask: m, scale, zeroPoint, layout: L, qmin: s.qmin, qmax: s.qmax, formula: native.formulaOf(s.formula),
+  });
   return out;
 }
 

@@ -8,6 +8,7 @@ import {
   accuracy, Adam, AdamW, argmax, Dropout, erf, erfc, Flatten, GELU, getMatmulBackend, init, LayerNorm, Linear, manualSeed,
   Module, mseLoss, ReLU, Rng, Sequential, setMatmulBackend, SGD, Sigmoid, Softmax, softmaxCrossEntropy, Tanh,
 } from '../lib/nn/index';
+import { scoreRows } from '../lib/nn/loss';
 import { matmul, matmulJs, transpose } from '../lib/nn/ops';
 
 const f32 = (...v: number[]) => Float32Array.from(v);
@@ -488,6 +489,11 @@ describe('losses and metrics', () => {
     expect(Array.from(grad)).toEqual([1, -2]);
     expect(Array.from(argmax(f32(1, 3, 3, 0, -1, -2), 2))).toEqual([1, 0]);
     expect(accuracy(f32(1, 3, 3, 0, -1, -2), [1, 1])).toBe(0.5);
+  });
+  it('scoreRows: the one accuracy count (labels at an offset; non-finite rows apart on request)', () => {
+    const logits = f32(1, 3, Infinity, 0, NaN, 2, 5, 4);
+    expect(scoreRows(logits, 4, [9, 1, 0, 1, 0], 1)).toEqual({ correct: 3, nonFinite: 0 });
+    expect(scoreRows(logits, 4, [9, 1, 0, 1, 0], 1, true)).toEqual({ correct: 2, nonFinite: 2 });
   });
   it('rejects bad labels and shapes', () => {
     expect(() => softmaxCrossEntropy(f32(1, 2, 3), [0, 1])).toThrow('Expected a length divisible by the 2 labels (batch * classes) for logits but received Float32Array of length 3');

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as O from '../lib/observers/index';
-import { nativeObserve } from '../lib/observers/base';
+import { native as nativeObserve } from '../lib/binding'; // the raw addon: these tests pin its own checks
 import { setIsa, cpuInfo } from '../lib/index';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

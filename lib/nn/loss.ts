@@ -104,8 +104,29 @@ export function argmax(x: Float32Array, batch: number): Int32Array {
 export function accuracy(logits: Float32Array, labels: Labels): number {
   const y = checkLabels(labels);
   if (y.length === 0) return NaN;
-  const p = argmax(logits, y.length);
-  let ok = 0;
-  for (let i = 0; i < y.length; i++) if (p[i] === y[i]) ok++;
-  return ok / y.length;
+  return scoreRows(logits, y.length, y).correct / y.length;
+}
+
+/**
+ * @internal The one accuracy count (accuracy(), and for ptq's evaluate and the CLI): rows of
+ * logits [batch, classes] whose argmax equals labels[offset + row]; with skipNonFinite, rows
+ * holding a NaN or +-Infinity are counted in nonFinite instead, never as correct.
+ */
+export function scoreRows(
+  logits: Float32Array, batch: number, labels: ArrayLike<number>, offset = 0, skipNonFinite = false,
+): { correct: number; nonFinite: number } {
+  const p = argmax(logits, batch);
+  const C = logits.length / batch;
+  let correct = 0;
+  let nonFinite = 0;
+  for (let i = 0; i < batch; i++) {
+    if (skipNonFinite && !rowFinite(logits, i * C, (i + 1) * C)) nonFinite++;
+    else if (p[i] === labels[offset + i]) correct++;
+  }
+  return { correct, nonFinite };
+}
+
+function rowFinite(x: Float32Array, from: number, to: number): boolean {
+  for (let k = from; k < to; k++) if (!Number.isFinite(x[k])) return false;
+  return true;
 }

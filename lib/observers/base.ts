@@ -1,6 +1,5 @@
 // The observer interface shared by every calibration observer, option parsing, stats and the
 // plain-JSON state format (see lib/observers/index.ts).
-import { native } from '../binding';
 import { checkOptions, checkTyped, describe, rangeError, typeError } from '../errors';
 import { checkShape, granularityLayout, Layout, GRAN_BLOCKED, GRAN_PER_TENSOR } from '../layout';
 import { QuantSpec, ResolvedSpec, resolveSpec, SPEC_KEYS } from '../spec';
@@ -42,17 +41,6 @@ const f32 = Math.fround;
 /** A Float32Array holding one number. */
 export function f32of(v: number): Float32Array {
   return Float32Array.of(v);
-}
-
-// native/napi/observe.cc (typed in binding.d.ts)
-export const nativeObserve = native;
-
-/** Min/max of the finite values per group (native, vectorised), with the NaN / Inf counts. */
-export function groupMinMax(x: Float32Array, L: Layout): { min: Float32Array; max: Float32Array; nan: number; inf: number } {
-  const min = new Float32Array(L.groups);
-  const max = new Float32Array(L.groups);
-  const [nan, inf] = native.minMax(x, min, max, L.outer, L.axisDim, L.inner, L.gran, L.blockSize);
-  return { min, max, nan, inf };
 }
 
 // ---- options -------------------------------------------------------------------------------------

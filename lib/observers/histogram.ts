@@ -20,12 +20,13 @@
 // as torch does when the range grows and the other's is spread proportionally onto the new bins
 // (uniform density inside each bin), which agrees with sequential observation up to re-binning.
 import { rangeError, typeError } from '../errors';
-import { Layout, GRAN_PER_TENSOR } from '../layout';
+import { Layout } from '../layout';
+import * as native from '../native';
 import { qparamsOne, roundHalfEven } from '../qparams';
 import { ResolvedSpec } from '../spec';
 import {
-  batchLayout, checkArrayLength, checkFields, checkGranularity, decCounts, decFA, decGroupShape, encFA, f32, groupMinMax, MAX_GROUPS,
-  nativeObserve, Observer, ObserverQParams, optNumber, ParsedOptions, parseOptions, perGroupWhy, registerObserver, shapeStr,
+  batchLayout, checkArrayLength, checkFields, checkGranularity, decCounts, decFA, decGroupShape, encFA, f32, MAX_GROUPS,
+  Observer, ObserverQParams, optNumber, ParsedOptions, parseOptions, perGroupWhy, registerObserver, shapeStr,
 } from './base';
 
 /** Default memoryLimit of the histogram observers: 1 GiB (26,132 groups at 2048 bins). */
@@ -298,7 +299,7 @@ export class HistState {
     }
     // the batch's counts, layer by layer: group g of layer k at (k * G + g) * bins
     const batch = new Float64Array(G * bins * (this.layers > 1 && weighted ? this.layers : 1));
-    nativeObserve.histogram(x, batch.subarray(0, G * bins), qlo, qhi, bins, this.abs ? 1 : 0, L.outer, L.axisDim, L.inner, L.gran === GRAN_PER_TENSOR ? 0 : 1);
+    native.histogram({ x, counts: batch.subarray(0, G * bins), lo: qlo, hi: qhi, bins, abs: this.abs, layout: L });
     if (this.layers > 1 && weighted) {
       const w: Float64Array[] = [];
       for (let g = 0; g < G; g++) w.push(batch.subarray((G + g) * bins, (G + g + 1) * bins));
@@ -585,9 +586,9 @@ export abstract class HistBase extends Observer {
     const received = `${shapeStr(shape ?? [b.x.length])} (${b.L.groups} groups)`;
     if (this._h.groupShape === null) this._h.checkGroups('shape', b.L.groups, received); // before any per-group allocation
     else if (b.L.groups !== this._h.groups) throw rangeError('shape', `a shape giving ${this._h.groups} groups (as the earlier batches)`, received);
-    const mm = groupMinMax(b.x, b.L);
+    const mm = native.minMax(b.x, b.L);
     this._observeBatch(b.x, b.L, mm, shape ?? [b.x.length]);
-    this._count(b.x.length, mm.nan, mm.inf);
+    this._count(b.x.length, mm.nanCount, mm.infCount);
     return this;
   }
 

@@ -2,9 +2,10 @@
 // PerChannelMinMaxObserver and MovingAveragePerChannelMinMaxObserver (torch.ao.quantization),
 // on quantkit's native min/max (vectorised on every path; NaN / Inf skipped and counted).
 import { rangeError, typeError } from '../errors';
+import * as native from '../native';
 import { computeQParamsFromMinMax } from '../qparams';
 import {
-  batchLayout, checkArrayLength, checkFields, checkGranularity, decFA, decGroupShape, decInt, encFA, f32, groupMinMax, Observer,
+  batchLayout, checkArrayLength, checkFields, checkGranularity, decFA, decGroupShape, decInt, encFA, f32, Observer,
   ObserverQParams, parseOptions, optNumber, ParsedOptions, perGroupWhy, registerObserver,
 } from './base';
 
@@ -70,12 +71,12 @@ abstract class MinMaxBase extends Observer {
     const b = batchLayout(x, shape, this.spec, true);
     if (b.x.length === 0) return this;
     const L = b.L;
-    const mm = groupMinMax(b.x, L);
+    const mm = native.minMax(b.x, L);
     if (this._groupShape === null) this._init(L.groups, L.scaleShape);
     else if (L.groups !== this._min.length || JSON.stringify(L.scaleShape) !== JSON.stringify(this._groupShape)) {
       throw rangeError('shape', `a shape giving ${this._min.length} groups of shape [${this._groupShape.join(', ')}] (as the earlier batches)`, `[${(shape ?? [b.x.length]).join(', ')}] (groups [${L.scaleShape.join(', ')}])`);
     }
-    this._count(b.x.length, mm.nan, mm.inf);
+    this._count(b.x.length, mm.nanCount, mm.infCount);
     for (let g = 0; g < L.groups; g++) this._fold(g, mm.min[g], mm.max[g]);
     return this;
   }

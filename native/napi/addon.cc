@@ -1,10 +1,7 @@
-// The N-API surface (binding.d.ts types it). The only file family that includes napi.h.
-// Every argument is checked again here, whatever lib/ checked: a bad call throws, never crashes.
+// The N-API surface (binding.d.ts types it; lib/native.ts is its only caller in lib/). The only
+// file family that includes napi.h. Every argument is checked again here, with the rules of
+// args.h, whatever lib/ checked: a bad call throws, never crashes.
 #include <napi.h>
-
-#include <cmath>
-#include <limits>
-#include <vector>
 
 #include "args.h"
 #include "registry.h"
@@ -17,131 +14,10 @@ namespace qk {
 namespace napi {
 namespace {
 
-// ---- geometry and qparams ---------------------------------------------------------------
+// Positional arguments (lib/native.ts names them): a layout is (outer, axisDim, inner, granularity,
+// blockSize); storage, granularity and formula are the codes of enums.def.
 
-size_t checked_mul(Napi::Env env, size_t a, size_t b) {
-  if (a != 0 && b > std::numeric_limits<size_t>::max() / a) range_error(env, "Expected a tensor size that fits in memory but received a shape whose product overflows");
-  return a * b;
-}
-
-// (outer, axisDim, inner, gran, block) at info[i..i+4]
-Layout layout_at(const Napi::CallbackInfo& info, size_t i) {
-  constexpr int64_t kMax = int64_t{1} << 52;
-  Layout L;
-  L.outer = static_cast<size_t>(integer(info, i, "outer", 0, kMax));
-  L.axis_dim = static_cast<size_t>(integer(info, i + 1, "axisDim", 0, kMax));
-  L.inner = static_cast<size_t>(integer(info, i + 2, "inner", 0, kMax));
-  const int64_t g = integer(info, i + 3, "granularity", 0, 2);
-  L.gran = g == 0 ? Gran::PerTensor : (g == 1 ? Gran::PerAxis : Gran::Blocked);
-  L.block = static_cast<size_t>(integer(info, i + 4, "blockSize", 0, kMax));
-  if (L.gran == Gran::Blocked && L.block == 0)
-    range_error(info.Env(), "Expected a positive integer for blockSize but received 0");
-  checked_mul(info.Env(), checked_mul(info.Env(), L.outer, L.axis_dim), L.inner);
-  return L;
-}
-
-QRange range_at(const Napi::CallbackInfo& info, size_t i) {
-  QRange r;
-  r.qmin = static_cast<int32_t>(integer(info, i, "qmin", -128, 255));
-  r.qmax = static_cast<int32_t>(integer(info, i + 1, "qmax", -128, 255));
-  r.flags = static_cast<uint32_t>(integer(info, i + 2, "flags", 0, 1));
-  if (r.qmin > r.qmax)
-    range_error(info.Env(), "Expected qmin <= qmax but received qmin " + std::to_string(r.qmin) +
-                                " and qmax " + std::to_string(r.qmax));
-  if (r.qmin < 0 && r.qmax > 127)
-    range_error(info.Env(), "Expected a signed (-128..127) or unsigned (0..255) range but received " +
-                                std::to_string(r.qmin) + ".." + std::to_string(r.qmax));
-  return r;
-}
-
-// Scales and zero points, owned copies only when a number or a non-int32 array is given.
-struct QParamsArg {
-  const float* scale = nullptr;
-  const int32_t* zp = nullptr;
-  float scale_one = 0;
-  int32_t zp_one = 0;
-  std::vector<int32_t> zp_copy;
-  // The caller's memory that the kernels read while they run (0 bytes: a number, or copied).
-  size_t scale_bytes = 0, zp_bytes = 0;
-  QParamsView view() const { return QParamsView{scale, zp}; }
-  // An output must not share bytes with the scales or zero points it is computed from.
-  void expect_clear_of(Napi::Env env, const void* out, size_t out_bytes, const char* out_name) const {
-    expect_no_partial_overlap(env, scale, scale_bytes, out, out_bytes, "scale", out_name, false);
-    expect_no_partial_overlap(env, zp, zp_bytes, out, out_bytes, "zeroPoint", out_name, false);
-  }
-};
-
-QParamsArg qparams_at(const Napi::CallbackInfo& info, size_t i, size_t groups, int32_t zlo, int32_t zhi) {
-  Napi::Env env = info.Env();
-  QParamsArg q;
-  size_t scount;
-  if (info[i].IsNumber()) {
-    if (groups != 1) range_error(env, "Expected a Float32Array of length " + std::to_string(groups) + " for scale but received a number");
-    q.scale_one = static_cast<float>(info[i].As<Napi::Number>().DoubleValue());
-    q.scale = &q.scale_one;
-    scount = 1;
-  } else {
-    View s = typed_array_of(info, i, "scale", napi_float32_array);
-    expect_length(env, s, groups, "scale");
-    q.scale = static_cast<const float*>(s.data);
-    scount = s.length;
-    q.scale_bytes = s.length * sizeof(float);
-  }
-  for (size_t g = 0; g < scount; ++g) {
-    const float s = q.scale[g];
-    if (!(s > 0.0f) || !std::isfinite(s)) {
-      char buf[96];
-      std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(s));
-      range_error(env, "Expected a positive finite number for scale[" + std::to_string(g) + "] but received " + buf);
-    }
-  }
-  const Napi::Value zv = info[i + 1];
-  if (zv.IsNumber()) {
-    if (groups != 1) range_error(env, "Expected a typed array of length " + std::to_string(groups) + " for zeroPoint but received a number");
-    const double d = zv.As<Napi::Number>().DoubleValue();
-    if (!(d >= zlo && d <= zhi) || std::floor(d) != d)
-      range_error(env, "Expected an integer between " + std::to_string(zlo) + " and " + std::to_string(zhi) + " for zeroPoint but received " + describe(zv));
-    q.zp_one = static_cast<int32_t>(d);
-    q.zp = &q.zp_one;
-    return q;
-  }
-  bool is_ta = false;
-  napi_is_typedarray(env, zv, &is_ta);
-  if (!is_ta) type_error(env, "Expected a number, Int32Array, Int8Array or Uint8Array for zeroPoint but received " + describe(zv));
-  View z = typed_array(info, i + 1, "zeroPoint");
-  expect_length(env, z, groups, "zeroPoint");
-  if (z.type == napi_int32_array) {
-    q.zp = static_cast<const int32_t*>(z.data);
-    q.zp_bytes = z.length * sizeof(int32_t);
-  } else if (z.type == napi_int8_array) {
-    const int8_t* p = static_cast<const int8_t*>(z.data);
-    q.zp_copy.assign(p, p + z.length);
-    q.zp = q.zp_copy.data();
-  } else if (z.type == napi_uint8_array) {
-    const uint8_t* p = static_cast<const uint8_t*>(z.data);
-    q.zp_copy.assign(p, p + z.length);
-    q.zp = q.zp_copy.data();
-  } else {
-    type_error(env, std::string("Expected Int32Array, Int8Array or Uint8Array for zeroPoint but received ") + describe(zv));
-  }
-  for (size_t g = 0; g < groups; ++g)
-    if (q.zp[g] < zlo || q.zp[g] > zhi)
-      range_error(env, "Expected an integer between " + std::to_string(zlo) + " and " + std::to_string(zhi) +
-                           " for zeroPoint[" + std::to_string(g) + "] but received " + std::to_string(q.zp[g]));
-  return q;
-}
-
-size_t storage_bytes(const Layout& L, Storage st) {
-  return st == Storage::Nibble ? (L.numel() + 1) / 2 : L.numel();
-}
-
-Storage storage_at(const Napi::CallbackInfo& info, size_t i) {
-  return integer(info, i, "storage", 0, 1) == 1 ? Storage::Nibble : Storage::Byte;
-}
-
-// ---- functions --------------------------------------------------------------------------
-
-// quantize(x, out, scale, zeroPoint, storage, outer, axisDim, inner, gran, block, qmin, qmax, flags)
+// quantize(x, out, scale, zeroPoint, storage, ...layout, qmin, qmax, formula)
 Napi::Value Quantize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   View x = typed_array_of(info, 0, "x", napi_float32_array);
@@ -164,27 +40,25 @@ Napi::Value Quantize(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// dequantize(q, out, scale, zeroPoint, isSigned, storage, outer, axisDim, inner, gran, block)
+// dequantize(q, out, scale, zeroPoint, isSigned, storage, ...layout)
 Napi::Value Dequantize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   View q = typed_array_of2(info, 0, "q", napi_int8_array, napi_uint8_array);
   View out = typed_array_of(info, 1, "out", napi_float32_array);
-  if (!info[4].IsBoolean()) type_error(env, "Expected a boolean for isSigned but received " + describe(info[4]));
-  const bool is_signed = info[4].As<Napi::Boolean>().Value();
+  const bool is_signed = boolean(info, 4, "isSigned");
   const Storage st = storage_at(info, 5);
   const Layout L = layout_at(info, 6);
   expect_length(env, q, storage_bytes(L, st), "q");
   expect_length(env, out, L.numel(), "out");
-  const int32_t zlo = is_signed ? (st == Storage::Nibble ? -8 : -128) : 0;
-  const int32_t zhi = is_signed ? (st == Storage::Nibble ? 7 : 127) : (st == Storage::Nibble ? 15 : 255);
-  QParamsArg qp = qparams_at(info, 2, L.num_groups(), zlo, zhi);
+  const QRange codes = storage_range(is_signed, st);
+  QParamsArg qp = qparams_at(info, 2, L.num_groups(), codes.qmin, codes.qmax);
   expect_no_partial_overlap(env, q.data, q.length, out.data, out.length * 4, "q", "out", false);
   qp.expect_clear_of(env, out.data, out.length * 4, "out");
   dequantize(static_cast<const uint8_t*>(q.data), L, qp.view(), is_signed, st, static_cast<float*>(out.data));
   return env.Undefined();
 }
 
-// fakeQuantize(x, out, mask|null, scale, zeroPoint, outer, axisDim, inner, gran, block, qmin, qmax, flags)
+// fakeQuantize(x, out, mask|null, scale, zeroPoint, ...layout, qmin, qmax, formula)
 Napi::Value FakeQuantize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   View x = typed_array_of(info, 0, "x", napi_float32_array);
@@ -209,7 +83,7 @@ Napi::Value FakeQuantize(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// minMax(x, mins, maxs, outer, axisDim, inner, gran, block) -> [nanCount, infCount]
+// minMax(x, mins, maxs, ...layout) -> [nanCount, infCount]
 Napi::Value MinMax(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   View x = typed_array_of(info, 0, "x", napi_float32_array);
@@ -328,6 +202,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
+  exports.Set("enums", enum_table(env));  // enums.def, checked by lib/native.ts at load
   register_all(env, exports);  // functions of the other native/napi/*.cc files
   return exports;
 }

@@ -4,7 +4,6 @@
 #include <napi.h>
 
 #include <cmath>
-#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,69 +24,6 @@ struct Holder {
   int64_t bytes = 0;
 };
 
-constexpr int64_t kMaxDim = int64_t{1} << 40;
-
-size_t checked_mul(Napi::Env env, size_t a, size_t b) {
-  if (a != 0 && b > std::numeric_limits<size_t>::max() / a)
-    range_error(env, "Expected sizes whose product fits in memory but received a product that overflows");
-  return a * b;
-}
-
-// Zero points: a number or an Int32Array / Int8Array / Uint8Array of `n` entries (n > 1 allowed
-// only when per_ok), inside [lo, hi]. Returns the values (1 or n).
-std::vector<int32_t> zero_points(Napi::Env env, const Napi::Value& v, const char* name, size_t n, int32_t lo,
-                                 int32_t hi) {
-  std::vector<int32_t> z;
-  if (v.IsNumber()) {
-    z.push_back(static_cast<int32_t>(integer(env, v, name, lo, hi)));
-    return z;
-  }
-  bool is_ta = false;
-  napi_is_typedarray(env, v, &is_ta);
-  if (!is_ta) type_error(env, std::string("Expected a number, Int32Array, Int8Array or Uint8Array for ") + name + " but received " + describe(v));
-  View t = typed_array(env, v, name);
-  if (t.length != 1 && t.length != n)
-    range_error(env, std::string("Expected length 1 or ") + std::to_string(n) + " for " + name + " but received " + t.type_name() + " of length " + std::to_string(t.length));
-  for (size_t k = 0; k < t.length; ++k) {
-    int32_t x;
-    if (t.type == napi_int32_array) x = static_cast<const int32_t*>(t.data)[k];
-    else if (t.type == napi_int8_array) x = static_cast<const int8_t*>(t.data)[k];
-    else if (t.type == napi_uint8_array) x = static_cast<const uint8_t*>(t.data)[k];
-    else type_error(env, std::string("Expected a number, Int32Array, Int8Array or Uint8Array for ") + name + " but received " + describe(v));
-    if (x < lo || x > hi)
-      range_error(env, std::string("Expected an integer between ") + std::to_string(lo) + " and " + std::to_string(hi) + " for " + name + "[" + std::to_string(k) + "] but received " + std::to_string(x));
-    z.push_back(x);
-  }
-  return z;
-}
-
-std::string fmt_g(double d) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.9g", d);
-  return buf;
-}
-
-// Scales: a number or a Float32Array of 1 or n entries, each positive and finite as float32.
-std::vector<float> scales(Napi::Env env, const Napi::Value& v, const char* name, size_t n) {
-  std::vector<float> s;
-  if (v.IsNumber()) {
-    s.push_back(static_cast<float>(v.As<Napi::Number>().DoubleValue()));
-  } else {
-    bool is_ta = false;
-    napi_is_typedarray(env, v, &is_ta);
-    if (!is_ta) type_error(env, std::string("Expected a number or Float32Array for ") + name + " but received " + describe(v));
-    View t = typed_array_of2(env, v, name, napi_float32_array, napi_float32_array);
-    if (t.length != 1 && t.length != n)
-      range_error(env, std::string("Expected length 1 or ") + std::to_string(n) + " for " + name + " but received Float32Array of length " + std::to_string(t.length));
-    const float* p = static_cast<const float*>(t.data);
-    s.assign(p, p + t.length);
-  }
-  for (size_t k = 0; k < s.size(); ++k)
-    if (!(s[k] > 0.0f) || !std::isfinite(s[k]))
-      range_error(env, std::string("Expected a positive finite number for ") + name + (s.size() > 1 ? "[" + std::to_string(k) + "]" : std::string()) + " but received " + fmt_g(s[k]));
-  return s;
-}
-
 bool is_packed(Napi::Env env, const Napi::Value& v) {
   bool ok = false;
   if (v.IsExternal()) napi_check_object_type_tag(env, v, &kPackedTag, &ok);
@@ -97,13 +33,14 @@ bool is_packed(Napi::Env env, const Napi::Value& v) {
 std::shared_ptr<const PackedB> pack_from(Napi::Env env, const Napi::Value& bv, bool is_signed, size_t K, size_t N,
                                          bool transposed, const Napi::Value& zpv, const Napi::Value& scv,
                                          const char* bname) {
-  std::vector<int32_t> zp = zero_points(env, zpv, "zeroPoint", N, is_signed ? -128 : 0, is_signed ? 127 : 255);
-  std::vector<float> sc = scales(env, scv, "scale", N);
+  const QRange codes = storage_range(is_signed, Storage::Byte);
+  const ZeroPoints zp = zero_points(env, zpv, "zeroPoint", N, codes.qmin, codes.qmax, Count::OneOrExact);
+  const Scales sc = scales(env, scv, "scale", N, Count::OneOrExact);
   View b = typed_array_of2(env, bv, bname, is_signed ? napi_int8_array : napi_uint8_array,
                            is_signed ? napi_int8_array : napi_uint8_array);
   expect_length(env, b, checked_mul(env, K, N), bname);
-  return pack_b(static_cast<const uint8_t*>(b.data), K, N, is_signed, transposed, zp.data(), zp.size() > 1, sc.data(),
-                sc.size() > 1);
+  return pack_b(static_cast<const uint8_t*>(b.data), K, N, is_signed, transposed, zp.data(), zp.count > 1, sc.data(),
+                sc.count > 1);
 }
 
 // info[i]: PackedWeights (the External gemmPack returns), or a one-shot B that this call packs
@@ -120,8 +57,8 @@ std::shared_ptr<const PackedB> packed_at(const Napi::CallbackInfo& info, size_t 
   // Every field is read before any View is taken (a getter could detach an array already viewed).
   const Napi::Value bv = field(o, "b"), kv = field(o, "K"), nv = field(o, "N"), zv = field(o, "zeroPoint"),
                     sv = field(o, "scale");
-  const size_t K = static_cast<size_t>(integer(env, kv, "packed.K", 1, kMaxDim));
-  const size_t N = static_cast<size_t>(integer(env, nv, "packed.N", 1, kMaxDim));
+  const size_t K = static_cast<size_t>(integer(env, kv, "packed.K", 1, kMaxMatrixDim));
+  const size_t N = static_cast<size_t>(integer(env, nv, "packed.N", 1, kMaxMatrixDim));
   const bool is_signed = typed_array_of2(env, bv, "packed.b", napi_int8_array, napi_uint8_array).type == napi_int8_array;
   return pack_from(env, bv, is_signed, K, N, false, is_nullish(zv) ? Napi::Number::New(env, 0) : zv,
                    is_nullish(sv) ? Napi::Number::New(env, 1) : sv, "packed.b");
@@ -131,8 +68,8 @@ std::shared_ptr<const PackedB> packed_at(const Napi::CallbackInfo& info, size_t 
 Napi::Value GemmPack(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const bool is_signed = boolean(info, 1, "isSigned");
-  const size_t K = static_cast<size_t>(integer(info, 2, "K", 1, kMaxDim));
-  const size_t N = static_cast<size_t>(integer(info, 3, "N", 1, kMaxDim));
+  const size_t K = static_cast<size_t>(integer(info, 2, "K", 1, kMaxMatrixDim));
+  const size_t N = static_cast<size_t>(integer(info, 3, "N", 1, kMaxMatrixDim));
   const bool transposed = boolean(info, 4, "transposed");
   std::shared_ptr<const PackedB> p = pack_from(env, info[0], is_signed, K, N, transposed, info[5], info[6], "b");
   auto* h = new Holder{p, static_cast<int64_t>(p->byte_length())};
@@ -165,18 +102,8 @@ struct Job {
   }
 };
 
-napi_typedarray_type out_type(int32_t kind) {
-  switch (kind) {
-    case kGemmOutInt32: return napi_int32_array;
-    case kGemmOutFloat32: return napi_float32_array;
-    case kGemmOutInt8: return napi_int8_array;
-    default: return napi_uint8_array;
-  }
-}
-
-size_t elem_size(int32_t kind) { return kind == kGemmOutInt32 || kind == kGemmOutFloat32 ? 4 : 1; }
-
-// gemm(a, aSigned, M, packed, aZeroPoint, outKind, out, aScale|null, bias|null, relu, yScale, yZeroPoint);
+// gemm(a, aSigned, M, packed, aZeroPoint, outKind, out, aScale|null, bias|null, relu, outScale, outZeroPoint);
+// outKind: an OutputKind of enums.def.
 // bias: Float32Array (float32 output) or Int32Array (int8/uint8 outputs) of N, or null.
 // gemmAsync: the same, out may be null (a new array of the output kind).
 Job prepare_gemm(const Napi::CallbackInfo& info, bool async, OutSlot* out) {
@@ -184,14 +111,16 @@ Job prepare_gemm(const Napi::CallbackInfo& info, bool async, OutSlot* out) {
   Job j;
   j.inputs = std::make_shared<Snapshot>(async);
   const bool a_signed = boolean(info, 1, "aSigned");
-  const size_t M = static_cast<size_t>(integer(info, 2, "M", 0, kMaxDim));
+  const size_t M = static_cast<size_t>(integer(info, 2, "M", 0, kMaxMatrixDim));
   j.packed = packed_at(info, 3);  // may run getters of a one-shot B: before any other View
   const PackedB& B = *j.packed;
   View a = typed_array_of(info, 0, "a", a_signed ? napi_int8_array : napi_uint8_array);
   expect_length(env, a, checked_mul(env, M, B.K), "a");
-  j.a_zp = zero_points(env, info[4], "aZeroPoint", M, a_signed ? -128 : 0, a_signed ? 127 : 255);
-  const int32_t kind = static_cast<int32_t>(integer(info, 5, "outKind", 0, 3));
-  *out = OutSlot::at(info, 6, "out", out_type(kind), elem_size(kind), checked_mul(env, M, B.N), async);
+  const QRange a_codes = storage_range(a_signed, Storage::Byte);
+  const ZeroPoints a_zp = zero_points(env, info[4], "aZeroPoint", M, a_codes.qmin, a_codes.qmax, Count::OneOrExact);
+  j.a_zp.assign(a_zp.data(), a_zp.data() + a_zp.count);
+  const int32_t kind = output_kind_at(info, 5, "outKind");
+  *out = OutSlot::at(info, 6, "out", output_kind_type(kind), output_kind_bytes(kind), checked_mul(env, M, B.N), async);
   expect_no_partial_overlap(env, a.data, a.length, out->user_data(), out->bytes(), "a", "out", false);
   const std::string err = gemm_bound_error(B.K, gemm_max_dev(a_signed, j.a_zp.data(), j.a_zp.size()), B.max_dev);
   if (!err.empty()) range_error(env, err);
@@ -202,8 +131,12 @@ Job prepare_gemm(const Napi::CallbackInfo& info, bool async, OutSlot* out) {
   c.a_zp_per_row = j.a_zp.size() > 1;
   c.out_kind = kind;
   if (kind != kGemmOutInt32) {
-    if (is_nullish(info[7])) j.a_scale = {1.0f};
-    else j.a_scale = scales(env, info[7], "aScale", M);
+    if (is_nullish(info[7])) {
+      j.a_scale = {1.0f};
+    } else {
+      const Scales as = scales(env, info[7], "aScale", M, Count::OneOrExact);
+      j.a_scale.assign(as.data(), as.data() + as.count);
+    }
     c.a_scale = j.a_scale.data();
     c.a_scale_per_row = j.a_scale.size() > 1;
     c.relu = boolean(info, 9, "relu");
@@ -216,18 +149,18 @@ Job prepare_gemm(const Napi::CallbackInfo& info, bool async, OutSlot* out) {
     expect_length(env, bias, B.N, "bias");
   }
   if (kind == kGemmOutInt8 || kind == kGemmOutUint8) {
-    const double ys = number(info, 10, "outScale");
-    const float ysf = static_cast<float>(ys);
-    if (!(ysf > 0.0f) || !std::isfinite(ysf)) range_error(env, "Expected a positive finite number for outScale but received " + fmt_g(ys));
+    if (!info[10].IsNumber()) type_error(env, "Expected a number for outScale but received " + describe(info[10]));
+    const float ysf = scales(env, info[10], "outScale", 1, Count::Exact).one;
+    const QRange y_codes = storage_range(kind == kGemmOutInt8, Storage::Byte);
     c.y_scale = ysf;
-    c.y_zp = kind == kGemmOutInt8 ? static_cast<int32_t>(integer(info, 11, "outZeroPoint", -128, 127))
-                                  : static_cast<int32_t>(integer(info, 11, "outZeroPoint", 0, 255));
+    c.y_zp = static_cast<int32_t>(integer(info, 11, "outZeroPoint", y_codes.qmin, y_codes.qmax));
     // The multiplier must be finite (an infinite one times acc 0 has no value).
     for (float as : j.a_scale)
       for (float bs : B.scale) {
         const float m = (as * bs) / ysf;
         if (!std::isfinite(m))
-          range_error(env, "Expected aScale * bScale / outScale to be finite but received " + fmt_g(as) + " * " + fmt_g(bs) + " / " + fmt_g(ysf));
+          range_error(env, "Expected aScale * bScale / outScale to be finite but received " + fmt_number(as) + " * " +
+                               fmt_number(bs) + " / " + fmt_number(ysf));
       }
   }
   Snapshot& in = *j.inputs;
@@ -246,7 +179,7 @@ Job prepare_dynamic(const Napi::CallbackInfo& info, bool async, OutSlot* out) {
   Job j;
   j.inputs = std::make_shared<Snapshot>(async);
   j.dynamic = true;
-  const size_t M = static_cast<size_t>(integer(info, 1, "M", 0, kMaxDim));
+  const size_t M = static_cast<size_t>(integer(info, 1, "M", 0, kMaxMatrixDim));
   if (!is_packed(env, info[2])) type_error(env, "Expected PackedWeights (from packWeights) for packed but received " + describe(info[2]));
   j.packed = packed_at(info, 2);
   const PackedB& B = *j.packed;

@@ -6,8 +6,6 @@
 //   private copies of the inputs (async.h); the packed handle is kept alive until it settles.
 #include <napi.h>
 
-#include <cstdlib>
-#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,27 +19,20 @@ namespace qk {
 namespace napi {
 namespace {
 
-constexpr int64_t kMaxDim = int64_t{1} << 40;
 constexpr napi_type_tag kPackedF32Tag = {0x716b7367656d6d66ULL, 0x33327061636b6564ULL};
 
 // Packed B (panel format of native/core/kernel_types_sgemm.h), 64-byte aligned, immutable.
 struct PackedF32 {
   size_t K = 0, N = 0;
+  OwnedBytes mem;
   float* data = nullptr;
   size_t floats = 0;
-  ~PackedF32() { std::free(data); }
   int64_t bytes() const { return static_cast<int64_t>(floats * sizeof(float)); }
 };
 
 struct Holder {
   std::shared_ptr<const PackedF32> p;
 };
-
-size_t checked_mul(Napi::Env env, size_t a, size_t b) {
-  if (a != 0 && b > std::numeric_limits<size_t>::max() / a)
-    range_error(env, "Expected a matrix size that fits in memory but received dimensions whose product overflows");
-  return a * b;
-}
 
 bool is_packed(Napi::Env env, const Napi::Value& v) {
   bool ok = false;
@@ -53,17 +44,16 @@ bool is_packed(Napi::Env env, const Napi::Value& v) {
 Napi::Value SgemmPack(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   View b = typed_array_of(info, 0, "b", napi_float32_array);
-  const size_t K = static_cast<size_t>(integer(info, 1, "K", 0, kMaxDim));
-  const size_t N = static_cast<size_t>(integer(info, 2, "N", 0, kMaxDim));
+  const size_t K = static_cast<size_t>(integer(info, 1, "K", 0, kMaxMatrixDim));
+  const size_t N = static_cast<size_t>(integer(info, 2, "N", 0, kMaxMatrixDim));
   const bool transposed = boolean(info, 3, "transposed");
   expect_length(env, b, checked_mul(env, K, N), "b");
   auto p = std::make_shared<PackedF32>();
   p->K = K;
   p->N = N;
   p->floats = sgemm_packed_floats(K, N);
-  const size_t bytes = ((std::max<size_t>(p->floats, 1) * sizeof(float)) + 63) / 64 * 64;
-  p->data = static_cast<float*>(std::aligned_alloc(64, bytes));
-  if (p->data == nullptr) throw Napi::Error::New(env, "quantkit: out of memory packing " + std::to_string(bytes) + " bytes");
+  p->mem = owned_bytes(env, checked_mul(env, p->floats, sizeof(float)));
+  p->data = reinterpret_cast<float*>(p->mem.get());
   sgemm_pack_b(static_cast<const float*>(b.data), K, N, transposed, p->data);
   auto* h = new Holder{p};
   const int64_t nbytes = p->bytes();
@@ -95,9 +85,9 @@ Job prepare(const Napi::CallbackInfo& info, bool async, OutSlot* out) {
   Snapshot& in = *j.inputs;
   SgemmArgs& g = j.args;
   View a = typed_array_of(info, 0, "a", napi_float32_array);
-  g.M = static_cast<size_t>(integer(info, 3, "M", 0, kMaxDim));
-  g.K = static_cast<size_t>(integer(info, 4, "K", 0, kMaxDim));
-  g.N = static_cast<size_t>(integer(info, 5, "N", 0, kMaxDim));
+  g.M = static_cast<size_t>(integer(info, 3, "M", 0, kMaxMatrixDim));
+  g.K = static_cast<size_t>(integer(info, 4, "K", 0, kMaxMatrixDim));
+  g.N = static_cast<size_t>(integer(info, 5, "N", 0, kMaxMatrixDim));
   g.trans_b = boolean(info, 6, "transB");
   g.relu = boolean(info, 8, "relu");
   expect_length(env, a, checked_mul(env, g.M, g.K), "a");
