@@ -11,7 +11,7 @@ import { inputFeatures, layerSpec, leafLayers } from '../ptq/graph';
 import { QuantizedModel, WeightGranularity } from '../ptq/qmodel';
 import { quantizeModel, QuantizeModelOptions } from '../ptq/quantize-model';
 import { isQuantizedWeights, loadQuantizedWeights, quantizeWeights, WEIGHTS_KEY } from '../ptq/weights-file';
-import { native } from '../binding';
+import * as native from '../native';
 import { cacheDir, loadOrTrainMlp } from '../demo/mnist-mlp';
 import { isOnnxCommand, ONNX_HELP, onnxCommand } from './onnx';
 

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { checkInt, checkOneOf, typeError } from '../errors';
 import { BatchLoader } from '../data/batch';
 import { Flatten, Linear, ReLU } from '../nn/layers';
-import { softmaxCrossEntropy, argmax } from '../nn/loss';
+import { scoreRows, softmaxCrossEntropy } from '../nn/loss';
 import { Adam, SGD } from '../nn/optim';
 import { manualSeed } from '../nn/random';
 import { Sequential } from '../nn/sequential';
@@ -57,8 +57,7 @@ export function accuracyOf(model: { forward(x: Float32Array, b: number): Float32
   const B = 1000;
   for (let s = 0; s < labels.length; s += B) {
     const n = Math.min(B, labels.length - s);
-    const pred = argmax(model.forward(x.subarray(s * features, (s + n) * features), n), n);
-    for (let i = 0; i < n; i++) if (pred[i] === labels[s + i]) ok++;
+    ok += scoreRows(model.forward(x.subarray(s * features, (s + n) * features), n), n, labels, s).correct;
   }
   return ok / labels.length;
 }

@@ -1,13 +1,13 @@
 // Matrix products for the nn layers: the library's fp32 GEMM (matmulF32, native and
 // multi-threaded) when the addon has it, else a blocked JavaScript fallback.
-import { native } from '../binding';
+import { hasSgemm } from '../native';
 import { checkOneOf } from '../errors';
 import { matmulF32 } from '../matmul-f32';
 
 export type MatmulBackend = 'native' | 'js';
 
 // An older prebuilt binary may lack the fp32 GEMM: then the JS fallback is used.
-const nativeAvailable = typeof (native as Partial<typeof native>).sgemm === 'function';
+const nativeAvailable = hasSgemm;
 
 function initialBackend(): MatmulBackend {
   const env = typeof process !== 'undefined' ? process.env.QUANTKIT_NN_MATMUL : undefined;

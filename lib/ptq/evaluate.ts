@@ -1,6 +1,6 @@
 // evaluate(): accuracy, model bytes and batch latency of a float or quantized model.
 import { checkInt, checkOptions, checkTyped, describe, ownCopy, rangeError, typeError } from '../errors';
-import { argmax, checkLabels } from '../nn/loss';
+import { checkLabels, scoreRows } from '../nn/loss';
 import { Module } from '../nn/module';
 import { QuantizedModel } from './qmodel';
 
@@ -90,15 +90,12 @@ export function evaluate(model: Model, x: Float32Array, labels: ArrayLike<number
       const b = Math.min(B, n - s);
       const y = fwd(xs.subarray(s * F, (s + b) * F), b);
       const C = y.length / b;
-      const pred = argmax(y, b);
       for (let i = 0; i < b; i++) {
-        const label = labels[s + i];
-        if (label >= C) throw rangeError(`labels[${s + i}]`, `a class index below ${C} (the model's outputs)`, String(label));
-        let finite = true;
-        for (let k = i * C; k < (i + 1) * C; k++) if (!Number.isFinite(y[k])) { finite = false; break; }
-        if (!finite) nanRows++;
-        else if (pred[i] === label) correct++;
+        if (labels[s + i] >= C) throw rangeError(`labels[${s + i}]`, `a class index below ${C} (the model's outputs)`, String(labels[s + i]));
       }
+      const r = scoreRows(y, b, labels, s, true);
+      correct += r.correct;
+      nanRows += r.nonFinite;
     }
     const bt = Math.min(B, n);
     const xb = ownCopy(xs, 0, bt * F);

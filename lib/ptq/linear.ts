@@ -2,14 +2,15 @@
 // is quantized (weights per tensor, channel or group; dynamic, static or weight-only), the stages
 // that run it, and how those stages are saved and loaded.
 import { checkOptions, describe, isTypedOf, rangeError, typeError } from '../errors';
-import { native } from '../binding';
+import * as native from '../native';
 import { gemmAsync, GemmOptions, linearDynamicAsync, LinearDynamicOptions, PackedWeights, packedHandle, packWeights } from '../gemm';
-import { describeValue, WeightFileError } from '../io/tfjs';
+import { describeValue, WeightFileError } from '../io/errors';
 import type { SafetensorsTensor } from '../io/safetensors';
 import { granularityLayout, perTensorLayout } from '../layout';
 import { matmulF32, matmulF32Async, packWeightsF32 } from '../matmul-f32';
 import { Linear } from '../nn/layers';
 import { QuantSpec, resolveSpec } from '../spec';
+import { roundHalfEven } from '../qparams';
 import { quantize, quantizeWithQParams, QuantizedTensor } from '../tensor';
 import { checkAct, checkWeightJSON, FileCtx, loadWeight, pfx, SavedLayer, weightTensors } from './file-parts';
 import type { BuildContext, LayerSpec, LayerType, QuantizeContext, WeightQParams } from './registry';
@@ -75,9 +76,7 @@ export function quantizeBias(bias: Float32Array, inputScale: number, wScale: Flo
   for (let j = 0; j < bias.length; j++) {
     const s = f(f(inputScale) * wScale[wScale.length === 1 ? 0 : j]);
     const v = f(bias[j] / s);
-    let r = Math.round(v);
-    if (r - v === 0.5 && r % 2 !== 0) r -= 1; // half to even
-    out[j] = Math.max(-2147483648, Math.min(2147483647, r));
+    out[j] = roundHalfEven(Math.max(-2147483648, Math.min(2147483647, v)));
   }
   return out;
 }
@@ -102,10 +101,11 @@ export class DynamicStage extends Stage {
     // which checks them again.
     const x = toFloat(v);
     const out = new Float32Array(batch * this.packed.N);
-    native.linearDynamic(x, batch, this.handle, this.bias, this.relu, this.activationGranularity === 'per-row', this.activation === 'int8', out);
+    native.linearDynamic({ x, M: batch, packed: this.handle, bias: this.bias, relu: this.relu,
+      perRow: this.activationGranularity === 'per-row', actSigned: this.activation === 'int8', out });
     return { f: out };
   }
-  private readonly handle: unknown;
+  private readonly handle: native.PackedHandle;
   override async runAsync(v: Value, batch: number): Promise<Value> {
     return { f: await linearDynamicAsync(toFloat(v), this.packed, this.opts(batch)) };
   }
@@ -170,7 +170,7 @@ export class WeightOnlyStage extends Stage {
 export class StaticStage extends Stage {
   readonly mode = 'static' as const;
   readonly packed: PackedWeights;
-  private readonly handle: unknown;
+  private readonly handle: native.PackedHandle;
   /** Set when the next stage takes codes (then the output is requantized to these qparams). */
   output: ActQParams | null = null;
   /** The bias: float32 as given, and int32 (scale input.scale * weightScale[j]) for the requantizing epilogue. */
@@ -210,8 +210,8 @@ export class StaticStage extends Stage {
     }
     const x = toFloat(v);
     const q = new Uint8Array(x.length);
-    const L = perTensorLayout(x.length);
-    native.quantize(x, q, this.input.scale, this.input.zeroPoint, 0, L.outer, L.axisDim, L.inner, L.gran, L.blockSize, 0, 255, 0);
+    native.quantize({ x, out: q, scale: this.input.scale, zeroPoint: this.input.zeroPoint, storage: native.Storage.Byte,
+      layout: perTensorLayout(x.length), qmin: 0, qmax: 255, formula: native.Formula.Onnx });
     return q;
   }
   private opts(batch: number): GemmOptions {
@@ -227,8 +227,9 @@ export class StaticStage extends Stage {
     const q = this.inputCodes(v);
     const o = this.output;
     const out = o ? new Uint8Array(batch * this.packed.N) : new Float32Array(batch * this.packed.N);
-    native.gemm(q, false, batch, this.handle, this.input.zeroPoint, o ? 3 : 1, out, this.input.scale, o ? this.biasQ : this.biasF, this.relu,
-      o ? o.scale : 1, o ? o.zeroPoint : 0);
+    native.gemm({ a: q, aSigned: false, M: batch, packed: this.handle, aZeroPoint: this.input.zeroPoint,
+      output: o ? native.OutputKind.Uint8 : native.OutputKind.Float32, out, aScale: this.input.scale,
+      bias: o ? this.biasQ : this.biasF, relu: this.relu, outScale: o ? o.scale : 1, outZeroPoint: o ? o.zeroPoint : 0 });
     return this.wrap(out);
   }
   override async runAsync(v: Value, batch: number): Promise<Value> {
