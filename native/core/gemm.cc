@@ -9,6 +9,7 @@
 #include "../dispatch/dispatch.h"
 #include "quant.h"
 #include "ref.h"
+#include "mem.h"
 #include "threadpool.h"
 
 #if defined(__SSE2__)
@@ -18,11 +19,10 @@
 namespace qk {
 
 AlignedBytes::AlignedBytes(size_t bytes) : n(bytes) {
-  p = static_cast<uint8_t*>(::operator new(bytes ? bytes : 64, std::align_val_t(64)));
+  p = aligned_array<uint8_t>(bytes).release();
+  if (p == nullptr) throw std::bad_alloc();
 }
-AlignedBytes::~AlignedBytes() {
-  if (p) ::operator delete(p, std::align_val_t(64));
-}
+AlignedBytes::~AlignedBytes() { std::free(p); }
 
 size_t PackedB::byte_length() const {
   return data.n + (col_zb.size() + col_c.size() + zp.size()) * sizeof(int32_t) +
@@ -31,19 +31,6 @@ size_t PackedB::byte_length() const {
 
 namespace {
 
-constexpr size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
-
-// Runs fn over [0, n) in chunks of `chunk`, in parallel when the work is big enough.
-template <class F>
-void parallel_chunks(size_t n, size_t chunk, size_t work, F&& fn) {
-  if (n == 0) return;
-  if (work < (size_t{1} << 20) || num_threads() <= 1 || n <= chunk) {
-    fn(size_t{0}, n);
-    return;
-  }
-  const size_t tasks = (n + chunk - 1) / chunk;
-  parallel_for(tasks, [&](size_t t) { fn(t * chunk, std::min(n, (t + 1) * chunk)); });
-}
 
 // A rows to the internal int8 form (x ^ flip), zero padded to lda, with their sums. Plain locals
 // only: byte stores may alias anything, so captured references would block vectorization.
@@ -80,7 +67,7 @@ void convert_rows(const uint8_t* __restrict a, size_t i0, size_t i1, size_t K, s
 }
 
 void convert_a(const uint8_t* a, size_t M, size_t K, size_t lda, uint8_t flip, int8_t* out, int32_t* sums) {
-  parallel_chunks(M, 64, M * K, [=](size_t i0, size_t i1) { convert_rows(a, i0, i1, K, lda, flip, out, sums); });
+  parallel_ranges(M, 64, M * K, [=](size_t i0, size_t i1) { convert_rows(a, i0, i1, K, lda, flip, out, sums); });
 }
 
 }  // namespace
@@ -110,7 +97,7 @@ std::shared_ptr<PackedB> pack_b(const uint8_t* b, size_t K, size_t N, bool b_sig
   const size_t panels = np / kGemmPanel + (np % kGemmPanel ? 1 : 0);
   // One panel per task: columns are independent. Reads follow B's memory order (rows of a K x N
   // B in runs of up to 64 columns; columns of an N x K B), writes stay inside one panel.
-  parallel_chunks(panels, 1, K * N, [&](size_t p0, size_t p1) {
+  parallel_ranges(panels, 1, K * N, [&](size_t p0, size_t p1) {
     for (size_t p = p0; p < p1; ++p) {
       const size_t w = gemm_panel_width(p, np);
       const size_t j0 = p * kGemmPanel;
@@ -155,8 +142,6 @@ std::shared_ptr<PackedB> pack_b(const uint8_t* b, size_t K, size_t N, bool b_sig
   pb.col_zb.assign(np, 0);
   pb.col_c.assign(np, 0);
   pb.b_scale.assign(np, 1.0f);
-  int32_t maxdev = 0;
-  const int32_t lo = b_signed ? -128 : 0, hi = b_signed ? 127 : 255;
   for (size_t j = 0; j < N; ++j) {
     const int32_t z = pb.zp[zp_per_col ? j : 0];
     const int32_t zb = z + (b_signed ? 128 : 0);
@@ -164,9 +149,8 @@ std::shared_ptr<PackedB> pack_b(const uint8_t* b, size_t K, size_t N, bool b_sig
     pb.col_c[j] = static_cast<int32_t>(static_cast<uint32_t>(colsum[j]) -
                                        static_cast<uint32_t>(K) * static_cast<uint32_t>(zb));
     pb.b_scale[j] = pb.scale[scale_per_col ? j : 0];
-    maxdev = std::max(maxdev, std::max(z - lo, hi - z));
   }
-  pb.max_dev = maxdev;
+  pb.max_dev = gemm_max_dev(b_signed, pb.zp.data(), pb.zp.size());
   return P;
 }
 
@@ -314,7 +298,7 @@ void linear_dynamic(const float* x, size_t M, const PackedB& B, const float* bia
     kt.quant_uniform(xs, glen, s, 0, r, qs);
   };
   if (groups == 1) quant_group(0);
-  else parallel_chunks(groups, 16, M * K, [&](size_t g0, size_t g1) { for (size_t gi = g0; gi < g1; ++gi) quant_group(gi); });
+  else parallel_ranges(groups, 16, M * K * sizeof(float), [&](size_t g0, size_t g1) { for (size_t gi = g0; gi < g1; ++gi) quant_group(gi); });
   GemmCall c;
   c.a = q.data();
   c.a_signed = act_signed;

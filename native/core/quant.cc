@@ -21,7 +21,6 @@ size_t Layout::num_groups() const {
 namespace {
 
 constexpr size_t kTaskElems = size_t{1} << 16;   // elements per parallel task (even)
-constexpr size_t kParallelMin = size_t{1} << 18; // below this, one thread
 constexpr size_t kChunk = 2048;                  // scratch chunk for nibble storage (even)
 
 // One maximal piece of [e0, e1) whose qparams are either one group (uniform) or one group per
@@ -121,18 +120,10 @@ void for_segments(const Layout& L, size_t e0, size_t e1, F&& f) {
   }
 }
 
-// Splits [0, n) into even-aligned tasks and runs body(e0, e1) over them.
+// Splits [0, n) float elements into even-aligned tasks and runs body(e0, e1) over them.
 template <class F>
 void run_tasks(size_t n, F&& body) {
-  if (n < kParallelMin || num_threads() <= 1) {
-    body(size_t{0}, n);
-    return;
-  }
-  const size_t tasks = (n + kTaskElems - 1) / kTaskElems;
-  parallel_for(tasks, [&](size_t t) {
-    const size_t e0 = t * kTaskElems;
-    body(e0, std::min(n, e0 + kTaskElems));
-  });
+  parallel_ranges(n, kTaskElems, n * sizeof(float), body);
 }
 
 void quant_segment(const KernelTable& k, const float* x, const Segment& s, QParamsView qp,
@@ -270,7 +261,7 @@ void min_max(const float* x, const Layout& L, float* mins, float* maxs, MinMaxAc
   if (L.gran == Gran::PerTensor) {
     // Parallel partial reductions, merged in task order (min/max are order-free but for the
     // sign of zero, which is canonicalised below).
-    const size_t tasks = (n < kParallelMin || num_threads() <= 1) ? 1 : (n + kTaskElems - 1) / kTaskElems;
+    const size_t tasks = std::max<size_t>(1, parallel_tasks(n, kTaskElems, n * sizeof(float)));
     std::vector<MinMaxAcc> part(tasks, MinMaxAcc{inf, -inf, 0, 0});
     auto body = [&](size_t t) {
       const size_t e0 = t * kTaskElems, e1 = tasks == 1 ? n : std::min(n, e0 + kTaskElems);

@@ -20,6 +20,7 @@
 
 #include "../dispatch/dispatch.h"
 #include "ref.h"
+#include "mem.h"
 #include "threadpool.h"
 
 namespace qk {
@@ -32,18 +33,9 @@ constexpr size_t kMc = 256;  // rows per task
 // M == 1 with an unpacked B: one matrix-vector pass, columns (or rows of B^T) per task.
 constexpr size_t kGemvMinCols = 64;
 
-size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
-size_t round_up(size_t a, size_t b) { return ceil_div(a, b) * b; }
+using FloatBuf = AlignedPtr<float>;
 
-struct AlignedFree {
-  void operator()(float* p) const { std::free(p); }
-};
-using FloatBuf = std::unique_ptr<float, AlignedFree>;
-
-FloatBuf alloc_floats(size_t n) {
-  const size_t bytes = round_up(std::max<size_t>(n, 1) * sizeof(float), 64);
-  return FloatBuf(static_cast<float*>(std::aligned_alloc(64, bytes)));
-}
+FloatBuf alloc_floats(size_t n) { return aligned_array<float>(n); }
 
 // Per-thread packing buffer for one B block (kKc x kNc floats).
 float* thread_pack_buffer() {

@@ -24,23 +24,19 @@
 #include <vector>
 
 #include "args.h"
+#include "core/mem.h"
 #include "core/threadpool.h"
 
 namespace qk {
 namespace napi {
 
-struct FreeDeleter {
-  void operator()(void* p) const { std::free(p); }
-};
-using OwnedBytes = std::unique_ptr<uint8_t, FreeDeleter>;
+using OwnedBytes = AlignedPtr<uint8_t>;
 
 // 64-byte aligned bytes (at least 64), or throws a JavaScript Error.
 inline OwnedBytes owned_bytes(Napi::Env env, size_t bytes) {
-  const size_t n = bytes == 0 ? 64 : (bytes + 63) / 64 * 64;
-  if (n < bytes) range_error(env, "Expected an array size that fits in memory but received " + std::to_string(bytes) + " bytes");
-  void* p = std::aligned_alloc(64, n);
-  if (p == nullptr) throw Napi::Error::New(env, "quantkit: out of memory allocating " + std::to_string(n) + " bytes");
-  return OwnedBytes(static_cast<uint8_t*>(p));
+  OwnedBytes b = aligned_array<uint8_t>(bytes);
+  if (!b) throw Napi::Error::New(env, "quantkit: out of memory allocating " + std::to_string(bytes) + " bytes");
+  return b;
 }
 
 // The inputs of one call: views of the caller's arrays (sync) or private copies (async).
