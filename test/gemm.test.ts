@@ -5,6 +5,7 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
+import { rng } from './helpers';
 import { native } from '../lib/binding';
 import {
   gemm, gemmAsync, linearDynamic, linearDynamicAsync, matmulInteger, packWeights, PackedWeights, qlinearMatMul,
@@ -14,16 +15,6 @@ import * as q from '../lib/index';
 
 type Codes = Int8Array | Uint8Array;
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function codes(signed: boolean, n: number, r: () => number, kind = 0): Codes {
   const a = signed ? new Int8Array(n) : new Uint8Array(n);

@@ -5,6 +5,7 @@
 //   * per-channel histograms: bounded by the memoryLimit option (documented default 1 GiB), checked
 //     before the first allocation, so the channel count of the data cannot exhaust memory.
 import { describe, expect, it } from 'vitest';
+import { rng } from './helpers';
 import {
   EntropyObserver, HistogramObserver, MinMaxObserver, MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver,
   MSEObserver, Observer, PercentileObserver, PerChannelMinMaxObserver, SoftmaxCrossEntropyObserver,
@@ -13,16 +14,6 @@ import {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 function gaussian(n: number, seed: number, sigma = 1): Float32Array {
   const r = rng(seed);
   const x = new Float32Array(n);

@@ -3,6 +3,7 @@
 // the percentile, MSE, entropy and softmax cross-entropy searches against straightforward float64
 // reference implementations written here.
 import { describe, expect, it } from 'vitest';
+import { rng } from './helpers';
 import {
   EntropyObserver, HistogramObserver, MinMaxObserver, MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver,
   MSEObserver, Observer, PercentileObserver, PerChannelMinMaxObserver, SoftmaxCrossEntropyObserver,
@@ -14,16 +15,6 @@ import { resolveSpec, QuantSpec } from '../lib/spec';
 
 // ---- deterministic data -----------------------------------------------------------------------
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 function gauss(r: () => number): number {
   return Math.sqrt(-2 * Math.log(r() + 1e-300)) * Math.cos(2 * Math.PI * r());
 }

@@ -4,11 +4,7 @@
 // calibrators do).
 import { describe, typedKind, typeError } from '../errors';
 import { Observer } from '../observers/base';
-import { EntropyObserver } from '../observers/entropy';
-import { HistogramObserver } from '../observers/histogram';
-import { MinMaxObserver, MovingAverageMinMaxObserver } from '../observers/minmax';
-import { MSEObserver } from '../observers/mse';
-import { PercentileObserver } from '../observers/percentile';
+import { makeObserver } from '../ptq/quantize-model';
 import { encodeModel, ModelP, ValueInfoP } from './proto';
 
 export type OnnxObserverName = 'minmax' | 'moving-average' | 'histogram' | 'percentile' | 'mse' | 'entropy';
@@ -23,20 +19,7 @@ export type CalibrationFeeds = Iterable<Feed> | AsyncIterable<Feed>;
 
 /** A fresh per-tensor activation observer: uint8 (asymmetric 0..255) or int8 (asymmetric -128..127). */
 export function makeActivationObserver(choice: OnnxObserverChoice, tensor: string, activationType: 'uint8' | 'int8'): Observer {
-  if (typeof choice === 'function') {
-    const o = choice(tensor);
-    if (!(o instanceof Observer)) throw typeError(`observer('${tensor}')`, 'an Observer', o);
-    return o;
-  }
-  const spec = { scheme: 'asymmetric' as const, bits: 8, signed: activationType === 'int8' };
-  switch (choice) {
-    case 'minmax': return new MinMaxObserver(spec);
-    case 'moving-average': return new MovingAverageMinMaxObserver(spec);
-    case 'histogram': return new HistogramObserver(spec);
-    case 'percentile': return new PercentileObserver(spec);
-    case 'mse': return new MSEObserver(spec);
-    case 'entropy': return new EntropyObserver(spec);
-  }
+  return makeObserver(choice, tensor, activationType);
 }
 
 // ---- onnxruntime-node, loaded only here -----------------------------------------------------------------

@@ -11,6 +11,7 @@
 // Everything not quantized stays as it was and is listed, with the reason, in the summary.
 import { checkInt, checkOneOf, checkOptions, rangeError, typeError } from '../errors';
 import { quantizeMatMulNBits } from '../formats/matmulnbits';
+import { roundHalfEven } from '../qparams';
 import { quantize, QuantizedTensor } from '../tensor';
 import { calibrate, CalibrationFeeds, makeActivationObserver, OBSERVER_NAMES, OnnxObserverChoice } from './calibrate';
 import {
@@ -219,14 +220,6 @@ function axisLayout(dims: number[], axis: number | null): { outer: number; axisD
     axisDim: dims[axis],
     inner: dims.slice(axis + 1).reduce((a, b) => a * b, 1),
   };
-}
-
-function roundHalfEven(v: number): number {
-  const f = Math.floor(v);
-  const d = v - f;
-  if (d > 0.5) return f + 1;
-  if (d < 0.5) return f;
-  return f % 2 === 0 ? f : f + 1;
 }
 
 function transpose2d(w: Float32Array, rows: number, cols: number): Float32Array {

@@ -110,14 +110,14 @@ function checkObserverChoice(name: string, v: unknown): ObserverChoice {
   return checkOneOf(name, v, OBSERVERS);
 }
 
-/** A fresh activation observer: uint8 asymmetric, per tensor. */
-export function makeObserver(choice: ObserverChoice, layer: string): Observer {
+/** A fresh per-tensor activation observer: uint8 (asymmetric 0..255, the default) or int8 (-128..127). */
+export function makeObserver(choice: ObserverChoice, layer: string, activation: 'uint8' | 'int8' = 'uint8'): Observer {
   if (typeof choice === 'function') {
     const o = choice(layer);
     if (!(o instanceof Observer)) throw typeError(`observer('${layer}')`, 'an Observer', o);
     return o;
   }
-  const spec = { scheme: 'asymmetric' as const, bits: 8 };
+  const spec = { scheme: 'asymmetric' as const, bits: 8, signed: activation === 'int8' };
   switch (choice) {
     case 'minmax': return new MinMaxObserver(spec);
     case 'moving-average': return new MovingAverageMinMaxObserver(spec);
