@@ -113,3 +113,5 @@ export type {
   SensitivityAnalysis, SensitivityRun, SensitivityMode, MixedPrecisionPlan, PlanOptions, PlanBudget, PlannedLayer, PlanPoint,
   PlanMeasurement, LayerChoice, AnalysisData, EvalData, Histogram,
 } from './analysis';
+export { renderReport, writeReport, reportJSON } from './report';
+export type { ReportOptions } from './report';

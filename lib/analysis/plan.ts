@@ -9,6 +9,11 @@
 // (b) the drop that every measured run (uniform, single, all-but-one) shows at the predicted SQNR:
 // a non-increasing curve of drop against output SQNR fitted to those runs (isotonic regression),
 // read by linear interpolation. (a) catches one fragile layer, (b) many small noises together.
+// The rows behind these numbers are few (a changed prediction on 1 row of 1000 is 0.1 points), so
+// an accuracy budget is checked against an upper bound: the predicted drop plus `confidence`
+// (a z score, default 1.645: one-sided 95%) standard errors of a paired accuracy difference,
+// sqrt(d / n) with d the predicted fraction of rows whose top-1 class changes (the same two-way
+// prediction, from the runs' top-1 agreement) and n the rows compared.
 import { checkOptions, rangeError, typeError } from '../errors';
 import { quantizeModel, QuantizedModel } from '../index';
 import type { LayerOverride, QuantizeModelOptions } from '../index';
@@ -25,6 +30,8 @@ export type PlanBudget = number | { accuracyDrop: number } | { sqnrDb: number };
 
 export interface PlanOptions {
   budget: PlanBudget;
+  /** Accuracy budgets: standard errors added to the predicted drop before comparing (a z score, default 1.645; 0: the estimate alone). */
+  confidence?: number;
   /** Choices per layer (default: the analysis' bit widths and 'float'). */
   candidates?: LayerChoice[];
 }
@@ -41,7 +48,10 @@ export interface PlannedLayer {
 export interface PlanPoint {
   bytes: number;
   sqnrDb: number;
+  /** Predicted accuracy drop (points), its upper bound (the estimate plus `confidence` standard errors) and the predicted fraction of rows whose top-1 class changes. */
   accuracyDrop: number | null;
+  accuracyDropBound: number | null;
+  changed: number;
   choices: LayerChoice[];
 }
 
@@ -51,7 +61,10 @@ export interface MixedPrecisionPlan {
   layers: PlannedLayer[];
   /** What quantizeModel takes (add calibrationData for static mode): per-layer overrides for every Linear. */
   quantizeOptions: QuantizeModelOptions & { layers: Record<string, LayerOverride> };
-  predicted: { bytes: number; sqnrDb: number; accuracyDrop: number | null; accuracy: number | null };
+  predicted: { bytes: number; sqnrDb: number; accuracyDrop: number | null; accuracyDropBound: number | null; changed: number; accuracy: number | null };
+  /** The z score used for the bound, and the rows behind the prediction. */
+  confidence: number;
+  rows: number;
   float: { bytes: number; accuracy: number | null };
   /** False when no configuration meets the budget (then every layer stays float). */
   feasible: boolean;
@@ -130,7 +143,13 @@ export function planMixedPrecision(analysis: ModelAnalysis, options: PlanOptions
   }
   const s = analysis.sensitivity;
   if (!s) throw rangeError('analysis', 'an analysis with sensitivity runs (analyzeModel with sensitivity: true)', 'sensitivity: null');
-  const o = checkOptions('options', options, ['budget', 'candidates']);
+  const o = checkOptions('options', options, ['budget', 'candidates', 'confidence']);
+  let z = 1.645;
+  if (o.confidence !== undefined) {
+    if (typeof o.confidence !== 'number') throw typeError('options.confidence', 'a z score (a number >= 0)', o.confidence);
+    if (!(o.confidence >= 0) || !Number.isFinite(o.confidence)) throw rangeError('options.confidence', 'a finite number >= 0', String(o.confidence));
+    z = o.confidence;
+  }
   if (o.budget === undefined) throw typeError('options.budget', 'accuracy points (a number), { accuracyDrop } or { sqnrDb }', undefined);
   const budget = checkBudget(o.budget);
   if ('accuracyDrop' in budget && !s.labels) {
@@ -155,21 +174,28 @@ export function planMixedPrecision(analysis: ModelAnalysis, options: PlanOptions
   const noiseOf = (l: string, c: LayerChoice): number => (c === 'float' ? 0 : single.get(`${l}@${c}`)!.noise);
   const dropOf = (l: string, c: LayerChoice): number => (c === 'float' ? 0 : Math.max(0, single.get(`${l}@${c}`)!.accuracyDrop ?? 0));
   const bytesOf = (l: string, c: LayerChoice): number => (c === 'float' ? s.layerBytes[l].float : s.layerBytes[l].bits[String(c)]);
-  const fit = s.labels ? fitNonIncreasing([...s.uniform, ...s.single, ...s.allBut].map((r) => ({ x: r.sqnrDb, y: r.accuracyDrop as number }))) : [];
+  const runs = [...s.uniform, ...s.single, ...s.allBut];
+  const fit = s.labels ? fitNonIncreasing(runs.map((r) => ({ x: r.sqnrDb, y: r.accuracyDrop as number }))) : [];
+  const fitChanged = fitNonIncreasing(runs.map((r) => ({ x: r.sqnrDb, y: 1 - r.agreement })));
+  const changedOf = (l: string, c: LayerChoice): number => (c === 'float' ? 0 : 1 - single.get(`${l}@${c}`)!.agreement);
 
   const evaluate = (choice: LayerChoice[]): PlanPoint => {
-    let noise = 0, add = 0, bytes = s.otherBytes;
+    let noise = 0, add = 0, addChanged = 0, bytes = s.otherBytes;
     for (let i = 0; i < L; i++) {
       noise += noiseOf(s.layers[i], choice[i]);
       add += dropOf(s.layers[i], choice[i]);
+      addChanged += changedOf(s.layers[i], choice[i]);
       bytes += bytesOf(s.layers[i], choice[i]);
     }
     const q = sqnrDb(s.signal, noise);
-    const drop = s.labels ? (noise === 0 ? 0 : Math.max(add, curveAt(fit, q), 0)) : null;
-    return { bytes, sqnrDb: q, accuracyDrop: drop, choices: choice.slice() };
+    const exact = choice.every((c) => c === 'float');
+    const changed = exact ? 0 : Math.min(1, Math.max(addChanged, curveAt(fitChanged, q), 0));
+    const drop = s.labels ? (exact ? 0 : Math.max(add, curveAt(fit, q), 0)) : null;
+    const bound = drop === null ? null : exact ? 0 : drop + z * Math.sqrt(changed / s.rows) * 100;
+    return { bytes, sqnrDb: q, accuracyDrop: drop, accuracyDropBound: bound, changed, choices: choice.slice() };
   };
-  const fits = (p: PlanPoint): boolean => ('accuracyDrop' in budget ? (p.accuracyDrop as number) <= budget.accuracyDrop + 1e-9 : p.sqnrDb >= budget.sqnrDb);
-  const loss = (p: PlanPoint): number => ('accuracyDrop' in budget ? (p.accuracyDrop as number) : -p.sqnrDb);
+  const fits = (p: PlanPoint): boolean => ('accuracyDrop' in budget ? (p.accuracyDropBound as number) <= budget.accuracyDrop + 1e-9 : p.sqnrDb >= budget.sqnrDb);
+  const loss = (p: PlanPoint): number => ('accuracyDrop' in budget ? (p.accuracyDropBound as number) : -p.sqnrDb);
   const better = (a: PlanPoint, b: PlanPoint | null): boolean => b === null || a.bytes < b.bytes || (a.bytes === b.bytes && loss(a) < loss(b));
 
   const K = cands.length;
@@ -240,8 +266,11 @@ export function planMixedPrecision(analysis: ModelAnalysis, options: PlanOptions
   const fa = s.float.accuracy;
   return {
     budget, mode: analysis.options.mode, layers, quantizeOptions: q,
-    predicted: { bytes: best.bytes, sqnrDb: best.sqnrDb, accuracyDrop: best.accuracyDrop, accuracy: fa === null || best.accuracyDrop === null ? null : fa - best.accuracyDrop / 100 },
-    float: { bytes: s.float.bytes, accuracy: fa },
+    predicted: {
+      bytes: best.bytes, sqnrDb: best.sqnrDb, accuracyDrop: best.accuracyDrop, accuracyDropBound: best.accuracyDropBound, changed: best.changed,
+      accuracy: fa === null || best.accuracyDrop === null ? null : fa - best.accuracyDrop / 100,
+    },
+    float: { bytes: s.float.bytes, accuracy: fa }, confidence: z, rows: s.rows,
     feasible, search, configurations, frontier,
   };
 }
