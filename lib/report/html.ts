@@ -195,7 +195,8 @@ function planSection(a: ModelAnalysis, p: MixedPrecisionPlan, m: PlanMeasurement
   const budget = 'accuracyDrop' in p.budget ? `an accuracy loss of at most ${p.budget.accuracyDrop} points` : `an output SQNR of at least ${p.budget.sqnrDb} dB`;
   let h = `<h2 id="plan">Mixed-precision plan</h2><p>The smallest model whose <em>predicted</em> loss stays within ${esc(budget)} ` +
     `(${p.search} search over ${p.configurations} configurations${p.feasible ? '' : '; <span class="bad">no configuration meets the budget: every layer stays float</span>'}). ` +
-    `Predicted output noise is the sum of each layer's noise when quantized alone; predicted accuracy loss is the larger of the summed single-layer drops and the drop the measured runs show at the predicted SQNR.</p>`;
+    `Predicted output noise is the sum of each layer's noise when quantized alone; predicted accuracy loss is the larger of the summed single-layer drops and the drop the measured runs show at the predicted SQNR` +
+    `${'accuracyDrop' in p.budget ? `; the budget is checked against its upper bound, the prediction plus ${p.confidence} standard errors of an accuracy difference on ${p.rows} rows` : ''}.</p>`;
   h += '<table class="plan"><thead><tr><th>layer</th><th>shape</th><th>weights</th><th>bytes</th><th>alone: output SQNR</th><th>alone: accuracy drop</th></tr></thead><tbody>';
   for (const l of p.layers) {
     const la = a.layers.find((x) => x.name === l.name);
@@ -211,6 +212,7 @@ function planSection(a: ModelAnalysis, p: MixedPrecisionPlan, m: PlanMeasurement
   if (s.labels) {
     h += `<tr><td>accuracy</td><td>${fmtPct(m ? m.floatAccuracy : p.float.accuracy)}</td><td>${fmtPct(p.predicted.accuracy)}</td><td>${m ? fmtPct(m.accuracy) : '–'}</td></tr>`;
     h += `<tr><td>accuracy drop</td><td></td><td>${fmtPts(p.predicted.accuracyDrop)}</td><td>${m ? fmtPts(m.accuracyDrop) : '–'}</td></tr>`;
+    h += `<tr><td>accuracy drop, upper bound</td><td></td><td>${fmtPts(p.predicted.accuracyDropBound)}</td><td></td></tr>`;
   }
   if (m) h += `<tr><td>top-1 agreement with float</td><td></td><td></td><td>${(m.agreement * 100).toFixed(2)}%</td></tr>`;
   h += '</tbody></table>';
@@ -223,15 +225,17 @@ function planSection(a: ModelAnalysis, p: MixedPrecisionPlan, m: PlanMeasurement
   const acc = s.labels;
   const fa = s.float.accuracy ?? 0;
   const yOf = (drop: number | null, sq: number): number => (acc ? (fa - (drop ?? 0) / 100) * 100 : sq);
+  const measuredY = m ? (acc ? (m.accuracy ?? 0) * 100 : m.sqnrDb) : NaN;
+  const yMin = acc ? Math.min(fa * 100 - Math.max(5, 'accuracyDrop' in p.budget ? 4 * p.budget.accuracyDrop : 0), Number.isFinite(measuredY) ? measuredY - 1 : Infinity) : undefined;
   const finite = (v: number): number => (Number.isFinite(v) ? v : NaN);
   const pts = [
     { x: fb / 1024, y: acc ? fa * 100 : NaN, cls: 'pt-float', label: `float: ${fmtBytes(fb)}`, tag: 'float' },
     ...s.uniform.map((r) => ({ x: r.bytes / 1024, y: acc ? (r.accuracy ?? 0) * 100 : finite(r.sqnrDb), cls: 'pt-uniform', label: `every layer quantized: int${r.bits}, ${fmtBytes(r.bytes)}`, tag: `int${r.bits}` })),
-    { x: p.predicted.bytes / 1024, y: finite(yOf(p.predicted.accuracyDrop, p.predicted.sqnrDb)), cls: 'pt-pred', label: `plan, predicted: ${fmtBytes(p.predicted.bytes)}` },
+    { x: p.predicted.bytes / 1024, y: finite(yOf(p.predicted.accuracyDrop, p.predicted.sqnrDb)), cls: 'pt-pred', label: `plan, predicted: ${fmtBytes(p.predicted.bytes)}`, tag: undefined as string | undefined, tagBelow: false },
   ];
-  if (m) pts.push({ x: m.bytes / 1024, y: acc ? (m.accuracy ?? 0) * 100 : finite(m.sqnrDb), cls: 'pt-meas', label: `plan, measured: ${fmtBytes(m.bytes)}`, tag: 'plan' });
+  if (m) pts.push({ x: m.bytes / 1024, y: acc ? (m.accuracy ?? 0) * 100 : finite(m.sqnrDb), cls: 'pt-meas', label: `plan, measured: ${fmtBytes(m.bytes)}`, tag: 'plan', tagBelow: true });
   const line = { cls: 'ln-frontier', label: 'predicted frontier', points: p.frontier.map((q) => ({ x: q.bytes / 1024, y: finite(yOf(q.accuracyDrop, q.sqnrDb)) })) };
-  h += `<figure>${scatterChart({ id: 'tradeoff', title: acc ? 'Accuracy against size' : 'Output SQNR against size', points: pts, line, xLabel: 'model size (KiB)', yLabel: acc ? 'accuracy (%)' : 'output SQNR (dB)' })}` +
+  h += `<figure>${scatterChart({ id: 'tradeoff', title: acc ? 'Accuracy against size' : 'Output SQNR against size', points: pts, line, yMin, xLabel: 'model size (KiB)', yLabel: acc ? 'accuracy (%)' : 'output SQNR (dB)' })}` +
     `<figcaption>Float, every layer at one width (measured), the plan (predicted and measured), and the predictor's best loss at each size.</figcaption></figure>`;
   return h;
 }

@@ -224,8 +224,9 @@ export interface ScatterPoint {
   y: number;
   cls: string;
   label: string;
-  /** Text written next to the point. */
+  /** Text written next to the point (above it, or below with tagBelow). */
   tag?: string;
+  tagBelow?: boolean;
 }
 
 export interface ScatterChartOptions {
@@ -236,6 +237,8 @@ export interface ScatterChartOptions {
   line?: { cls: string; label: string; points: { x: number; y: number }[] };
   xLabel: string;
   yLabel: string;
+  /** Lowest y drawn: points below sit on the bottom edge, their value in the tag (e.g. a 2-bit model at 10% accuracy). */
+  yMin?: number;
   width?: number;
   height?: number;
 }
@@ -244,7 +247,8 @@ export interface ScatterChartOptions {
 export function scatterChart(o: ScatterChartOptions): string {
   const f: Frame = { width: o.width ?? 520, height: o.height ?? 280, left: 56, right: 16, top: 26, bottom: 40 };
   const a = plotArea(f);
-  const all = [...o.points, ...(o.line?.points ?? [])].filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y));
+  const cut = o.yMin ?? -Infinity;
+  const all = [...o.points, ...(o.line?.points ?? [])].filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y)).map((p) => ({ x: p.x, y: Math.max(cut, p.y) }));
   let xl = Math.min(...all.map((p) => p.x), 0), xh = Math.max(...all.map((p) => p.x), 1);
   let yl = Math.min(...all.map((p) => p.y)), yh = Math.max(...all.map((p) => p.y));
   if (!Number.isFinite(yl)) { yl = 0; yh = 1; }
@@ -256,7 +260,7 @@ export function scatterChart(o: ScatterChartOptions): string {
   xl = Math.min(xl, xt[0]); xh = Math.max(xh, xt[xt.length - 1]);
   yl = Math.min(yl, yt[0]); yh = Math.max(yh, yt[yt.length - 1]);
   const X = (v: number): number => a.x0 + ((v - xl) / (xh - xl)) * (a.x1 - a.x0);
-  const Y = (v: number): number => a.y0 - ((v - yl) / (yh - yl)) * (a.y0 - a.y1);
+  const Y = (v: number): number => a.y0 - ((Math.max(cut, v) - yl) / (yh - yl)) * (a.y0 - a.y1);
   let s = open(f, 'chart-scatter', o.id, o.title);
   s += yAxis(a, yt.map((v) => ({ v, y: Y(v), text: fmtNum(v) })));
   s += xAxis(a, xt.map((v) => ({ x: X(v), text: fmtNum(v) })));
@@ -266,8 +270,10 @@ export function scatterChart(o: ScatterChartOptions): string {
   }
   for (const p of o.points) {
     if (!Number.isFinite(p.x) || !Number.isFinite(p.y)) continue;
-    s += `<g class="point ${esc(p.cls)}"><circle cx="${r2(X(p.x))}" cy="${r2(Y(p.y))}" r="5"><title>${esc(p.label)}</title></circle>`;
-    if (p.tag) s += `<text x="${r2(X(p.x) + 7)}" y="${r2(Y(p.y) - 6)}">${esc(p.tag)}</text>`;
+    const below = p.y < cut;
+    s += `<g class="point ${esc(p.cls)}${below ? ' clamped' : ''}"><circle cx="${r2(X(p.x))}" cy="${r2(Y(p.y))}" r="5"><title>${esc(`${p.label}${below ? ` (${fmtNum(p.y)}, below the axis)` : ''}`)}</title></circle>`;
+    const tag = below ? `${p.tag ?? ''} ↓${fmtNum(p.y)}` : p.tag;
+    if (tag) s += `<text x="${r2(X(p.x) + 7)}" y="${r2(Y(p.y) + (p.tagBelow ? 15 : -6))}">${esc(tag)}</text>`;
     s += '</g>';
   }
   const seen = new Map<string, string>();
