@@ -8,7 +8,7 @@ import type { LayerAnalysis, ModelAnalysis, RangeResult, TensorAnalysis } from '
 import { OUTLIER_RATIO } from '../analysis/analyze';
 import type { MixedPrecisionPlan, PlanMeasurement } from '../analysis/plan';
 import type { SensitivityAnalysis, SensitivityRun } from '../analysis/sensitivity';
-import { barChart, channelChart, ClipRange, esc, fmtNum, histogramChart, scatterChart } from './svg';
+import { barChart, channelChart, ClipRange, esc, fmtNum, histogramChart, scatterChart, ScatterPoint } from './svg';
 
 export interface ReportOptions {
   /** The page title (default 'quantkit report'). */
@@ -210,7 +210,9 @@ function planSection(a: ModelAnalysis, p: MixedPrecisionPlan, m: PlanMeasurement
   h += `<tr><td>size</td><td>${fmtBytes(fb)}</td><td>${fmtBytes(p.predicted.bytes)} (${(p.predicted.bytes / fb).toFixed(3)}×)</td><td>${m ? `${fmtBytes(m.bytes)} (${(m.bytes / fb).toFixed(3)}×)` : '–'}</td></tr>`;
   h += `<tr><td>output SQNR (dB)</td><td>exact</td><td>${fmtDb(p.predicted.sqnrDb)}</td><td>${m ? fmtDb(m.sqnrDb) : '–'}</td></tr>`;
   if (s.labels) {
-    h += `<tr><td>accuracy</td><td>${fmtPct(m ? m.floatAccuracy : p.float.accuracy)}</td><td>${fmtPct(p.predicted.accuracy)}</td><td>${m ? fmtPct(m.accuracy) : '–'}</td></tr>`;
+    const fAcc = m ? m.floatAccuracy : p.float.accuracy;
+    const pAcc = fAcc === null || p.predicted.accuracyDrop === null ? null : fAcc - p.predicted.accuracyDrop / 100;
+    h += `<tr><td>accuracy${m ? ` (${m.rows} rows)` : ''}</td><td>${fmtPct(fAcc)}</td><td>${fmtPct(pAcc)}</td><td>${m ? fmtPct(m.accuracy) : '–'}</td></tr>`;
     h += `<tr><td>accuracy drop</td><td></td><td>${fmtPts(p.predicted.accuracyDrop)}</td><td>${m ? fmtPts(m.accuracyDrop) : '–'}</td></tr>`;
     h += `<tr><td>accuracy drop, upper bound</td><td></td><td>${fmtPts(p.predicted.accuracyDropBound)}</td><td></td></tr>`;
   }
@@ -221,22 +223,22 @@ function planSection(a: ModelAnalysis, p: MixedPrecisionPlan, m: PlanMeasurement
       `${s.data === 'eval' && m.rows !== s.rows ? ` (the prediction used ${s.rows} rows)` : ''}.</p>`;
   }
   h += `<details><summary>quantizeModel options</summary><pre>${esc(JSON.stringify(p.quantizeOptions, null, 2))}</pre></details>`;
-  // Trade-off chart.
+  // Trade-off chart: accuracy change against float (each run against the float model on its own rows), or output SQNR.
   const acc = s.labels;
-  const fa = s.float.accuracy ?? 0;
-  const yOf = (drop: number | null, sq: number): number => (acc ? (fa - (drop ?? 0) / 100) * 100 : sq);
-  const measuredY = m ? (acc ? (m.accuracy ?? 0) * 100 : m.sqnrDb) : NaN;
-  const yMin = acc ? Math.min(fa * 100 - Math.max(5, 'accuracyDrop' in p.budget ? 4 * p.budget.accuracyDrop : 0), Number.isFinite(measuredY) ? measuredY - 1 : Infinity) : undefined;
   const finite = (v: number): number => (Number.isFinite(v) ? v : NaN);
-  const pts = [
-    { x: fb / 1024, y: acc ? fa * 100 : NaN, cls: 'pt-float', label: `float: ${fmtBytes(fb)}`, tag: 'float' },
-    ...s.uniform.map((r) => ({ x: r.bytes / 1024, y: acc ? (r.accuracy ?? 0) * 100 : finite(r.sqnrDb), cls: 'pt-uniform', label: `every layer quantized: int${r.bits}, ${fmtBytes(r.bytes)}`, tag: `int${r.bits}` })),
-    { x: p.predicted.bytes / 1024, y: finite(yOf(p.predicted.accuracyDrop, p.predicted.sqnrDb)), cls: 'pt-pred', label: `plan, predicted: ${fmtBytes(p.predicted.bytes)}`, tag: undefined as string | undefined, tagBelow: false },
+  const yOf = (drop: number | null, sq: number): number => (acc ? -(drop ?? 0) : finite(sq));
+  const measuredY = m ? yOf(m.accuracyDrop, m.sqnrDb) : NaN;
+  const floor = 'accuracyDrop' in p.budget ? -Math.max(5, 4 * p.budget.accuracyDrop) : -5;
+  const yMin = acc ? Math.min(floor, Number.isFinite(measuredY) ? measuredY - 1 : Infinity) : undefined;
+  const pts: ScatterPoint[] = [
+    ...(acc ? [{ x: fb / 1024, y: 0, cls: 'pt-float', label: `float: ${fmtBytes(fb)}`, tag: 'float' }] : []),
+    ...s.uniform.map((r) => ({ x: r.bytes / 1024, y: yOf(r.accuracyDrop, r.sqnrDb), cls: 'pt-uniform', label: `every layer quantized: int${r.bits}, ${fmtBytes(r.bytes)}`, tag: `int${r.bits}` })),
+    { x: p.predicted.bytes / 1024, y: yOf(p.predicted.accuracyDrop, p.predicted.sqnrDb), cls: 'pt-pred', label: `plan, predicted: ${fmtBytes(p.predicted.bytes)}`, tag: 'predicted', tagLeft: true, tagBelow: true },
   ];
-  if (m) pts.push({ x: m.bytes / 1024, y: acc ? (m.accuracy ?? 0) * 100 : finite(m.sqnrDb), cls: 'pt-meas', label: `plan, measured: ${fmtBytes(m.bytes)}`, tag: 'plan', tagBelow: true });
-  const line = { cls: 'ln-frontier', label: 'predicted frontier', points: p.frontier.map((q) => ({ x: q.bytes / 1024, y: finite(yOf(q.accuracyDrop, q.sqnrDb)) })) };
-  h += `<figure>${scatterChart({ id: 'tradeoff', title: acc ? 'Accuracy against size' : 'Output SQNR against size', points: pts, line, yMin, xLabel: 'model size (KiB)', yLabel: acc ? 'accuracy (%)' : 'output SQNR (dB)' })}` +
-    `<figcaption>Float, every layer at one width (measured), the plan (predicted and measured), and the predictor's best loss at each size.</figcaption></figure>`;
+  if (m) pts.push({ x: m.bytes / 1024, y: measuredY, cls: 'pt-meas', label: `plan, measured: ${fmtBytes(m.bytes)}`, tag: 'measured', tagLeft: true });
+  const line = { cls: 'ln-frontier', label: 'predicted frontier', points: p.frontier.map((q) => ({ x: q.bytes / 1024, y: yOf(q.accuracyDrop, q.sqnrDb) })) };
+  h += `<figure>${scatterChart({ id: 'tradeoff', title: acc ? 'Accuracy change against size' : 'Output SQNR against size', points: pts, line, yMin, xLabel: 'model size (KiB)', yLabel: acc ? 'accuracy vs float (points)' : 'output SQNR (dB)' })}` +
+    `<figcaption>Every layer at one width (measured on the sensitivity rows), the plan (predicted, and measured on ${m ? m.rows : '–'} rows), and the predictor's best loss at each size${acc ? ' (point estimate)' : ''}.</figcaption></figure>`;
   return h;
 }
 

@@ -227,6 +227,8 @@ export interface ScatterPoint {
   /** Text written next to the point (above it, or below with tagBelow). */
   tag?: string;
   tagBelow?: boolean;
+  /** Write the tag left of the point. */
+  tagLeft?: boolean;
 }
 
 export interface ScatterChartOptions {
@@ -273,7 +275,7 @@ export function scatterChart(o: ScatterChartOptions): string {
     const below = p.y < cut;
     s += `<g class="point ${esc(p.cls)}${below ? ' clamped' : ''}"><circle cx="${r2(X(p.x))}" cy="${r2(Y(p.y))}" r="5"><title>${esc(`${p.label}${below ? ` (${fmtNum(p.y)}, below the axis)` : ''}`)}</title></circle>`;
     const tag = below ? `${p.tag ?? ''} ↓${fmtNum(p.y)}` : p.tag;
-    if (tag) s += `<text x="${r2(X(p.x) + 7)}" y="${r2(Y(p.y) + (p.tagBelow ? 15 : -6))}">${esc(tag)}</text>`;
+    if (tag) s += `<text x="${r2(X(p.x) + (p.tagLeft ? -8 : 7))}" y="${r2(Y(p.y) + (p.tagBelow ? 15 : -6))}"${p.tagLeft ? ' text-anchor="end"' : ''}>${esc(tag)}</text>`;
     s += '</g>';
   }
   const seen = new Map<string, string>();
