@@ -119,6 +119,12 @@ describe('quantkit report', () => {
     expect(out.measured.rows).toBe(200);
   });
 
+  it('is in --help', () => {
+    const r = cli('--help');
+    expect(r.stdout).toContain('\n  quantkit report MODEL -o FILE   per-layer analysis, sensitivity and a mixed-precision plan (HTML)\n');
+    expect(r.stdout).toContain('quantkit report MODEL.safetensors -o REPORT.html [options]');
+  });
+
   it('usage errors exit 2, runtime errors exit 1, with clear messages', () => {
     const hint = "Run 'quantkit --help' for usage.\n";
     expect(cli('report', 'm.safetensors')).toMatchObject({ code: 2, stderr: `quantkit: report needs an output file: -o REPORT.html (or --json)\n${hint}` });
