@@ -27,6 +27,8 @@ function directSqnr(x: Float32Array, group: (i: number) => number, scale: ArrayL
   }
   return noise === 0 ? Infinity : 10 * Math.log10(sig / noise);
 }
+/** A normal draw with this mean and standard deviation (Rng.normal is the standard one). */
+const gauss = (rng: nn.Rng, mean: number, sd: number) => mean + sd * rng.normal();
 const find = (rs: RangeResult[], observer: string, bits: number, g: 'per-tensor' | 'per-channel') =>
   rs.find((r) => r.observer === observer && r.bits === bits && r.granularity === g)!;
 
@@ -40,10 +42,10 @@ function linear(inF: number, outF: number, w: (o: number, i: number) => number, 
 describe('analyzeModel: ranges and SQNR against direct computation', () => {
   const rng = new nn.Rng(7);
   // Weight [6, 12] with an outlier row (channel 4), inputs 300 rows of 12.
-  const l0 = linear(12, 6, (o, i) => (o === 4 ? 8 : 1) * rng.normal(0, 0.2) + (o === 4 && i === 3 ? 3 : 0), (o) => 0.1 * o);
-  const model = new nn.Sequential(l0, new nn.ReLU(), linear(6, 3, () => rng.normal(0, 0.5)));
+  const l0 = linear(12, 6, (o, i) => (o === 4 ? 8 : 1) * gauss(rng, 0, 0.2) + (o === 4 && i === 3 ? 3 : 0), (o) => 0.1 * o);
+  const model = new nn.Sequential(l0, new nn.ReLU(), linear(6, 3, () => gauss(rng, 0, 0.5)));
   const rows = 300;
-  const x = Float32Array.from({ length: rows * 12 }, () => rng.normal(0.2, 1));
+  const x = Float32Array.from({ length: rows * 12 }, () => gauss(rng, 0.2, 1));
   const a = analyzeModel(model, { calibrationData: x, bits: [8, 4, 3], batchSize: 64, sensitivity: false, histogramBins: 40 });
 
   it('describes the model and its layers', () => {
@@ -154,11 +156,11 @@ describe('sensitivity: a model with one fragile layer', () => {
   // it changes nothing in float, but sets every row's weight scale so that the other weights
   // (|w| ~ 0.3) round to 0 or to +-0.8 at 8 bits and below. Layers '0' and '4' are ordinary.
   const rng = new nn.Rng(3);
-  const l0 = linear(16, 16, (o) => (o === 0 ? 0 : rng.normal(0, 0.4)), (o) => (o === 0 ? -1 : 0.1));
-  const l2 = linear(16, 16, (_o, i) => (i === 0 ? 100 : rng.normal(0, 0.3)));
-  const l4 = linear(16, 4, () => rng.normal(0, 0.4));
+  const l0 = linear(16, 16, (o) => (o === 0 ? 0 : gauss(rng, 0, 0.4)), (o) => (o === 0 ? -1 : 0.1));
+  const l2 = linear(16, 16, (_o, i) => (i === 0 ? 100 : gauss(rng, 0, 0.3)));
+  const l4 = linear(16, 4, () => gauss(rng, 0, 0.4));
   const model = new nn.Sequential(l0, new nn.ReLU(), l2, new nn.ReLU(), l4);
-  const x = Float32Array.from({ length: 400 * 16 }, () => rng.normal(0, 1));
+  const x = Float32Array.from({ length: 400 * 16 }, () => gauss(rng, 0, 1));
   const y = model.forward(x, 400);
   const labels = Array.from({ length: 400 }, (_, i) => { let b = 0; for (let k = 1; k < 4; k++) if (y[i * 4 + k] > y[i * 4 + b]) b = k; return b; });
   const a = analyzeModel(model, { calibrationData: x.subarray(0, 200 * 16), evalData: { x: x.subarray(200 * 16), labels: labels.slice(200) }, bits: [8, 4] });
@@ -230,8 +232,8 @@ describe.each(sets)('planMixedPrecision on %s', (name, dir) => {
 
 describe('planMixedPrecision: the predictor', () => {
   const rng = new nn.Rng(11);
-  const model = new nn.Sequential(linear(8, 8, () => rng.normal(0, 0.5)), new nn.ReLU(), linear(8, 3, () => rng.normal(0, 0.5)));
-  const x = Float32Array.from({ length: 100 * 8 }, () => rng.normal(0, 1));
+  const model = new nn.Sequential(linear(8, 8, () => gauss(rng, 0, 0.5)), new nn.ReLU(), linear(8, 3, () => gauss(rng, 0, 0.5)));
+  const x = Float32Array.from({ length: 100 * 8 }, () => gauss(rng, 0, 1));
   const a: ModelAnalysis = analyzeModel(model, { calibrationData: x, bits: [8, 4, 2] });
 
   it('sums single-layer noise: the predicted SQNR of a configuration is signal / sum of its layers\' noise', () => {

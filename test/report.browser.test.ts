@@ -56,7 +56,7 @@ describe.skipIf(!CHROMIUM)('the report in headless Chromium', () => {
       const hist = page.locator('svg[data-chart="layer-0-weight-hist"]');
       expect(await hist.locator('path.bars.lin').isVisible()).toBe(true);
       expect(await hist.locator('path.bars.log').isVisible()).toBe(false);
-      const visibleClips = () => hist.locator('g.clip').evaluateAll((gs) => gs.filter((g) => getComputedStyle(g).display !== 'none').map((g) => g.getAttribute('class')));
+      const visibleClips = () => hist.locator('g.clip').evaluateAll((gs) => gs.filter((g) => (globalThis as unknown as { getComputedStyle(e: unknown): { display: string } }).getComputedStyle(g).display !== 'none').map((g) => g.getAttribute('class')));
       expect((await visibleClips()).every((c) => c!.includes(' b8'))).toBe(true);
       expect(await visibleClips()).toHaveLength(5);
       expect(await page.locator('svg[data-chart="sensitivity-single-sqnr"] g.series rect').count()).toBe(9);
