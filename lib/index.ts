@@ -111,3 +111,12 @@ export function setNumThreads(n: number): void {
 export function getNumThreads(): number {
   return native.getNumThreads();
 }
+// What quantization does, per layer: analysis, sensitivity, mixed-precision plans, the HTML report.
+export { analyzeModel, planMixedPrecision, measurePlan, ANALYSIS_OBSERVERS } from './analysis';
+export type {
+  AnalyzeOptions, AnalysisObserverName, AnalysisProgress, ModelAnalysis, LayerAnalysis, TensorAnalysis, RangeResult, ChannelAnalysis,
+  SensitivityAnalysis, SensitivityRun, SensitivityMode, MixedPrecisionPlan, PlanOptions, PlanBudget, PlannedLayer, PlanPoint,
+  PlanMeasurement, LayerChoice, AnalysisData, EvalData, Histogram,
+} from './analysis';
+export { renderReport, writeReport, reportJSON } from './report';
+export type { ReportOptions } from './report';

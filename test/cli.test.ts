@@ -142,7 +142,7 @@ describe('help and version', () => {
 
 describe('usage errors: exit 2, the message and the hint on stderr, nothing written', () => {
   const cases: [string, string[], string][] = [
-    ['unknown command', ['frobnicate'], "unknown command 'frobnicate' (commands: demo, quantize, eval, info)"],
+    ['unknown command', ['frobnicate'], "unknown command 'frobnicate' (commands: demo, quantize, eval, info, report)"],
     ['unknown option (parseArgs)', ['quantize', FLOAT, '-o', 'x.safetensors', '--frob'], "Unknown option '--frob'"],
     ['option without its value', ['quantize', FLOAT, '-o'], "Option '-o, --output <value>' argument missing"],
     ['quantize without input', ['quantize', '-o', 'x.safetensors'], 'quantize needs an input file: quantkit quantize IN.safetensors -o OUT.safetensors'],

