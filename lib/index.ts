@@ -115,7 +115,7 @@ export function getNumThreads(): number {
 export { analyzeModel, planMixedPrecision, measurePlan, ANALYSIS_OBSERVERS } from './analysis';
 export type {
   AnalyzeOptions, AnalysisObserverName, AnalysisProgress, ModelAnalysis, LayerAnalysis, TensorAnalysis, RangeResult, ChannelAnalysis,
-  SensitivityAnalysis, SensitivityRun, SensitivityMode, MixedPrecisionPlan, PlanOptions, PlanBudget, PlannedLayer, PlanPoint,
+  SensitivityAnalysis, SensitivityRun, SensitivityMode, MixedPrecisionPlan, PlanOptions, PlanBudget, MixedPrecisionLayer, PlanPoint,
   PlanMeasurement, LayerChoice, AnalysisData, EvalData, Histogram,
 } from './analysis';
 export { renderReport, writeReport, reportJSON } from './report';

@@ -6,7 +6,7 @@ export type {
 } from './analyze';
 export type { SensitivityAnalysis, SensitivityRun, SensitivityMode } from './sensitivity';
 export { planMixedPrecision, measurePlan } from './plan';
-export type { MixedPrecisionPlan, PlanOptions, PlanBudget, PlannedLayer, PlanPoint, PlanMeasurement, LayerChoice } from './plan';
+export type { MixedPrecisionPlan, PlanOptions, PlanBudget, MixedPrecisionLayer, PlanPoint, PlanMeasurement, LayerChoice } from './plan';
 export type { AnalysisData, EvalData } from './model';
 export { sqnrDb } from './tensor-stats';
 export type { Histogram } from './tensor-stats';

@@ -36,7 +36,7 @@ export interface PlanOptions {
   candidates?: LayerChoice[];
 }
 
-export interface PlannedLayer {
+export interface MixedPrecisionLayer {
   name: string;
   choice: LayerChoice;
   bytes: number;
@@ -58,7 +58,7 @@ export interface PlanPoint {
 export interface MixedPrecisionPlan {
   budget: { accuracyDrop: number } | { sqnrDb: number };
   mode: ModelAnalysis['options']['mode'];
-  layers: PlannedLayer[];
+  layers: MixedPrecisionLayer[];
   /** What quantizeModel takes (add calibrationData for static mode): per-layer overrides for every Linear. */
   quantizeOptions: QuantizeModelOptions & { layers: Record<string, LayerOverride> };
   predicted: { bytes: number; sqnrDb: number; accuracyDrop: number | null; accuracyDropBound: number | null; changed: number; accuracy: number | null };
@@ -254,7 +254,7 @@ export function planMixedPrecision(analysis: ModelAnalysis, options: PlanOptions
     }
   }
 
-  const layers: PlannedLayer[] = s.layers.map((n, i) => {
+  const layers: MixedPrecisionLayer[] = s.layers.map((n, i) => {
     const c = best!.choices[i];
     return { name: n, choice: c, bytes: bytesOf(n, c), noise: noiseOf(n, c), accuracyDrop: s.labels ? (c === 'float' ? 0 : single.get(`${n}@${c}`)!.accuracyDrop) : null };
   });

@@ -1,13 +1,12 @@
 // Parts of model files that layer types share (file.ts reads and writes the graph; each layer
 // type's registry entry reads and writes its own tensors with these): the loading context, tensor
 // names, and quantized weights as tensors (codes, scales, zero points) plus their JSON description.
-import { WeightFileError, describeValue } from '../io/tfjs';
+import { describeValue, WeightFileError } from '../io/errors';
 import type { SafetensorsTensor } from '../io/safetensors';
-import { granularityLayout } from '../layout';
-import { resolveSpec, storageBytes } from '../spec';
-import { QuantizedTensor } from '../tensor';
+import { resolveSpec } from '../spec';
 import type { LayerSpec } from './registry';
-import { ActQParams, layoutGranularity, pfx, QuantWeight, WeightGranularity } from './stages';
+import { readWeightCodes, weightCodeNames, weightScaleShape } from './weight-codes';
+import { ActQParams, pfx, QuantWeight, WeightGranularity } from './stages';
 
 export { pfx };
 
@@ -18,11 +17,6 @@ export interface WeightJSON {
   signed: boolean;
   range: 'restricted' | 'full';
   granularity: WeightGranularity;
-}
-
-/** Shape of a Linear weight's scale (and zero point) tensor: [1], [out] or [out, groups]. */
-export function scaleShape(g: WeightGranularity, N: number, K: number): number[] {
-  return g === 'per-tensor' ? [1] : g === 'per-channel' ? [N] : [N, Math.ceil(K / g.groupSize)];
 }
 
 /**
@@ -36,7 +30,7 @@ export function weightTensors(name: string, w: QuantWeight, out: Record<string, 
   if (nib) out[pfx(name, 'weight')] = { dtype: 'U8', shape: [t.data.length], data: t.data };
   else out[pfx(name, 'weight')] = { dtype: t.signed ? 'I8' : 'U8', shape: [N, K], data: t.data };
   const g = w.granularity;
-  const sshape = scaleShape(g, N, K);
+  const sshape = weightScaleShape(g, N, K);
   out[pfx(name, 'weight_scale')] = { dtype: 'F32', shape: sshape, data: t.scale };
   if (t.scheme === 'asymmetric' || !t.signed) out[pfx(name, 'weight_zero_point')] = { dtype: 'U8', shape: sshape, data: Uint8Array.from(t.zeroPoint) };
   const spec = resolveSpec('weight', { scheme: t.scheme, bits: t.bits, signed: t.signed });
@@ -106,41 +100,7 @@ export function checkWeightJSON(c: FileCtx, field: string, v: unknown, mode: str
 }
 
 /** A quantized weight [N, K] from its tensors, every scale, zero point and code checked. */
-export function loadWeight(c: FileCtx, name: string, field: string, w: WeightJSON, N: number, K: number): QuantWeight {
-  const spec = resolveSpec('weight', { scheme: w.scheme, bits: w.bits, signed: w.signed, range: w.range });
-  const g = w.granularity;
-  const sshape = scaleShape(g, N, K);
-  const nib = w.bits <= 4;
-  const wt = nib
-    ? c.tensor(pfx(name, 'weight'), ['U8'], [storageBytes(spec.dtype, N * K)])
-    : c.tensor(pfx(name, 'weight'), [spec.signed ? 'I8' : 'U8'], [N, K]);
-  const sc = c.tensor(pfx(name, 'weight_scale'), ['F32'], sshape).data as Float32Array;
-  for (let i = 0; i < sc.length; i++) {
-    if (!(sc[i] > 0) || !Number.isFinite(sc[i])) c.fail(`tensors['${pfx(name, 'weight_scale')}'][${i}]`, `expected a positive finite scale but found ${sc[i]}`);
-  }
-  const zp = new Int32Array(sc.length);
-  if (w.scheme === 'asymmetric' || !w.signed) {
-    const z = c.tensor(pfx(name, 'weight_zero_point'), ['U8'], sshape).data as Uint8Array;
-    for (let i = 0; i < z.length; i++) {
-      if (z[i] < spec.qmin || z[i] > spec.qmax) c.fail(`tensors['${pfx(name, 'weight_zero_point')}'][${i}]`, `expected ${spec.qmin}..${spec.qmax} but found ${z[i]}`);
-      zp[i] = z[i];
-    }
-  }
-  const data = wt.data as Int8Array | Uint8Array;
-  // Codes inside the scheme's range (a wrong code would silently change results).
-  const n = N * K;
-  for (let i = 0; i < n; i++) {
-    let v: number;
-    if (nib) {
-      const b = data[i >> 1];
-      v = i & 1 ? b >> 4 : b & 15;
-      if (spec.signed && v >= 8) v -= 16;
-    } else v = data[i];
-    if (v < spec.qmin || v > spec.qmax) c.fail(`tensors['${pfx(name, 'weight')}']`, `code ${v} at element ${i} is outside ${spec.qmin}..${spec.qmax} (${field})`);
-  }
-  const granularity = layoutGranularity(g);
-  const s2 = resolveSpec('weight', { scheme: w.scheme, bits: w.bits, signed: w.signed, range: w.range, granularity });
-  const layout = granularityLayout('weight', granularity, [N, K], n);
-  const tensor = new QuantizedTensor({ data, shape: [N, K], spec: s2, scale: sc, zeroPoint: zp, layout });
-  return { tensor, granularity: g };
+export function loadWeight(c: FileCtx, name: string, _field: string, w: WeightJSON, N: number, K: number): QuantWeight {
+  return readWeightCodes({ tensors: c.tensors, fail: (f, m) => c.fail(f, m), taken: (n) => c.used.add(n), missing: 'missing (the graph needs it)' },
+    weightCodeNames(pfx(name, 'weight')), w, N, K);
 }

@@ -29,6 +29,8 @@ export interface WeightCodesSource {
   fail(field: string, message: string): never;
   /** Called with the name of every tensor taken (to find the tensors nothing uses). */
   taken?(name: string): void;
+  /** The message for a missing tensor (default 'missing'). */
+  missing?: string;
 }
 
 /** The tensor names of a weight: `w`, `w_scale`, `w_zero_point` ('fc.weight' -> 'fc.weight_scale'). */
@@ -45,7 +47,7 @@ const fieldOf = (name: string) => `tensors['${name}']`;
 
 function take(src: WeightCodesSource, name: string, dtype: string, shape: readonly number[]): SafetensorsTensor {
   const t = Object.prototype.hasOwnProperty.call(src.tensors, name) ? src.tensors[name] : undefined;
-  if (t === undefined) return src.fail(fieldOf(name), 'missing');
+  if (t === undefined) return src.fail(fieldOf(name), src.missing ?? 'missing');
   if (t.dtype !== dtype) src.fail(`${fieldOf(name)}.dtype`, `expected '${dtype}' but found '${t.dtype}'`);
   const same = t.shape.length === shape.length && shape.every((d, i) => t.shape[i] === d);
   if (!same) src.fail(`${fieldOf(name)}.shape`, `expected [${shape.join(', ')}] but found [${t.shape.join(', ')}]`);
