@@ -54,7 +54,6 @@ if (!existsSync(distEsm)) {
 const K = await import(pathToFileURL(distEsm).href);
 K.setNumThreads(THREADS);
 
-const OBSERVER_NAMES = ['MinMaxObserver', 'HistogramObserver', 'PercentileObserver', 'MSEObserver', 'EntropyObserver', 'SoftmaxCrossEntropyObserver'];
 /** lib/observers classes: from the public API, or from the module --observers names. */
 function loadObserverClasses() {
   const found = {};
@@ -642,7 +641,7 @@ if (JSON_OUT) {
     spec: { scheme: 'symmetric', signed: true, range: 'restricted', formula: 'onnx', bits: BITS, granularities: GRANS, blockSize: BLOCK },
     sources,
     columns: columns.map((c) => ({ label: c.label, source: c.source, cls: c.cls, own: c.own ?? null, note: c.localNote ?? null })),
-    matrices: matrices.map(({ data, ...m }) => m),
+    matrices: matrices.map(({ data: _data, ...m }) => m),
     rows,
     summary: rep.summary ?? [],
     gains: rep.gains ?? [],

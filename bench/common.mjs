@@ -254,9 +254,9 @@ export async function timeInterleavedStats(contestants, { warmup = 2, sampleNs =
   const batches = [];
   for (const c of contestants) {
     const half = Math.ceil(warmup / 2);
-    for (let i = 0; i < warmup - half; i++) (c.async ? await c.fn() : c.fn());
+    for (let i = 0; i < warmup - half; i++) { if (c.async) await c.fn(); else c.fn(); }
     const t0 = now();
-    for (let i = 0; i < half; i++) (c.async ? await c.fn() : c.fn());
+    for (let i = 0; i < half; i++) { if (c.async) await c.fn(); else c.fn(); }
     const per = Math.max(1, (now() - t0) / half);
     batches.push(Math.max(1, Math.round(sampleNs / per)));
   }
@@ -316,7 +316,7 @@ export async function timeHot(contestants, { warmMs = 60, prerollMs = 3, minPrer
     const start = now();
     while (now() - start < warmMs * 1e6 || chunks.length < 3) {
       const t0 = now();
-      for (let i = 0; i < 4; i++) (c.async ? await one() : one());
+      for (let i = 0; i < 4; i++) { if (c.async) await one(); else one(); }
       chunks.push((now() - t0) / 4);
     }
     if (c.after) await c.after();
@@ -326,7 +326,7 @@ export async function timeHot(contestants, { warmMs = 60, prerollMs = 3, minPrer
     const fn = c.async
       ? async () => { for (let i = 0; i < n; i++) await c.fn(); }
       : () => { for (let i = 0; i < n; i++) c.fn(); };
-    const preroll = async () => { for (let i = 0; i < pre; i++) (c.async ? await c.fn() : c.fn()); };
+    const preroll = async () => { for (let i = 0; i < pre; i++) { if (c.async) await c.fn(); else c.fn(); } };
     wrapped.push({ name: c.name, fn, async: c.async, n, own: c.after, preroll });
   }
   wrapped.forEach((w, k) => {

@@ -1,7 +1,7 @@
 // Resource tests: what a long-lived Node server needs from quantkit, measured, not timed in
-// unit tests. Run: `npm run bench:resources` (prints a table), or with --ci (as .ci/run does): the
-// deterministic checks fail the run, the timing-dependent one (event-loop delay) is reported and
-// fails only with --strict (CI machines share their cores with other jobs).
+// unit tests. Run: `npm run bench:resources` (prints a table; --ci, as .ci/run passes it, is the
+// same): the deterministic checks fail the run, the timing-dependent one (event-loop delay) is
+// reported and fails only with --strict (CI machines share their cores with other jobs).
 //
 //   rss: RSS flat (< 10 % growth after warm-up) over 1,000,000 small calls, and over 10,000
 //        PackedWeights / PackedWeightsF32 created and collected;
@@ -23,7 +23,6 @@ import { root, table, fmt } from './common.mjs';
 
 const require = createRequire(path.join(root, 'package.json'));
 const args = new Set(process.argv.slice(2));
-const CI = args.has('--ci');
 const STRICT = args.has('--strict');
 const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const want = (name) => only.length === 0 || only.includes(name);

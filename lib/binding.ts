@@ -23,9 +23,10 @@ function packageRoot(): string {
 function load(): Binding {
   // QUANTKIT_ADDON: an addon built elsewhere (the sanitizer build of scripts/sanitize.js).
   const override = process.env.QUANTKIT_ADDON;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
   if (override) return require(path.resolve(override)) as Binding;
   const root = packageRoot();
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
   return nodeGypBuild(root) as Binding;
 }

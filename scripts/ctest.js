@@ -5,7 +5,6 @@
 // be usable (defaults: what this CPU supports is simply all exercised).
 'use strict';
 const { execFileSync, spawnSync } = require('node:child_process');
-const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');

@@ -437,6 +437,7 @@ function cli(cwd: string, ...args: string[]) {
 }
 
 // Control characters that must never reach the terminal raw: C0 but \n, DEL, C1.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const RAW_CONTROL = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
 describe('quantkit info', () => {

@@ -14,15 +14,15 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   cpuInfo, gemm, gemmAsync, getNumThreads, matmulF32, matmulInteger, packWeights, packWeightsF32, setIsa, setNumThreads,
 } from '../lib/index';
-// @ts-ignore: plain JavaScript modules of the bench
+// @ts-ignore -- plain JavaScript modules of the bench, without types
 import { ORT_VERSION, rng } from '../bench/common.mjs';
-// @ts-ignore
+// @ts-ignore -- the same
 import { compareExact, compareF32, describeMismatch, F32_TOL } from '../bench/gemm/compare.mjs';
-// @ts-ignore
+// @ts-ignore -- the same
 import { forcedPaths, gemmPaths } from '../bench/gemm/paths.mjs';
-// @ts-ignore
+// @ts-ignore -- the same
 import { ortMatMul, ortMatMulInteger } from '../bench/gemm/peer.mjs';
-// @ts-ignore
+// @ts-ignore -- the same
 import { makeCodes, makeF32Data, shapeName } from '../bench/gemm/shapes.mjs';
 
 type Codes = Int8Array | Uint8Array;

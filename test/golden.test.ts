@@ -17,7 +17,7 @@ import {
 
 type Enc = number | string;
 type ZpKind = 'none' | 'number' | 'int8' | 'uint8' | 'int32';
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+ 
 type Json = any;
 
 const GOLDEN_DIR = join(__dirname, 'golden');

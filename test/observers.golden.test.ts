@@ -14,7 +14,7 @@ import * as O from '../lib/observers/index';
 import { native as nativeObserve } from '../lib/binding'; // the raw addon: these tests pin its own checks
 import { setIsa, cpuInfo } from '../lib/index';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+ 
 type Json = any;
 const doc: Json = JSON.parse(readFileSync(join(__dirname, 'golden', 'observers.json'), 'utf8'));
 
@@ -108,7 +108,7 @@ describe('golden: HistogramObserver vs torch 1.13 (scale within 0.5 %)', () => {
   }
   it('summary', () => {
     report.histogramMaxRelScaleError = maxRel;
-    // eslint-disable-next-line no-console
+     
     console.log(`observers golden: ${JSON.stringify(report)}`);
   });
 });

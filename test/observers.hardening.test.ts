@@ -11,7 +11,7 @@ import {
   MSEObserver, Observer, PercentileObserver, PerChannelMinMaxObserver, SoftmaxCrossEntropyObserver,
 } from '../lib/observers/index';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+ 
 type Json = any;
 
 function gaussian(n: number, seed: number, sigma = 1): Float32Array {

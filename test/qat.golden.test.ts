@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { FakeQuantize, LearnableFakeQuantize, lsqBackwardZeroPoint, lsqForwardZeroPoint, lsqGradFactor, lsqGradOne } from '../lib/nn';
 import { fakeQuantize } from '../lib/tensor';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+ 
 type Json = any;
 const doc: Json = JSON.parse(readFileSync(join(__dirname, 'golden', 'qat.json'), 'utf8'));
 

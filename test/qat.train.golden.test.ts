@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { Linear, ReLU, SGD, Sequential, softmaxCrossEntropy, FakeQuantize, LearnableFakeQuantize } from '../lib/nn';
 import { prepareQAT, qatLayers } from '../lib/qat';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+ 
 type Json = any;
 const doc: Json = JSON.parse(readFileSync(join(__dirname, 'golden', 'qat_train.json'), 'utf8'));
 

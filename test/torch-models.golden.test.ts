@@ -58,7 +58,7 @@ import {
   Adam, Flatten, GELU, getMatmulBackend, LayerNorm, Linear, Module, ReLU, Sequential, SGD, Sigmoid, Softmax, softmaxCrossEntropy, Tanh,
 } from '../lib/nn/index';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+ 
 type Json = any;
 type Enc = number | string;
 
@@ -208,7 +208,7 @@ function params(m: Module): Map<string, Float32Array> {
 afterAll(() => {
   const lines = [...report].map(([g, s]) =>
     `  ${g.padEnd(44)} max abs ${s.maxAbs.toExponential(2)}  max rel ${s.maxRel.toExponential(2)}  worst/tol ${s.worst.toFixed(3)}  (${s.n} tensors)`);
-  // eslint-disable-next-line no-console
+   
   console.log(`torch-models golden: measured errors (matmul backend ${getMatmulBackend()})\n${lines.join('\n')}`);
 });
 

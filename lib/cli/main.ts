@@ -143,6 +143,7 @@ function fmtBytes(n: number): string {
 
 // Characters that would drive a terminal (C0 but written as \n, \r, \t; DEL; C1, whose \u009b
 // is a one-byte CSI) or reorder the text (line and paragraph separators, bidi controls).
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 const SHORT: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 

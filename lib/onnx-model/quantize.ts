@@ -15,7 +15,7 @@ import { roundHalfEven } from '../qparams';
 import { quantize, QuantizedTensor } from '../tensor';
 import { calibrate, CalibrationFeeds, makeActivationObserver, OBSERVER_NAMES, OnnxObserverChoice } from './calibrate';
 import {
-  allGraphs, attr, attrFloat, attrInt, floatAttr, GraphIndex, intAttr, makeNode, Names, opsetVersion, raiseOpset, scalarF32, setOpset,
+  allGraphs, attrFloat, attrInt, GraphIndex, intAttr, makeNode, Names, opsetVersion, raiseOpset, scalarF32, setOpset,
   tensorInit,
 } from './graph';
 import {
@@ -871,7 +871,7 @@ function staticNode(ctx: Ctx, gi: GraphIndex, n: NodeP, plan: StaticPlan, qparam
   const w = floatConst(ctx, gi, n.input[1], 'weight')!;
   if (typeof w === 'string') return w;
   let W = w.v;
-  let dims = w.dims;
+  const dims = w.dims;
   let axis: number | null;
   let biasV: Float32Array | null = null;
   let biasT: TensorP | null = null;
