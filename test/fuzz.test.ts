@@ -216,6 +216,8 @@ function anyArg(): fc.Arbitrary<unknown> {
     () => { const a = new Float32Array(8); Object.defineProperty(a, 'length', { value: 1e9 }); return a; },
     () => { const a = new Int8Array(8); (a as unknown as { slice: () => unknown }).slice = () => { throw new Error('slice called'); }; return a; },
     () => new Float32Array(new SharedArrayBuffer(32)),
+    () => new Float32Array(new ArrayBuffer(32, { maxByteLength: 64 } as never)), // resizable, length-tracking view
+    () => { const b = new ArrayBuffer(64, { maxByteLength: 64 } as never); const a = new Float32Array(b, 16, 8); (b as unknown as { resize(n: number): void }).resize(16); return a; }, // out of bounds after a shrink
     () => Buffer.alloc(12, 1),
     () => new DataView(new ArrayBuffer(8)),
     () => ({ length: 4, 0: 1, 1: 2 }),
