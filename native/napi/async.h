@@ -7,8 +7,8 @@
 // on the main thread, before the job is queued:
 //  - inputs: every array the job reads is copied into memory the job owns (Snapshot), with memcpy,
 //    never through a JavaScript method; packed weights are immutable and kept alive by shared_ptr;
-//  - output (OutSlot): a typed array created here when the caller passed none (no JavaScript code
-//    can reach it until the promise resolves, so the job writes it in place); the caller's array
+//  - output (OutSlot): when the caller passed none, a native block the job writes and that becomes
+//    the resolved array's ArrayBuffer (no zeroing, no copy on the main thread); the caller's array
 //    itself when it views a SharedArrayBuffer (never detached, never shrunk); otherwise a native
 //    scratch buffer, copied into the caller's array on the main thread when the job is done, after
 //    checking that the array is still attached and as long (else the promise rejects).
@@ -80,12 +80,13 @@ class OutSlot {
     if (async && is_nullish(info[i])) {
       if (length != 0 && s.bytes_ / length != elem_bytes)
         range_error(env, std::string("Expected a size that fits in memory for ") + name + " but received " + std::to_string(length) + " elements");
-      Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, s.bytes_);
-      napi_value ta;
-      if (napi_create_typedarray(env, type, length, ab, 0, &ta) != napi_ok)
-        throw Napi::Error::New(env, std::string("quantkit: could not create ") + typed_array_name(type) + " for " + name);
-      s.ref_ = Napi::Persistent(Napi::Value(env, ta).As<Napi::Object>());
-      s.write_ = ab.Data();
+      // Native memory, neither zeroed nor touched here: the job writes every element, and finish()
+      // hands the block itself to JavaScript. A 16 MiB result costs the event loop no allocation
+      // pass and no copy.
+      s.scratch_ = owned_bytes(env, s.bytes_);
+      s.write_ = s.scratch_.get();
+      s.create_ = type;
+      s.created_ = true;
       return s;
     }
     View v = typed_array_of(info, i, name, type);
@@ -108,6 +109,7 @@ class OutSlot {
   // Main thread, after the job: copies the scratch buffer into the caller's array. Returns the
   // array to resolve with, or throws a JavaScript TypeError when it no longer fits.
   Napi::Value finish(Napi::Env env) {
+    if (created_) return adopt(env);
     Napi::Object o = ref_.Value();
     if (scratch_) {
       napi_typedarray_type t;
@@ -141,7 +143,31 @@ class OutSlot {
     return !is_ab;
   }
 
+  // The created output: an ArrayBuffer over the job's block (freed by V8's finalizer), or, where
+  // the runtime refuses external buffers (napi_no_external_buffers_allowed, e.g. Electron), a
+  // copy into a new one.
+  Napi::Value adopt(Napi::Env env) {
+    napi_value ab;
+    void* block = scratch_.get();
+    napi_status st = napi_create_external_arraybuffer(
+        env, block, bytes_, [](napi_env, void* data, void*) { AlignedFree()(data); }, nullptr, &ab);
+    if (st == napi_ok) {
+      (void)scratch_.release();  // V8 owns it now
+    } else {
+      Napi::ArrayBuffer copy = Napi::ArrayBuffer::New(env, bytes_);
+      if (bytes_) std::memcpy(copy.Data(), block, bytes_);
+      scratch_.reset();
+      ab = copy;
+    }
+    napi_value ta;
+    if (napi_create_typedarray(env, create_, length_, ab, 0, &ta) != napi_ok)
+      throw Napi::Error::New(env, std::string("quantkit: could not create ") + typed_array_name(create_) + " for " + name_);
+    return Napi::Value(env, ta);
+  }
+
   const char* name_ = "out";
+  bool created_ = false;
+  napi_typedarray_type create_ = napi_uint8_array;
   size_t length_ = 0, bytes_ = 0;
   Napi::ObjectReference ref_;
   void* write_ = nullptr;
