@@ -33,7 +33,7 @@ function outcome(fn: () => unknown): string {
   } catch (e) {
     if (process.env.QK_FUZZ_LOG) { const m = String((e as Error)?.message); seen.set(m.replace(/[0-9]+/g, 'N').slice(0, 60), m); }
     if (ENGINE.test(String((e as Error)?.message))) return `unexpected engine error ${(e as Error)?.name}: ${(e as Error)?.message}`;
-    if (e instanceof TypeError || e instanceof RangeError || e instanceof q.WeightFileError) return 'refused';
+    if (e instanceof TypeError || e instanceof RangeError || e instanceof q.WeightFileError || e instanceof q.OnnxFileError) return 'refused';
     if ((e as Error)?.message === USER_GETTER) return 'refused'; // the caller's own getter threw: reading options may run it
     return `unexpected ${(e as Error)?.name}: ${(e as Error)?.message}`;
   }
@@ -45,7 +45,7 @@ async function outcomeAsync(fn: () => Promise<unknown>): Promise<string> {
     return 'ok';
   } catch (e) {
     if (ENGINE.test(String((e as Error)?.message))) return `unexpected engine error ${(e as Error)?.name}: ${(e as Error)?.message}`;
-    if (e instanceof TypeError || e instanceof RangeError || e instanceof q.WeightFileError) return 'refused';
+    if (e instanceof TypeError || e instanceof RangeError || e instanceof q.WeightFileError || e instanceof q.OnnxFileError) return 'refused';
     if ((e as Error)?.message === USER_GETTER) return 'refused';
     return `unexpected ${(e as Error)?.name}: ${(e as Error)?.message}`;
   }
@@ -159,6 +159,21 @@ describe('file readers never crash on corrupt files', () => {
       else m.weightsManifest[0].weights[0][key] = v;
       return !load(new Uint8Array(Buffer.from(JSON.stringify(m)))).startsWith('unexpected');
     }), seed(21));
+  });
+
+  it('ONNX: inspectOnnx and quantizeOnnx on mutated models (exported float, dynamic and static)', { timeout: 600_000 }, async () => {
+    const model = new q.nn.Sequential(new q.nn.Linear(8, 6, { rng: 3 }), new q.nn.ReLU(), new q.nn.Linear(6, 3, { rng: 4 }));
+    const x = Float32Array.from({ length: 32 }, (_, i) => Math.sin(i));
+    const bases = [q.exportOnnxBytes(model), q.exportOnnxBytes(q.quantizeModel(model, { mode: 'dynamic' })),
+      q.exportOnnxBytes(q.quantizeModel(model, { mode: 'static', calibrationData: x, observer: 'minmax' }))];
+    for (const base of bases) expect(await outcomeAsync(() => q.inspectOnnx(base))).toBe('ok');
+    for (const [i, base] of bases.entries()) {
+      await fc.assert(fc.asyncProperty(mutated(base), async (bytes) => !(await outcomeAsync(() => q.inspectOnnx(bytes))).startsWith('unexpected')),
+        { ...seed(30 + i), numRuns: Math.ceil(RUNS / 4) });
+    }
+    // quantizeOnnx does more (graph rewriting, weight quantization): fewer, asynchronous runs
+    await fc.assert(fc.asyncProperty(mutated(bases[0]), fc.constantFrom('dynamic', 'weight-only'), async (bytes, mode) =>
+      !(await outcomeAsync(() => q.quantizeOnnx(bytes, { mode } as never))).startsWith('unexpected')), { ...seed(40), numRuns: Math.ceil(RUNS / 10) });
   });
 
   it('Observer.fromJSON: states of every observer, with any field replaced', () => {
