@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { loadSafetensors, SafetensorsTensor } from '../io/safetensors';
 import { OBSERVER_NAMES, OnnxObserverName, Feed } from '../onnx-model/calibrate';
 import { inspectOnnx, OnnxValueInfo } from '../onnx-model/inspect';
-import { writeFileAtomic } from '../onnx-model/proto';
+import { writeFileAtomicSync } from '../io/atomic';
 import { OnnxNodeSummary, quantizeOnnx, QuantizeOnnxOptions } from '../onnx-model/quantize';
 
 interface Out {
@@ -163,8 +163,8 @@ async function quantizeCmd(argv: string[], io: Out): Promise<number> {
   };
   const r = await quantizeOnnx(input, opts);
   if (io.isTTY && mode === 'static') io.err('\r\x1b[K');
-  writeFileAtomic(v.output as string, r.model);
-  if (v.summary) writeFileAtomic(v.summary as string, new TextEncoder().encode(JSON.stringify(r.summary, null, 2) + '\n'));
+  writeFileAtomicSync(v.output as string, (put) => put(r.model));
+  if (v.summary) writeFileAtomicSync(v.summary as string, (put) => put(new TextEncoder().encode(JSON.stringify(r.summary, null, 2) + '\n')));
   const s = r.summary;
   const quantizable = s.nodes.filter((n) => n.quantized || (n.reason && !/is not quantized|not in options.opTypes|left as is/.test(n.reason)));
   io.out(`${v.output}: ${mode}; ${s.quantizedNodes} node${s.quantizedNodes === 1 ? '' : 's'} quantized; ${fmtBytes(s.bytesBefore)} -> ${fmtBytes(s.bytesAfter)} (${(s.bytesAfter / s.bytesBefore).toFixed(3)}x); opset ${s.opset.before} -> ${s.opset.after}${s.addedDomains.length ? ` + ${s.addedDomains.join(', ')}` : ''}\n`);

@@ -19,7 +19,8 @@ import { modelTensors } from '../ptq/file';
 import { QuantizedModel } from '../ptq/qmodel';
 import { packMatMulNBits } from '../formats/matmulnbits';
 import { floatAttr, intAttr, makeNode, stringAttr } from './graph';
-import { DT, encodeModel, makeTensor, ModelP, NodeP, TensorP, ValueInfoP, writeFileAtomic } from './proto';
+import { DT, encodeModel, makeTensor, ModelP, NodeP, TensorP, ValueInfoP } from './proto';
+import { writeFileAtomicSync } from '../io/atomic';
 
 export interface ExportOnnxOptions {
   /** Name of the graph input (default 'input'). */
@@ -269,5 +270,5 @@ export function exportOnnxBytes(model: Sequential | QuantizedModel, opts: Export
 /** Writes a model as ONNX (atomically). See exportOnnxBytes for the graph. */
 export function exportOnnx(model: Sequential | QuantizedModel, file: string, opts?: ExportOnnxOptions): void {
   if (typeof file !== 'string' || file === '') throw typeError('file', 'a path string', file);
-  writeFileAtomic(file, exportOnnxBytes(model, opts));
+  writeFileAtomicSync(file, (put) => put(exportOnnxBytes(model, opts)));
 }

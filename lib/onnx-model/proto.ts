@@ -416,42 +416,6 @@ export function encodeModel(m: ModelP): Uint8Array {
   return onnxType('ModelProto').encode(m as never).finish();
 }
 
-/**
- * Writes bytes to `file` atomically: a temporary file in the same folder, fsync, rename. Kept
- * behind this one function so it can be swapped for lib/io's shared helper.
- */
-export function writeFileAtomic(file: string, data: Uint8Array): void {
-  const target = path.resolve(file);
-  let st: fs.Stats | null = null;
-  try {
-    st = fs.statSync(target);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`${file}: cannot write it (${(e as NodeJS.ErrnoException).code})`, { cause: e });
-  }
-  if (st && !st.isFile()) throw new Error(`${file}: cannot write it: it exists and is not a regular file`);
-  const real = st ? fs.realpathSync(target) : target;
-  const dir = path.dirname(real);
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`${file}: cannot write it: the folder ${dir} does not exist`);
-  const tmp = path.join(dir, `.${path.basename(real)}.${process.pid}.${Date.now().toString(36)}${Math.floor(Math.random() * 1e9).toString(36)}.tmp`);
-  let fd: number | null = null;
-  try {
-    fd = fs.openSync(tmp, 'wx');
-    let off = 0;
-    while (off < data.length) off += fs.writeSync(fd, data, off, Math.min(data.length - off, 1 << 30));
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = null;
-    fs.renameSync(tmp, real);
-  } catch (e) {
-    if (fd !== null) try { fs.closeSync(fd); } catch { /* already failing */ }
-    try { fs.unlinkSync(tmp); } catch { /* not created */ }
-    throw new Error(`${file}: cannot write it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
-  }
-  try {
-    const dfd = fs.openSync(dir, 'r');
-    try { fs.fsyncSync(dfd); } finally { fs.closeSync(dfd); }
-  } catch { /* best effort */ }
-}
 
 /**
  * A TensorProto file (e.g. ONNX's backend test data input_0.pb) as values: int4/uint4 unpacked,
