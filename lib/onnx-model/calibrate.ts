@@ -81,22 +81,27 @@ export interface OrtValue {
  * `what` names the data in errors and `why` the feature in the missing-onnxruntime error.
  */
 export async function runWithOutputs(
-  model: ModelP, tensors: string[], data: CalibrationFeeds, fn: (out: Record<string, OrtValue>, index: number) => void,
+  model: ModelP | Uint8Array, tensors: string[], data: CalibrationFeeds, fn: (out: Record<string, OrtValue>, index: number) => void,
   opts: { sessionOptions?: Record<string, unknown>; what?: string; why?: string } = {},
 ): Promise<number> {
   const ort = loadOrt(opts.why ?? "quantizeOnnx's static mode (calibration runs the float model)");
   const what = opts.what ?? 'options.calibrationData';
-  const g = model.graph!;
-  const existing = new Set(g.output.map((o) => o.name ?? ''));
-  // No type: onnxruntime infers it.
-  const added: ValueInfoP[] = [...new Set(tensors)].filter((t) => !existing.has(t)).map((name) => ({ name }));
-  const saved = g.output;
   let bytes: Uint8Array;
-  try {
-    g.output = [...saved, ...added];
-    bytes = encodeModel(model);
-  } finally {
-    g.output = saved;
+  if (model instanceof Uint8Array) {
+    if (tensors.length > 0) throw new Error('internal: runWithOutputs exposes tensors of a decoded model only');
+    bytes = model;
+  } else {
+    const g = model.graph!;
+    const existing = new Set(g.output.map((o) => o.name ?? ''));
+    // No type: onnxruntime infers it.
+    const added: ValueInfoP[] = [...new Set(tensors)].filter((t) => !existing.has(t)).map((name) => ({ name }));
+    const saved = g.output;
+    try {
+      g.output = [...saved, ...added];
+      bytes = encodeModel(model);
+    } finally {
+      g.output = saved;
+    }
   }
   if (data === null || typeof data !== 'object' || (typeof (data as Iterable<Feed>)[Symbol.iterator] !== 'function' && typeof (data as AsyncIterable<Feed>)[Symbol.asyncIterator] !== 'function') || ArrayBuffer.isView(data)) {
     throw typeError(what, 'an iterable or async iterable of feeds ({ inputName: Tensor | { data, dims } })', data);
