@@ -478,7 +478,7 @@ export async function analyzeOnnx(model: string | Uint8Array, options: AnalyzeOn
       skipped.length ? `none (${skipped.map((s) => `${s.opType} '${s.name}': ${s.reason}`).slice(0, 3).join('; ')})` : `none (operators: ${ops || 'no nodes'})`);
   }
   const inits = new Set(g.initializer.map((t) => t.name));
-  const floatOuts = g.output.filter((v) => typeOf(v.type).type === 'float32');
+  const floatOuts = g.output.filter((v) => typeOf(v.type).type === 'float');
   let output: string;
   if (o.output !== undefined) {
     if (typeof o.output !== 'string' || !g.output.some((v) => v.name === o.output)) {
