@@ -174,12 +174,26 @@ ${observerLegend(a.options.observers)}
 <figure>${chan(l.input, 'input', 'input')}<figcaption>Input features (red: outliers).</figcaption></figure></div></section>`;
 }
 
+/** Names for a crowded axis: without the prefix they all share, at most 9 characters. */
+function shortNames(names: readonly string[], shorten: boolean): Map<string, string> {
+  if (!shorten) return new Map(names.map((n) => [n, n]));
+  let p = names[0] ?? '';
+  for (const n of names) while (!n.startsWith(p)) p = p.slice(0, -1);
+  return new Map(names.map((n) => {
+    const t = n.slice(p.length) || n;
+    return [n, t.length > 9 ? `${t.slice(0, 8)}…` : t];
+  }));
+}
+
 const clampDb = (v: number, top: number): number => (v === Infinity ? top : v === -Infinity ? 0 : v);
 
 function sensitivitySection(s: SensitivityAnalysis, a: ModelAnalysis): string {
   const ox = a.onnx;
   const unit = ox ? 'node' : 'layer';
-  const cat = (l: string): string => (ox ? l : `layer ${l}`);
+  // ONNX node names are long ('/encoder/layer.3/attn/MatMul'): with many nodes the axis shows them
+  // without their common prefix, cut to 9 characters (each bar's tooltip and the table have them whole).
+  const short = shortNames(s.layers, ox !== undefined && s.layers.length > 6);
+  const cat = (l: string): string => (ox ? short.get(l)! : `layer ${l}`);
   const series = (runs: SensitivityRun[], val: (r: SensitivityRun) => number | null) => s.bits.map((b, k) => ({
     cls: `s${k % 7}`, label: ox ? onnxRunText(b, s.mode) : `${b} bits`, values: s.layers.map((l) => { const r = runs.find((x) => x.layer === l && x.bits === b); return r ? val(r) : null; }),
   }));
@@ -197,9 +211,9 @@ function sensitivitySection(s: SensitivityAnalysis, a: ModelAnalysis): string {
     h += `<figure class="scroll">${barChart({ id: 'sensitivity-single-accuracy', title: `Accuracy drop when only this ${unit} is quantized`, categories: s.layers.map(cat), series: series(s.single, (r) => r.accuracyDrop), yLabel: 'accuracy drop (points)' })}<figcaption>Float accuracy ${fmtPct(s.float.accuracy)} minus the quantized model's.</figcaption></figure>`;
   }
   if (s.allBut.length) {
-    h += `<figure class="scroll">${barChart({ id: 'sensitivity-all-but-sqnr', title: `Output SQNR when all ${unit}s but this one are quantized`, categories: s.layers.map((l) => `${cat(l)} float`), series: series(s.allBut, (r) => clampDb(r.sqnrDb, top)), yLabel: 'output SQNR (dB)' })}<figcaption>All quantized but this ${unit}: the ${unit} whose float copy helps most stands highest.</figcaption></figure>`;
+    h += `<figure class="scroll">${barChart({ id: 'sensitivity-all-but-sqnr', title: `Output SQNR when all ${unit}s but this one are quantized`, categories: s.layers.map((l) => (ox ? cat(l) : `${cat(l)} float`)), series: series(s.allBut, (r) => clampDb(r.sqnrDb, top)), yLabel: 'output SQNR (dB)' })}<figcaption>All quantized but this ${unit}: the ${unit} whose float copy helps most stands highest.</figcaption></figure>`;
   }
-  h += `</div><details${ox ? ' open' : ''}><summary>All runs</summary><table><thead><tr><th>run</th><th>${ox ? 'quantized as' : 'bits'}</th><th>size</th><th>output SQNR (dB)</th>${ox ? '<th>cosine</th>' : ''}<th>${ox ? 'agreement' : 'top-1 agreement'}</th><th>accuracy</th><th>drop</th></tr></thead><tbody>`;
+  h += `</div><details${ox && s.uniform.length + s.single.length + s.allBut.length <= 20 ? ' open' : ''}><summary>All runs</summary><table><thead><tr><th>run</th><th>${ox ? 'quantized as' : 'bits'}</th><th>size</th><th>output SQNR (dB)</th>${ox ? '<th>cosine</th>' : ''}<th>${ox ? 'agreement' : 'top-1 agreement'}</th><th>accuracy</th><th>drop</th></tr></thead><tbody>`;
   for (const r of [...s.uniform, ...s.single, ...s.allBut]) {
     const name = r.kind === 'uniform' ? (ox && r.bits < 8 ? 'every MatMul / Gemm node' : `every ${unit}`) : r.kind === 'single' ? `only ${unit} ${r.layer}` : `all but ${unit} ${r.layer}`;
     h += `<tr><td>${esc(name)}</td><td>${ox ? onnxRunText(r.bits, s.mode) : r.bits}</td><td>${fmtBytes(r.bytes)}</td><td>${fmtDb(r.sqnrDb)}</td>${ox ? `<td>${r.cosine === undefined ? '–' : r.cosine.toFixed(5)}</td>` : ''}<td>${(r.agreement * 100).toFixed(2)}%</td><td>${fmtPct(r.accuracy)}</td><td>${fmtPts(r.accuracyDrop)}</td></tr>`;
