@@ -598,7 +598,9 @@ async function onnxSensitivity(p: PreparedOnnx, nodes: Candidate[], s: SensInput
   for (const c of nodes) layerBytes[c.name] = { float: c.floatBytes, bits: {} };
   const otherBytes = floatBytes - nodes.reduce((a, c) => a + c.floatBytes, 0);
   const bitsRun = s.bits.filter((b) => nodes.some((c) => widthsOf(c, [b]).length));
-  const total = bitsRun.length + nodes.reduce((a, c) => a + widthsOf(c, bitsRun).length, 0) * (s.allBut && nodes.length > 1 ? 2 : 1);
+  const perWidth = (b: number) => nodes.filter((c) => widthsOf(c, [b]).length).length;
+  const total = bitsRun.length + nodes.reduce((a, c) => a + widthsOf(c, bitsRun).length, 0)
+    + (s.allBut && nodes.length > 1 ? nodes.reduce((a, c) => a + widthsOf(c, bitsRun).filter((b) => perWidth(b) > 1).length, 0) : 0);
   let done = 0;
   const measure = async (kind: SensitivityRun['kind'], layer: string | null, bits: number, choice: Map<string, number>): Promise<SensitivityRun> => {
     const bytes = await runner.quantize(choice);
@@ -626,6 +628,8 @@ async function onnxSensitivity(p: PreparedOnnx, nodes: Candidate[], s: SensInput
     for (const c of nodes) {
       for (const b of widthsOf(c, bitsRun)) {
         const choice = new Map(nodes.filter((x) => x !== c && widthsOf(x, [b]).length).map((x) => [x.name, b] as const));
+        // The only node with this width (detypify's Gemm at 4 bits): all but it is the float model.
+        if (choice.size === 0) continue;
         allBut.push(await measure('all-but', c.name, b, choice));
       }
     }
