@@ -280,10 +280,13 @@ describe.skipIf(!real.paths)('quantkit report MODEL.onnx', () => {
     expect(page).toContain('Node /layer1/Gemm: Gemm');
     const cal = path.join(tmp, 'cal.safetensors');
     saveSafetensors(cal, { 'onnx::Flatten_0': { dtype: 'F32', shape: [8, 25, 96], data: normal(8 * 2400, 5) } });
-    const j = await run(['report', oww, '--calibration', cal, '--json', '--bits', '8', '--mode', 'dynamic']);
+    const j = await run(['report', oww, '--calibration', cal, '--json', '--bits', '8', '--mode', 'dynamic', '--eval-rows', '4']);
     expect(j.code, j.err).toBe(0);
     const parsed = JSON.parse(j.out);
     expect(parsed.analysis.onnx.feeds).toBe(8);
+    // Without --eval the runs compare the first --eval-rows calibration rows.
+    expect(parsed.analysis.sensitivity).toMatchObject({ rows: 4, data: 'calibration' });
+    expect(parsed.measured.rows).toBe(4);
     expect(parsed.analysis.options).toMatchObject({ bits: [8], mode: 'dynamic' });
     expect(parsed.plan.onnx.mode).toBe('dynamic');
     expect(parsed.measured.bytes).toBeGreaterThan(0);

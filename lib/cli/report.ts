@@ -55,7 +55,8 @@ export const REPORT_HELP = `report (what quantization does to a float model, per
     --eval FILE.safetensors         feeds the sensitivity runs and the plan compare outputs
                                     on (default: the calibration feeds); --labels FILE: IDX
                                     uint8 class per output row, for accuracy
-    --eval-rows N                   default 2000
+    --eval-rows N                   rows of --eval (or of the calibration feeds) the
+                                    sensitivity runs and the plan use (default 256)
     --graph-output NAME             the output compared (default: the first float output)
     --nodes NAME,...                analyze only these MatMul / Gemm / Conv nodes
     --bits 8,4                      range bit widths (default 8,4); runs: 8 = int8 in --mode,
@@ -327,7 +328,8 @@ async function runOnnxReport(argv: string[], io: Out): Promise<number> {
   if (budgetPts !== undefined && budgetDb !== undefined) throw new Usage('give --budget (accuracy points) or --budget-sqnr (dB), not both');
   if (v.labels && !v.eval) throw new Usage('--labels goes with --eval FILE.safetensors');
   const batch = v.batch === undefined ? undefined : intOpt('batch', v.batch, 1, 1, 1 << 30);
-  const evalRows = intOpt('eval-rows', v['eval-rows'], 2000, 1, 1e7);
+  // Each sensitivity run (two per node and width) runs the model over these rows in ORT.
+  const evalRows = intOpt('eval-rows', v['eval-rows'], 256, 1, 1e7);
 
   const file = positionals[0];
   if (!fs.existsSync(file)) throw new Error(`${file}: no such file`);
@@ -350,7 +352,13 @@ async function runOnnxReport(argv: string[], io: Out): Promise<number> {
   }
   let evalData: OnnxEvalData | undefined;
   let evalWhat = '';
-  if (v.eval) {
+  if (!v.eval) {
+    const feeds = firstRows(cal, evalRows);
+    if (feeds.length < cal.length) {
+      evalData = { feeds };
+      evalWhat = `the first ${feeds.length} calibration feeds (--eval-rows ${evalRows})`;
+    }
+  } else {
     if (!fs.existsSync(v.eval)) throw new Error(`${v.eval}: no such file`);
     const feeds = firstRows([...feedsFromFile(v.eval, info.inputs, batch)], evalRows);
     evalData = { feeds };
@@ -383,6 +391,7 @@ async function runOnnxReport(argv: string[], io: Out): Promise<number> {
   const { measured } = await measureOnnxPlan(file, plan, { calibrationData: cal, evalData: evalData ?? { feeds: cal } });
   io.err(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
   const notes = [`calibration: ${calWhat}`, ...(evalData ? [`sensitivity and plan measured on ${evalWhat}`] : ['sensitivity and plan measured on the calibration feeds (no --eval file)'])];
+  if (!v.eval && analysis.sensitivity) analysis.sensitivity.data = 'calibration';
   const title = v.title ?? `quantkit report: ${path.basename(file)}`;
   if (v.output) {
     writeReport(v.output, analysis, { title, source: file, plan, measured, notes });
