@@ -139,6 +139,23 @@ describe.skipIf(!mnistDir)('the exported demo MLP: analyzeOnnx against analyzeMo
     expect(rank(b)).toEqual(rank(a));
   });
 
+  it('evalData.score gives the same accuracies as labels', async () => {
+    const argmaxAcc = (o: { data: Float32Array; dims: number[] }, i: number) => {
+      let ok = 0;
+      for (let r = 0; r < o.dims[0]; r++) {
+        let b = 0;
+        for (let k = 1; k < 10; k++) if (o.data[r * 10 + k] > o.data[r * 10 + b]) b = k;
+        if (b === ey[i * 200 + r]) ok++;
+      }
+      return ok / o.dims[0];
+    };
+    const a = await analyzeOnnx(bytes, { calibrationData: feedsOf(cal, 100), evalData: { feeds: feedsOf(ex, 200), score: argmaxAcc }, bits: [8], observers: ['minmax'], allButOne: false });
+    const s = a.sensitivity!, t = onnx.sensitivity!;
+    expect(s.labels).toBe(true);
+    expect(s.float.accuracy).toBeCloseTo(t.float.accuracy!, 12);
+    for (const r of s.single) expect(r.accuracy).toBeCloseTo(t.single.find((x) => x.layer === r.layer && x.bits === 8)!.accuracy!, 12);
+  });
+
   it('a plan within 1 accuracy point, measured for real in ONNX Runtime; the report renders', async () => {
     const plan = planMixedPrecision(onnx, { budget: 1 });
     expect(plan.onnx).toMatchObject({ output: 'output', mode: 'static', observer: 'minmax', blockSize: 32 });
