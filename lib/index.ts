@@ -112,11 +112,11 @@ export function getNumThreads(): number {
   return native.getNumThreads();
 }
 // What quantization does, per layer: analysis, sensitivity, mixed-precision plans, the HTML report.
-export { analyzeModel, planMixedPrecision, measurePlan, ANALYSIS_OBSERVERS } from './analysis';
+export { analyzeModel, analyzeOnnx, planMixedPrecision, measurePlan, measureOnnxPlan, ANALYSIS_OBSERVERS } from './analysis';
 export type {
   AnalyzeOptions, AnalysisObserverName, AnalysisProgress, ModelAnalysis, LayerAnalysis, TensorAnalysis, RangeResult, ChannelAnalysis,
   SensitivityAnalysis, SensitivityRun, SensitivityMode, MixedPrecisionPlan, PlanOptions, PlanBudget, MixedPrecisionLayer, PlanPoint,
-  PlanMeasurement, LayerChoice, AnalysisData, EvalData, Histogram,
+  PlanMeasurement, LayerChoice, AnalysisData, EvalData, Histogram, AnalyzeOnnxOptions, OnnxData, OnnxEvalData, OnnxModelInfo,
 } from './analysis';
 export { renderReport, writeReport, reportJSON } from './report';
 export type { ReportOptions } from './report';

@@ -8,8 +8,10 @@ import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { writeReport } from '../lib/index';
+import { analyzeOnnx, measureOnnxPlan, planMixedPrecision, writeReport } from '../lib/index';
 import { expectedCharts, mnistReport } from './report-fixture';
+import { realModels } from './onnx-helpers';
+import { inputFor } from './onnx-real';
 
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p)) ?? null;
 if (!CHROMIUM) console.warn('report.browser.test.ts: skipped: no chromium at /usr/bin/chromium (apt-get install chromium)');
@@ -66,6 +68,39 @@ describe.skipIf(!CHROMIUM)('the report in headless Chromium', () => {
       expect(await hist.locator('path.bars.lin').isVisible()).toBe(false);
       await page.click('label[for=bits-4]');
       expect((await visibleClips()).every((c) => c!.includes(' b4'))).toBe(true);
+      expect(messages).toEqual([]);
+    } finally {
+      await ctx.close();
+    }
+  }, 180000);
+
+  it.skipIf(!realModels().paths)('an ONNX report (openWakeWord head) loads cleanly with every chart drawn', async () => {
+    const P = realModels().paths!.openwakeword;
+    const cal = Array.from({ length: 8 }, (_, i) => inputFor('openwakeword', 'calibration', i));
+    const analysis = await analyzeOnnx(P, { calibrationData: cal });
+    const plan = planMixedPrecision(analysis, { budget: { sqnrDb: 30 } });
+    const { measured } = await measureOnnxPlan(P, plan, { calibrationData: cal, evalData: cal });
+    const file = path.join(tmp, 'onnx.html');
+    writeReport(file, analysis, { title: 'openWakeWord', plan, measured });
+    const { chromium } = playwright();
+    const ctx = await chromium.launchPersistentContext(fs.mkdtempSync(path.join(tmp, 'profile-')), { executablePath: CHROMIUM!, args: CHROMIUM_ARGS, headless: true });
+    try {
+      const page = await ctx.newPage();
+      const messages: string[] = [];
+      const requests: string[] = [];
+      page.on('console', (m) => messages.push(`${m.type()}: ${m.text()}`));
+      page.on('pageerror', (e) => messages.push(`pageerror: ${e.message}`));
+      page.on('request', (q) => requests.push(q.url()));
+      await page.goto(`file://${file}`, { waitUntil: 'load' });
+      expect(messages).toEqual([]);
+      expect(requests).toEqual([`file://${file}`]);
+      const charts = await page.$$eval('svg.chart', (els) => els.map((e) => { const b = e.getBoundingClientRect(); return { id: e.getAttribute('data-chart'), w: b.width, h: b.height }; }));
+      expect(charts.map((c) => c.id).sort()).toEqual(expectedCharts({ analysis, plan }).sort());
+      for (const c of charts) expect(c.w > 300 && c.h > 150, `${c.id} ${c.w}x${c.h}`).toBe(true);
+      // 3 Gemm nodes: int8 and int4 weight-only each
+      expect(await page.locator('svg[data-chart="sensitivity-single-sqnr"] g.series rect').count()).toBe(6);
+      expect(await page.locator('h3', { hasText: 'Node /layer1/Gemm: Gemm' }).isVisible()).toBe(true);
+      await page.click('label[for=bits-4]');
       expect(messages).toEqual([]);
     } finally {
       await ctx.close();

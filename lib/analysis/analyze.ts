@@ -116,8 +116,13 @@ export interface TensorAnalysis {
 
 export interface LayerAnalysis {
   name: string;
+  /** Weight [outFeatures, inFeatures] (ONNX Conv: output channels x input channels x kernel). */
   inFeatures: number;
   outFeatures: number;
+  /** ONNX models: the node's operator ('MatMul', 'Gemm', 'Conv'), its weight initializer and the weight's shape as stored. */
+  opType?: string;
+  weightName?: string;
+  weightShape?: number[];
   weight: TensorAnalysis;
   input: TensorAnalysis;
 }
@@ -142,6 +147,24 @@ export interface ModelAnalysis {
   calibration: { rows: number };
   layers: LayerAnalysis[];
   sensitivity: SensitivityAnalysis | null;
+  /** Set by analyzeOnnx: what was analyzed in the ONNX model. */
+  onnx?: OnnxModelInfo;
+}
+
+/** The ONNX side of an analysis (analyzeOnnx). */
+export interface OnnxModelInfo {
+  /** The graph output the sensitivity runs compare. */
+  output: string;
+  inputs: { name: string; type: string; shape: (number | string | null)[] | null }[];
+  /** Calibration feeds run (calibration.rows counts the rows of the activations: batch x positions). */
+  feeds: number;
+  /** Weight-only runs: MatMulNBits block size along K. */
+  blockSize: number;
+  /** Nodes given a name by the analysis (the model had none for them): '#index opType' names, used the same way by measureOnnxPlan. */
+  renamed: string[];
+  /** MatMul / Gemm / Conv nodes not analyzed, with the reason. */
+  skipped: { name: string; opType: string; reason: string }[];
+  notes: string[];
 }
 
 // ---- observers -------------------------------------------------------------------------------
@@ -178,7 +201,7 @@ const RANGE_ONLY: readonly AnalysisObserverName[] = ['minmax', 'percentile'];
  * of each width come from that range, as the observer computes them) and one per (observer, bits)
  * for MSE. `perChannel` lists the per-channel observers wanted.
  */
-class TensorObservers {
+export class TensorObservers {
   private readonly slots: (Slot & { obs: Observer; shared: boolean })[] = [];
   constructor(names: readonly AnalysisObserverName[], private readonly bits: readonly number[], readonly scheme: 'symmetric' | 'asymmetric',
     readonly axis: number | null, perChannel: readonly AnalysisObserverName[]) {
@@ -241,7 +264,7 @@ function rangeResult(r: { slot: Slot; cfg: QuantConfig; min: Float32Array; max: 
   return out;
 }
 
-function tensorAnalysis(kind: 'weight' | 'activation', shape: number[], scheme: 'symmetric' | 'asymmetric', m: Moments, hist: HistogramAcc,
+export function tensorAnalysis(kind: 'weight' | 'activation', shape: number[], scheme: 'symmetric' | 'asymmetric', m: Moments, hist: HistogramAcc,
   res: ReturnType<TensorObservers['results']>, accs: NoiseAcc[], axis: number): TensorAnalysis {
   const t = m.total();
   return {
@@ -253,7 +276,7 @@ function tensorAnalysis(kind: 'weight' | 'activation', shape: number[], scheme: 
 }
 
 /** A weight [out, in]: everything computed on the tensor at once (symmetric signed, per output channel). */
-function analyzeWeight(w: Float32Array, outF: number, inF: number, names: readonly AnalysisObserverName[], bits: readonly number[], bins: number): TensorAnalysis {
+export function analyzeWeight(w: Float32Array, outF: number, inF: number, names: readonly AnalysisObserverName[], bits: readonly number[], bins: number): TensorAnalysis {
   const shape = [outF, inF];
   const m = new Moments(outF);
   m.add(w, true);

@@ -29,7 +29,7 @@ export interface EvalData {
 export function checkModel(model: unknown): InstanceType<typeof nn.Sequential> {
   if (model instanceof nn.Sequential) return model;
   if (typeof model === 'string' || model instanceof Uint8Array) {
-    throw new TypeError(`Expected a float nn.Sequential for model but received ${describe(model)}: ONNX models are not analyzed yet; load a quantkit model file with loadModel(file)`);
+    throw new TypeError(`Expected a float nn.Sequential for model but received ${describe(model)}: ONNX models are analyzed by analyzeOnnx(model, options) (async: it runs onnxruntime-node)`);
   }
   if (model instanceof nn.Module) throw new TypeError(`Expected a Sequential for model but received ${(model as object).constructor.name} (wrap it: new Sequential(layer))`);
   throw typeError('model', 'a float nn.Sequential', model);

@@ -18,6 +18,8 @@ import { checkOptions, rangeError, typeError } from '../errors';
 import { quantizeModel, QuantizedModel } from '../index';
 import type { LayerOverride, QuantizeModelOptions } from '../index';
 import type { ModelAnalysis } from './analyze';
+import type { OnnxObserverName } from '../onnx-model/calibrate';
+import { onnxPlanSteps } from './onnx';
 import { AnalysisData, batchesOf, checkEvalData, checkModel, EvalData, inEvalMode, inputWidth, leaves } from './model';
 import { compareOutputs, SensitivityRun } from './sensitivity';
 import { sqnrDb } from './tensor-stats';
@@ -72,6 +74,15 @@ export interface MixedPrecisionPlan {
   configurations: number;
   /** Predicted size / loss trade-off: the configurations no other one beats on both (smallest first). */
   frontier: PlanPoint[];
+  /** Plans of an analyzeOnnx analysis: the quantizeOnnx passes measureOnnxPlan runs (int8 nodes in `mode`, then weight-only nodes by bits). */
+  onnx?: {
+    output: string;
+    mode: 'static' | 'dynamic';
+    observer: OnnxObserverName;
+    blockSize: number;
+    int8: string[];
+    weightOnly: Record<string, string[]>;
+  };
 }
 
 export interface PlanMeasurement {
@@ -79,6 +90,8 @@ export interface PlanMeasurement {
   bytes: number;
   sqnrDb: number;
   agreement: number;
+  /** ONNX plans: cosine similarity of all compared outputs (quantized vs float). */
+  cosine?: number;
   accuracy: number | null;
   floatAccuracy: number | null;
   accuracyDrop: number | null;
@@ -198,36 +211,38 @@ export function planMixedPrecision(analysis: ModelAnalysis, options: PlanOptions
   const loss = (p: PlanPoint): number => ('accuracyDrop' in budget ? (p.accuracyDropBound as number) : -p.sqnrDb);
   const better = (a: PlanPoint, b: PlanPoint | null): boolean => b === null || a.bytes < b.bytes || (a.bytes === b.bytes && loss(a) < loss(b));
 
-  const K = cands.length;
+  // Each layer's choices: those with a single-layer run (an ONNX Conv has no weight-only width).
+  const per: LayerChoice[][] = s.layers.map((l) => cands.filter((c) => c === 'float' || single.has(`${l}@${c}`)));
+  const at = (idx: number[]): LayerChoice[] => idx.map((k, i) => per[i][k]);
   const all: PlanPoint[] = [];
   let best: PlanPoint | null = null;
   let search: 'exhaustive' | 'greedy';
   let configurations = 0;
-  if (K ** L <= 65536) {
+  if (per.reduce((a, c) => a * c.length, 1) <= 65536) {
     search = 'exhaustive';
     const idx = new Array<number>(L).fill(0);
     for (;;) {
-      const p = evaluate(idx.map((k) => cands[k]));
+      const p = evaluate(at(idx));
       configurations++;
       all.push(p);
       if (fits(p) && better(p, best)) best = p;
       let d = 0;
-      while (d < L && ++idx[d] === K) idx[d++] = 0;
+      while (d < L && ++idx[d] === per[d].length) idx[d++] = 0;
       if (d === L) break;
     }
   } else {
     search = 'greedy';
     const idx = new Array<number>(L).fill(0);
-    let cur = evaluate(idx.map((k) => cands[k]));
+    let cur = evaluate(at(idx));
     configurations++;
     all.push(cur);
     if (fits(cur)) best = cur;
     for (;;) {
       let pick: { i: number; p: PlanPoint; score: number } | null = null;
       for (let i = 0; i < L; i++) {
-        if (idx[i] + 1 >= K) continue;
+        if (idx[i] + 1 >= per[i].length) continue;
         idx[i]++;
-        const p = evaluate(idx.map((k) => cands[k]));
+        const p = evaluate(at(idx));
         idx[i]--;
         configurations++;
         all.push(p);
@@ -272,6 +287,7 @@ export function planMixedPrecision(analysis: ModelAnalysis, options: PlanOptions
     },
     float: { bytes: s.float.bytes, accuracy: fa }, confidence: z, rows: s.rows,
     feasible, search, configurations, frontier,
+    ...(analysis.onnx ? { onnx: onnxPlanSteps(analysis, new Map(layers.map((l) => [l.name, l.choice]))) } : {}),
   };
 }
 
@@ -282,6 +298,7 @@ export function planMixedPrecision(analysis: ModelAnalysis, options: PlanOptions
  */
 export function measurePlan(model: unknown, plan: MixedPrecisionPlan, data: { calibrationData?: AnalysisData; evalData: EvalData; batchSize?: number }):
   { model: QuantizedModel; measured: PlanMeasurement } {
+  if (typeof plan === 'object' && plan !== null && plan.onnx) throw new TypeError('Expected a plan of analyzeModel for plan but received a plan of an ONNX analysis: measure it with measureOnnxPlan(model, plan, data)');
   const seq = checkModel(model);
   if (typeof plan !== 'object' || plan === null || typeof plan.quantizeOptions !== 'object') throw typeError('plan', 'the result of planMixedPrecision', plan);
   const d = checkOptions('data', data, ['calibrationData', 'evalData', 'batchSize']);

@@ -26,6 +26,8 @@ export interface SensitivityRun {
   /** With labels: accuracy (fraction) and its drop from the float model's in percentage points. */
   accuracy: number | null;
   accuracyDrop: number | null;
+  /** ONNX runs: cosine similarity of all compared outputs (quantized vs float). */
+  cosine?: number;
 }
 
 export interface SensitivityAnalysis {
@@ -35,7 +37,9 @@ export interface SensitivityAnalysis {
   labels: boolean;
   mode: SensitivityMode;
   bits: number[];
-  /** The Linear layers, in order. */
+  /** ONNX analyses: runs of fewer than 8 bits are weight-only (MatMul / Gemm nodes only), 8-bit runs use `mode`. */
+  weightOnlyBelow8?: boolean;
+  /** The Linear layers (ONNX: nodes), in order. */
   layers: string[];
   /** Sum of the float outputs squared (the signal of every SQNR). */
   signal: number;

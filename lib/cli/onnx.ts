@@ -67,7 +67,7 @@ function oneOf<T extends string>(name: string, v: string | undefined, allowed: r
 }
 
 /** Calibration feeds from a safetensors file: each graph input's tensor split into batches along dim 0. */
-function* feedsFromFile(file: string, inputs: OnnxValueInfo[], batchOpt: number | undefined): Generator<Feed> {
+export function* feedsFromFile(file: string, inputs: OnnxValueInfo[], batchOpt: number | undefined): Generator<Feed> {
   const f = loadSafetensors(file);
   const names = Object.keys(f.tensors);
   for (const n of names) {

@@ -9,6 +9,14 @@ import {
 } from '../index';
 import type { AnalysisObserverName, AnalysisProgress, EvalData, PlanBudget } from '../index';
 import { FASHION_MNIST_DIR } from './main';
+import { analyzeOnnx, measureOnnxPlan } from '../analysis/onnx';
+import type { OnnxEvalData } from '../analysis/onnx';
+import { inspectOnnx } from '../onnx-model/inspect';
+import type { OnnxValueInfo } from '../onnx-model/inspect';
+import { OBSERVER_NAMES } from '../onnx-model/calibrate';
+import type { Feed, OnnxObserverName } from '../onnx-model/calibrate';
+import { normal } from '../nn/init';
+import { feedsFromFile } from './onnx';
 
 interface Out {
   out: (s: string) => void;
@@ -37,6 +45,26 @@ export const REPORT_HELP = `report (what quantization does to a float model, per
     --title TEXT                    the page title
     --json                          print the analysis, plan and measurement as JSON
                                     (-o then optional)
+  quantkit report MODEL.onnx -o REPORT.html [options]   (runs in onnxruntime-node)
+    --calibration FILE.safetensors  input tensors named by graph input, batch first (as
+                                    quantize MODEL.onnx takes); default: random normal
+                                    feeds from the input shapes (seed 1; said in the report)
+    --calibration-rows N            rows used (default: the file's, at most 1000; random: 16)
+    --batch N                       rows per feed (default: the input's fixed batch, else 32;
+                                    random feeds: 1)
+    --eval FILE.safetensors         feeds the sensitivity runs and the plan compare outputs
+                                    on (default: the calibration feeds); --labels FILE: IDX
+                                    uint8 class per output row, for accuracy
+    --eval-rows N                   rows of --eval (or of the calibration feeds) the
+                                    sensitivity runs and the plan use (default 256)
+    --graph-output NAME             the output compared (default: the first float output)
+    --nodes NAME,...                analyze only these MatMul / Gemm / Conv nodes
+    --bits 8,4                      range bit widths (default 8,4); runs: 8 = int8 in --mode,
+                                    4 and 2 = weight-only MatMulNBits on MatMul / Gemm
+    --mode static|dynamic           how int8 runs quantize (default static)
+    --observer NAME                 static: quantizeOnnx's observer (default minmax)
+    --single-only                   skip the all-but-one runs
+    --observers, --budget, --budget-sqnr, --title, --json as above
 `;
 
 function list(v: string | undefined): string[] | undefined {
@@ -118,7 +146,8 @@ function progressLine(io: Out): { update: (p: AnalysisProgress) => void; end: ()
 /** Runs `quantkit report ...`; resolves to the exit code (2 for a usage error; other errors are thrown). */
 export async function reportCommand(argv: string[], io: Out): Promise<number> {
   try {
-    return runReport(argv, io);
+    const onnx = argv.some((a) => !a.startsWith('-') && /\.onnx$/i.test(a));
+    return onnx ? await runOnnxReport(argv, io) : runReport(argv, io);
   } catch (e) {
     if (e instanceof Usage || (e as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || (e as NodeJS.ErrnoException).code?.startsWith?.('ERR_PARSE_ARGS')) {
       io.err(`quantkit: ${(e as Error).message.replace(/\. To specify a positional argument.*$/s, '')}\nRun 'quantkit --help' for usage.\n`);
@@ -231,4 +260,151 @@ function firstInFeatures(model: InstanceType<typeof nn.Sequential>): number | nu
     return null;
   };
   return walk(model);
+}
+
+/** Random normal feeds (seed 1) from the graph inputs' shapes: unknown batch dimensions become `batch`. */
+function randomFeeds(inputs: OnnxValueInfo[], rows: number, batch: number): Feed[] {
+  for (const i of inputs) {
+    if (i.type !== 'float') throw new Error(`graph input '${i.name}' is ${i.type}: random feeds are made for float32 inputs only; pass --calibration FILE.safetensors`);
+    if (!i.shape) throw new Error(`graph input '${i.name}' has no shape: pass --calibration FILE.safetensors`);
+    i.shape.slice(1).forEach((d, k) => {
+      if (typeof d !== 'number') throw new Error(`graph input '${i.name}' has an unknown dimension ${k + 1} (${d ?? '?'}): pass --calibration FILE.safetensors`);
+    });
+  }
+  const feeds: Feed[] = [];
+  let seed = 1;
+  for (let r = 0; r < rows; r += batch) {
+    const feed: Feed = {};
+    for (const i of inputs) {
+      const b = typeof i.shape![0] === 'number' ? i.shape![0] as number : Math.min(batch, rows - r);
+      const dims = i.shape!.length ? [b, ...(i.shape!.slice(1) as number[])] : [];
+      const n = dims.reduce((a, x) => a * x, 1);
+      feed[i.name] = { data: normal(new Float32Array(n), 0, 1, seed++), dims };
+    }
+    feeds.push(feed);
+  }
+  return feeds;
+}
+
+function firstRows(feeds: Feed[], rows: number): Feed[] {
+  const out: Feed[] = [];
+  let n = 0;
+  for (const f of feeds) {
+    if (n >= rows) break;
+    out.push(f);
+    const v = Object.values(f)[0] as { dims?: readonly number[] };
+    n += v?.dims?.[0] ?? 1;
+  }
+  return out;
+}
+
+/** `quantkit report MODEL.onnx ...`: analyzeOnnx, a plan, measureOnnxPlan, the same report. */
+async function runOnnxReport(argv: string[], io: Out): Promise<number> {
+  const { values: v, positionals } = parseArgs({
+    args: argv, allowPositionals: true, strict: true,
+    options: {
+      output: { type: 'string', short: 'o' }, calibration: { type: 'string' }, 'calibration-rows': { type: 'string' }, batch: { type: 'string' },
+      eval: { type: 'string' }, labels: { type: 'string' }, 'eval-rows': { type: 'string' }, 'graph-output': { type: 'string' }, nodes: { type: 'string' },
+      bits: { type: 'string' }, observers: { type: 'string' }, mode: { type: 'string' }, observer: { type: 'string' }, 'single-only': { type: 'boolean' },
+      budget: { type: 'string' }, 'budget-sqnr': { type: 'string' }, title: { type: 'string' }, json: { type: 'boolean' },
+    },
+  });
+  if (positionals.length !== 1) throw new Usage('report needs one model: quantkit report MODEL.onnx -o REPORT.html');
+  if (!v.output && !v.json) throw new Usage('report needs an output file: -o REPORT.html (or --json)');
+  const bits = list(v.bits)?.map((b) => {
+    if (!/^\d$/.test(b) || Number(b) < 2 || Number(b) > 8) throw new Usage(`--bits expects bit widths between 2 and 8 separated by commas, got '${v.bits}'`);
+    return Number(b);
+  });
+  if (bits && (bits.length === 0 || new Set(bits).size !== bits.length)) throw new Usage(`--bits expects distinct bit widths between 2 and 8, got '${v.bits}'`);
+  const observers = list(v.observers)?.map((n) => {
+    if (!(ANALYSIS_OBSERVERS as readonly string[]).includes(n)) throw new Usage(`--observers expects names among ${ANALYSIS_OBSERVERS.join(', ')}, got '${n}'`);
+    return n as AnalysisObserverName;
+  });
+  const mode = v.mode ?? 'static';
+  if (mode !== 'static' && mode !== 'dynamic') throw new Usage(`--mode expects static or dynamic for an ONNX model (fewer bits run weight-only), got '${v.mode}'`);
+  if (v.observer !== undefined && !(OBSERVER_NAMES as readonly string[]).includes(v.observer)) throw new Usage(`--observer expects one of ${OBSERVER_NAMES.join(', ')}, got '${v.observer}'`);
+  const budgetPts = numOpt('budget', v.budget, 0);
+  const budgetDb = numOpt('budget-sqnr', v['budget-sqnr'], -1000);
+  if (budgetPts !== undefined && budgetDb !== undefined) throw new Usage('give --budget (accuracy points) or --budget-sqnr (dB), not both');
+  if (v.labels && !v.eval) throw new Usage('--labels goes with --eval FILE.safetensors');
+  const batch = v.batch === undefined ? undefined : intOpt('batch', v.batch, 1, 1, 1 << 30);
+  // Each sensitivity run (two per node and width) runs the model over these rows in ORT.
+  const evalRows = intOpt('eval-rows', v['eval-rows'], 256, 1, 1e7);
+
+  const file = positionals[0];
+  if (!fs.existsSync(file)) throw new Error(`${file}: no such file`);
+  if (v.output) {
+    const dir = path.dirname(path.resolve(v.output));
+    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`${v.output}: cannot write it, the folder ${dir} does not exist`);
+  }
+  const info = await inspectOnnx(file);
+  let cal: Feed[];
+  let calWhat: string;
+  if (v.calibration) {
+    if (!fs.existsSync(v.calibration)) throw new Error(`${v.calibration}: calibration file not found`);
+    const rows = intOpt('calibration-rows', v['calibration-rows'], 1000, 1, 1e7);
+    cal = firstRows([...feedsFromFile(v.calibration, info.inputs, batch)], rows);
+    calWhat = `${cal.length} feed${cal.length === 1 ? '' : 's'} from ${v.calibration}`;
+  } else {
+    const rows = intOpt('calibration-rows', v['calibration-rows'], 16, 1, 1e5);
+    cal = randomFeeds(info.inputs, rows, batch ?? 1);
+    calWhat = `${cal.length} feeds of random normal values (seed 1) shaped as the graph inputs: no calibration file was given, so activation ranges, sensitivity and the plan reflect random inputs, not real data`;
+  }
+  let evalData: OnnxEvalData | undefined;
+  let evalWhat = '';
+  if (!v.eval) {
+    const feeds = firstRows(cal, evalRows);
+    if (feeds.length < cal.length) {
+      evalData = { feeds };
+      evalWhat = `the first ${feeds.length} calibration feeds (--eval-rows ${evalRows})`;
+    }
+  } else {
+    if (!fs.existsSync(v.eval)) throw new Error(`${v.eval}: no such file`);
+    const feeds = firstRows([...feedsFromFile(v.eval, info.inputs, batch)], evalRows);
+    evalData = { feeds };
+    evalWhat = `${feeds.length} feeds from ${v.eval}`;
+    if (v.labels) {
+      if (!fs.existsSync(v.labels)) throw new Error(`${v.labels}: no such file`);
+      const l = data.loadIdxSync(v.labels);
+      if (l.dtype !== 'uint8' || l.shape.length !== 1) throw new Error(`${v.labels}: expected uint8 IDX labels [count] but found ${l.dtype} [${l.shape.join(', ')}]`);
+      evalData.labels = Array.from(l.data as Uint8Array);
+      evalWhat += ` with labels from ${v.labels}`;
+    }
+  }
+  io.err(`analyzing ${file} on ${calWhat.split(':')[0]}${evalData ? `; sensitivity on ${evalWhat}` : ''}\n`);
+  const pl = progressLine(io);
+  const t0 = performance.now();
+  const analysis = await analyzeOnnx(file, {
+    calibrationData: cal, ...(evalData ? { evalData } : {}), ...(bits ? { bits } : {}), ...(observers ? { observers } : {}), mode,
+    ...(v.observer ? { observer: v.observer as OnnxObserverName } : {}), ...(v['graph-output'] ? { output: v['graph-output'] } : {}),
+    ...(v.nodes ? { nodes: list(v.nodes) } : {}), allButOne: !v['single-only'], onProgress: (p) => pl.update(p),
+  });
+  pl.end();
+  if (evalData?.labels && analysis.sensitivity && evalData.labels.length !== analysis.sensitivity.rows) {
+    throw new Error(`${v.labels}: ${evalData.labels.length} labels for ${analysis.sensitivity.rows} output rows`);
+  }
+  const labels = analysis.sensitivity?.labels ?? false;
+  if (budgetPts !== undefined && !labels) throw new Error('--budget (accuracy points) needs labels: use --eval FILE --labels FILE, or --budget-sqnr DB');
+  const budget: PlanBudget = budgetDb !== undefined ? { sqnrDb: budgetDb } : labels ? { accuracyDrop: budgetPts ?? 0.5 } : { sqnrDb: 30 };
+  const plan = planMixedPrecision(analysis, { budget });
+  io.err(`planned (${plan.layers.filter((l) => l.choice !== 'float').length} of ${plan.layers.length} nodes quantized); measuring it in onnxruntime-node\n`);
+  const { measured } = await measureOnnxPlan(file, plan, { calibrationData: cal, evalData: evalData ?? { feeds: cal } });
+  io.err(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+  const notes = [`calibration: ${calWhat}`, ...(evalData ? [`sensitivity and plan measured on ${evalWhat}`] : ['sensitivity and plan measured on the calibration feeds (no --eval file)'])];
+  if (!v.eval && analysis.sensitivity) analysis.sensitivity.data = 'calibration';
+  const title = v.title ?? `quantkit report: ${path.basename(file)}`;
+  if (v.output) {
+    writeReport(v.output, analysis, { title, source: file, plan, measured, notes });
+    io.err(`wrote ${v.output}\n`);
+  }
+  if (v.json) io.out(reportJSON({ analysis, plan, measured }));
+  else {
+    const pct = (x: number | null) => (x === null ? '–' : `${(x * 100).toFixed(2)}%`);
+    const counts = new Map<string, number>();
+    for (const l of plan.layers) { const k = l.choice === 'float' ? 'float' : `int${l.choice}`; counts.set(k, (counts.get(k) ?? 0) + 1); }
+    io.out(`${v.output}: plan ${[...counts].map(([k, n]) => `${n} ${k}`).join(', ')}; size ${measured.bytes} bytes (${(measured.bytes / plan.float.bytes).toFixed(3)}x float); ` +
+      `agreement ${pct(measured.agreement)}; accuracy ${pct(measured.accuracy)} (float ${pct(measured.floatAccuracy)}); output SQNR ${measured.sqnrDb.toFixed(1)} dB; ` +
+      `${measured.withinBudget ? 'within' : 'outside'} the budget${v.calibration ? '' : ' (random calibration feeds)'}\n`);
+  }
+  return 0;
 }

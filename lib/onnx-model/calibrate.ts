@@ -66,39 +66,52 @@ export interface CalibrationResult {
   notFloat: string[];
 }
 
+/** A tensor as onnxruntime-node returns it. */
+export interface OrtValue {
+  type: string;
+  dims: readonly number[];
+  data: ArrayLike<unknown>;
+}
+
 /**
- * Runs the float model over the feeds with `tensors` exposed and observes each. The model is not
- * changed (outputs are added to an encoded copy).
+ * Runs a model over feeds with `tensors` (existing values) exposed as extra graph outputs and
+ * calls `fn` with every output of each run (graph outputs and the exposed tensors), one feed at a
+ * time; nothing is kept. The model is not changed (outputs are added to an encoded copy). Feed
+ * keys must be graph input names and every input needs a value (RangeErrors naming them).
+ * `what` names the data in errors and `why` the feature in the missing-onnxruntime error.
  */
-export async function calibrate(
-  model: ModelP, tensors: string[], data: CalibrationFeeds, makeObs: (t: string) => Observer,
-  opts: { onProgress?: (done: number) => void; sessionOptions?: Record<string, unknown> } = {},
-): Promise<CalibrationResult> {
-  const ort = loadOrt("quantizeOnnx's static mode (calibration runs the float model)");
-  const g = model.graph!;
-  const existing = new Set(g.output.map((o) => o.name ?? ''));
-  // No type: onnxruntime infers it (a tensor that turns out not to be float32 is reported, not calibrated).
-  const added: ValueInfoP[] = tensors.filter((t) => !existing.has(t)).map((name) => ({ name }));
-  const saved = g.output;
+export async function runWithOutputs(
+  model: ModelP | Uint8Array, tensors: string[], data: CalibrationFeeds, fn: (out: Record<string, OrtValue>, index: number) => void,
+  opts: { sessionOptions?: Record<string, unknown>; what?: string; why?: string } = {},
+): Promise<number> {
+  const ort = loadOrt(opts.why ?? "quantizeOnnx's static mode (calibration runs the float model)");
+  const what = opts.what ?? 'options.calibrationData';
   let bytes: Uint8Array;
-  try {
-    g.output = [...saved, ...added];
-    bytes = encodeModel(model);
-  } finally {
-    g.output = saved;
+  if (model instanceof Uint8Array) {
+    if (tensors.length > 0) throw new Error('internal: runWithOutputs exposes tensors of a decoded model only');
+    bytes = model;
+  } else {
+    const g = model.graph!;
+    const existing = new Set(g.output.map((o) => o.name ?? ''));
+    // No type: onnxruntime infers it.
+    const added: ValueInfoP[] = [...new Set(tensors)].filter((t) => !existing.has(t)).map((name) => ({ name }));
+    const saved = g.output;
+    try {
+      g.output = [...saved, ...added];
+      bytes = encodeModel(model);
+    } finally {
+      g.output = saved;
+    }
+  }
+  if (data === null || typeof data !== 'object' || (typeof (data as Iterable<Feed>)[Symbol.iterator] !== 'function' && typeof (data as AsyncIterable<Feed>)[Symbol.asyncIterator] !== 'function') || ArrayBuffer.isView(data)) {
+    throw typeError(what, 'an iterable or async iterable of feeds ({ inputName: Tensor | { data, dims } })', data);
   }
   const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'basic', logSeverityLevel: 3, ...(opts.sessionOptions ?? {}) });
   const inputNames: string[] = session.inputNames;
-  const observers = new Map<string, Observer>();
-  for (const t of tensors) observers.set(t, makeObs(t));
-  const notFloat = new Set<string>();
   let batches = 0;
-  if (data === null || typeof data !== 'object' || (typeof (data as Iterable<Feed>)[Symbol.iterator] !== 'function' && typeof (data as AsyncIterable<Feed>)[Symbol.asyncIterator] !== 'function') || ArrayBuffer.isView(data)) {
-    throw typeError('options.calibrationData', 'an iterable or async iterable of feeds ({ inputName: Tensor | { data, dims } })', data);
-  }
   try {
     for await (const feed of data as AsyncIterable<Feed>) {
-      const field = `options.calibrationData[${batches}]`;
+      const field = `${what}[${batches}]`;
       if (typeof feed !== 'object' || feed === null || Array.isArray(feed)) throw typeError(field, 'a feed object mapping graph input names to tensors', feed);
       const feeds: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(feed)) {
@@ -107,18 +120,38 @@ export async function calibrate(
       }
       for (const n of inputNames) if (!(n in feeds)) throw new RangeError(`Expected a value for graph input '${n}' in ${field} but received none`);
       const out = await session.run(feeds);
-      for (const [t, ob] of observers) {
-        const v = out[t];
-        if (!v || v.type !== 'float32') { notFloat.add(t); continue; }
-        if (v.data.length > 0) ob.observe(v.data as Float32Array);
+      try {
+        fn(out as Record<string, OrtValue>, batches);
+      } finally {
+        for (const v of Object.values(out)) (v as { dispose?: () => void }).dispose?.();
       }
-      for (const v of Object.values(out)) (v as { dispose?: () => void }).dispose?.();
       batches++;
-      opts.onProgress?.(batches);
     }
   } finally {
     await session.release?.();
   }
+  return batches;
+}
+
+/**
+ * Runs the float model over the feeds with `tensors` exposed and observes each. The model is not
+ * changed (outputs are added to an encoded copy).
+ */
+export async function calibrate(
+  model: ModelP, tensors: string[], data: CalibrationFeeds, makeObs: (t: string) => Observer,
+  opts: { onProgress?: (done: number) => void; sessionOptions?: Record<string, unknown> } = {},
+): Promise<CalibrationResult> {
+  const observers = new Map<string, Observer>();
+  for (const t of tensors) observers.set(t, makeObs(t));
+  const notFloat = new Set<string>();
+  const batches = await runWithOutputs(model, tensors, data, (out, i) => {
+    for (const [t, ob] of observers) {
+      const v = out[t];
+      if (!v || v.type !== 'float32') { notFloat.add(t); continue; }
+      if (v.data.length > 0) ob.observe(v.data as Float32Array);
+    }
+    opts.onProgress?.(i + 1);
+  }, { sessionOptions: opts.sessionOptions });
   if (batches === 0) throw new RangeError('Expected at least one feed for options.calibrationData but received none');
   return { observers, batches, notFloat: [...notFloat] };
 }

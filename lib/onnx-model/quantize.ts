@@ -973,7 +973,7 @@ function removeUnused(m: ModelP, replaced: Set<string>): void {
 }
 
 /** Loads external data into raw_data (quantizing reads and rewrites the weights anyway). */
-function inlineExternalData(lm: LoadedModel): number {
+export function inlineExternalData(lm: LoadedModel): number {
   let ext = 0;
   for (const { graph, where } of allGraphs(lm.model.graph!)) {
     for (const [i, t] of graph.initializer.entries()) {

@@ -39,8 +39,12 @@ function fmtPct(v: number | null): string {
 function fmtPts(v: number | null): string {
   return v === null ? '–' : `${v >= 0 ? '' : '−'}${Math.abs(v).toFixed(2)} pts`;
 }
-function choiceText(c: number | 'float'): string {
-  return c === 'float' ? 'float' : `int${c}`;
+function choiceText(c: number | 'float', onnx = false): string {
+  return c === 'float' ? 'float' : onnx && c < 8 ? `int${c} (weight-only)` : `int${c}`;
+}
+/** How an ONNX run of `bits` quantizes: int8 in the analysis' mode, fewer bits weight-only. */
+function onnxRunText(bits: number, mode: string): string {
+  return bits === 8 ? `int8 ${mode}` : `int${bits} weight-only`;
 }
 const bitsCls = (b: number): string => `b${b}`;
 
@@ -73,6 +77,7 @@ svg .clip line{stroke:var(--c)}.legend-html i{background:var(--c)}
 svg .series rect,svg .legend rect{fill:var(--c)}
 .pt-float{--c:#1d2329}.pt-uniform{--c:#8fa6bb}.pt-pred{--c:#ff7f0e}.pt-meas{--c:#d0453a}.ln-frontier{--c:#8a96a3}
 svg .point circle{fill:var(--c);stroke:#fff;stroke-width:1}svg .point text{fill:#3a444d}
+.scroll{overflow-x:auto;max-width:100%}
 .note{color:var(--muted);font-size:12px}.ok{color:#207a3a;font-weight:600}.bad{color:#b3261e;font-weight:600}
 details{margin:6px 0}summary{cursor:pointer;color:var(--muted)}
 `;
@@ -151,41 +156,67 @@ function layerSection(l: LayerAnalysis, a: ModelAnalysis, idx: number): string {
   const chan = (t: TensorAnalysis, what: string, kind: string): string => channelChart({
     id: `${id}-${kind}-channels`, title: `Layer ${l.name}: ${what} max |x| per channel`, values: t.channels.absMax, outliers: t.channels.outliers,
     rules: [{ cls: 'median', label: 'median channel', y: t.channels.medianAbsMax }, { cls: 'threshold', label: `${OUTLIER_RATIO}× median (outlier threshold)`, y: OUTLIER_RATIO * t.channels.medianAbsMax }],
-    xLabel: kind === 'weight' ? 'output channel' : 'input feature', yLabel: 'max |x|',
+    xLabel: kind === 'weight' ? 'output channel' : l.opType === 'Conv' ? 'input channel' : 'input feature', yLabel: 'max |x|',
   });
-  return `<section class="layer" id="${id}" data-layer="${nm}"><h3>Layer ${nm}: Linear ${l.inFeatures} → ${l.outFeatures}</h3>
+  const onnx = a.onnx !== undefined;
+  const head = onnx ? `Node ${nm}: ${esc(l.opType ?? '')}, weight ${esc(l.weightName ?? '')} [${(l.weightShape ?? []).join(', ')}]` : `Layer ${nm}: Linear ${l.inFeatures} → ${l.outFeatures}`;
+  const wcap = onnx ? `Weight as [output channels, inputs] = [${l.outFeatures}, ${l.inFeatures}], symmetric signed codes.`
+    : `Weight [${l.outFeatures}, ${l.inFeatures}], symmetric signed codes.`;
+  const acap = onnx ? `Input activations over ${a.onnx!.feeds} calibration feeds as ${l.input.shape[0]} rows of ${l.input.shape[1]} ${l.opType === 'Conv' ? 'channels (batch × positions)' : 'features'}, asymmetric unsigned codes.`
+    : `Input activations over ${l.input.shape[0]} calibration rows, asymmetric unsigned codes.`;
+  return `<section class="layer" id="${id}" data-layer="${nm}"><h3>${head}</h3>
 ${observerLegend(a.options.observers)}
-<div class="row"><figure>${wh}<figcaption>Weight [${l.outFeatures}, ${l.inFeatures}], symmetric signed codes.</figcaption></figure>
-<figure>${ah}<figcaption>Input activations over ${l.input.shape[0]} calibration rows, asymmetric unsigned codes.</figcaption></figure></div>
+<div class="row"><figure>${wh}<figcaption>${wcap}</figcaption></figure>
+<figure>${ah}<figcaption>${acap}</figcaption></figure></div>
 <div class="row"><div>${sqnrTable(l.weight, bits, 'Weight SQNR (dB) per observer and bit width')}${tensorStats(l.weight)}</div>
 <div>${sqnrTable(l.input, bits, 'Input activation SQNR (dB) per observer and bit width')}${tensorStats(l.input)}</div></div>
 <div class="row"><figure>${chan(l.weight, 'weight', 'weight')}<figcaption>Weight channels (red: outliers).</figcaption></figure>
 <figure>${chan(l.input, 'input', 'input')}<figcaption>Input features (red: outliers).</figcaption></figure></div></section>`;
 }
 
+/** Names for a crowded axis: without the prefix they all share, at most 9 characters. */
+function shortNames(names: readonly string[], shorten: boolean): Map<string, string> {
+  if (!shorten) return new Map(names.map((n) => [n, n]));
+  let p = names[0] ?? '';
+  for (const n of names) while (!n.startsWith(p)) p = p.slice(0, -1);
+  return new Map(names.map((n) => {
+    const t = n.slice(p.length) || n;
+    return [n, t.length > 9 ? `${t.slice(0, 8)}…` : t];
+  }));
+}
+
 const clampDb = (v: number, top: number): number => (v === Infinity ? top : v === -Infinity ? 0 : v);
 
-function sensitivitySection(s: SensitivityAnalysis): string {
+function sensitivitySection(s: SensitivityAnalysis, a: ModelAnalysis): string {
+  const ox = a.onnx;
+  const unit = ox ? 'node' : 'layer';
+  // ONNX node names are long ('/encoder/layer.3/attn/MatMul'): with many nodes the axis shows them
+  // without their common prefix, cut to 9 characters (each bar's tooltip and the table have them whole).
+  const short = shortNames(s.layers, ox !== undefined && s.layers.length > 6);
+  const cat = (l: string): string => (ox ? short.get(l)! : `layer ${l}`);
   const series = (runs: SensitivityRun[], val: (r: SensitivityRun) => number | null) => s.bits.map((b, k) => ({
-    cls: `s${k % 7}`, label: `${b} bits`, values: s.layers.map((l) => { const r = runs.find((x) => x.layer === l && x.bits === b); return r ? val(r) : null; }),
+    cls: `s${k % 7}`, label: ox ? onnxRunText(b, s.mode) : `${b} bits`, values: s.layers.map((l) => { const r = runs.find((x) => x.layer === l && x.bits === b); return r ? val(r) : null; }),
   }));
   let finiteTop = 0;
   for (const r of [...s.single, ...s.allBut, ...s.uniform]) if (Number.isFinite(r.sqnrDb) && r.sqnrDb > finiteTop) finiteTop = r.sqnrDb;
   const top = finiteTop + 10;
   const where = s.data === 'eval' ? `${s.rows} evaluation rows` : `${s.rows} calibration rows (no evaluation data given)`;
-  let h = `<h2 id="sensitivity">Sensitivity</h2><p>Each bar is a real model from <code>quantizeModel</code> (mode <code>${esc(s.mode)}</code>) compared with the float model on ${where}. ` +
+  const engine = ox
+    ? `<code>quantizeOnnx</code> (8 bits: mode <code>${esc(s.mode)}</code>${s.mode === 'static' ? `, observer <code>${esc(a.options.observer)}</code>, calibrated on the float model` : ''}; fewer bits: weight-only MatMulNBits, block ${ox.blockSize}, MatMul / Gemm only) run in onnxruntime-node, output <code>${esc(ox.output)}</code>`
+    : `<code>quantizeModel</code> (mode <code>${esc(s.mode)}</code>)`;
+  let h = `<h2 id="sensitivity">Sensitivity</h2><p>Each bar is a real model from ${engine} compared with the float model on ${where}. ` +
     `Output SQNR: 10·log10(Σ float output² / Σ (quantized − float)²); higher is better. An exact result is drawn at the top of the axis.</p><div class="row">`;
-  h += `<figure>${barChart({ id: 'sensitivity-single-sqnr', title: 'Output SQNR when only this layer is quantized', categories: s.layers.map((l) => `layer ${l}`), series: series(s.single, (r) => clampDb(r.sqnrDb, top)), yLabel: 'output SQNR (dB)' })}<figcaption>Only this layer quantized (the others float): low bars are fragile layers.</figcaption></figure>`;
+  h += `<figure class="scroll">${barChart({ id: 'sensitivity-single-sqnr', title: `Output SQNR when only this ${unit} is quantized`, categories: s.layers.map(cat), series: series(s.single, (r) => clampDb(r.sqnrDb, top)), yLabel: 'output SQNR (dB)' })}<figcaption>Only this ${unit} quantized (the others float): low bars are fragile ${unit}s.</figcaption></figure>`;
   if (s.labels) {
-    h += `<figure>${barChart({ id: 'sensitivity-single-accuracy', title: 'Accuracy drop when only this layer is quantized', categories: s.layers.map((l) => `layer ${l}`), series: series(s.single, (r) => r.accuracyDrop), yLabel: 'accuracy drop (points)' })}<figcaption>Float accuracy ${fmtPct(s.float.accuracy)} minus the quantized model's.</figcaption></figure>`;
+    h += `<figure class="scroll">${barChart({ id: 'sensitivity-single-accuracy', title: `Accuracy drop when only this ${unit} is quantized`, categories: s.layers.map(cat), series: series(s.single, (r) => r.accuracyDrop), yLabel: 'accuracy drop (points)' })}<figcaption>Float accuracy ${fmtPct(s.float.accuracy)} minus the quantized model's.</figcaption></figure>`;
   }
   if (s.allBut.length) {
-    h += `<figure>${barChart({ id: 'sensitivity-all-but-sqnr', title: 'Output SQNR when all layers but this one are quantized', categories: s.layers.map((l) => `layer ${l} float`), series: series(s.allBut, (r) => clampDb(r.sqnrDb, top)), yLabel: 'output SQNR (dB)' })}<figcaption>All quantized but this layer: the layer whose float copy helps most stands highest.</figcaption></figure>`;
+    h += `<figure class="scroll">${barChart({ id: 'sensitivity-all-but-sqnr', title: `Output SQNR when all ${unit}s but this one are quantized`, categories: s.layers.map((l) => (ox ? cat(l) : `${cat(l)} float`)), series: series(s.allBut, (r) => clampDb(r.sqnrDb, top)), yLabel: 'output SQNR (dB)' })}<figcaption>All quantized but this ${unit}: the ${unit} whose float copy helps most stands highest.</figcaption></figure>`;
   }
-  h += '</div><details><summary>All runs</summary><table><thead><tr><th>run</th><th>bits</th><th>size</th><th>output SQNR (dB)</th><th>top-1 agreement</th><th>accuracy</th><th>drop</th></tr></thead><tbody>';
+  h += `</div><details${ox && s.uniform.length + s.single.length + s.allBut.length <= 20 ? ' open' : ''}><summary>All runs</summary><table><thead><tr><th>run</th><th>${ox ? 'quantized as' : 'bits'}</th><th>size</th><th>output SQNR (dB)</th>${ox ? '<th>cosine</th>' : ''}<th>${ox ? 'agreement' : 'top-1 agreement'}</th><th>accuracy</th><th>drop</th></tr></thead><tbody>`;
   for (const r of [...s.uniform, ...s.single, ...s.allBut]) {
-    const name = r.kind === 'uniform' ? 'every layer' : r.kind === 'single' ? `only layer ${r.layer}` : `all but layer ${r.layer}`;
-    h += `<tr><td>${esc(name)}</td><td>${r.bits}</td><td>${fmtBytes(r.bytes)}</td><td>${fmtDb(r.sqnrDb)}</td><td>${(r.agreement * 100).toFixed(2)}%</td><td>${fmtPct(r.accuracy)}</td><td>${fmtPts(r.accuracyDrop)}</td></tr>`;
+    const name = r.kind === 'uniform' ? (ox && r.bits < 8 ? 'every MatMul / Gemm node' : `every ${unit}`) : r.kind === 'single' ? `only ${unit} ${r.layer}` : `all but ${unit} ${r.layer}`;
+    h += `<tr><td>${esc(name)}</td><td>${ox ? onnxRunText(r.bits, s.mode) : r.bits}</td><td>${fmtBytes(r.bytes)}</td><td>${fmtDb(r.sqnrDb)}</td>${ox ? `<td>${r.cosine === undefined ? '–' : r.cosine.toFixed(5)}</td>` : ''}<td>${(r.agreement * 100).toFixed(2)}%</td><td>${fmtPct(r.accuracy)}</td><td>${fmtPts(r.accuracyDrop)}</td></tr>`;
   }
   return h + '</tbody></table></details>';
 }
@@ -197,11 +228,11 @@ function planSection(a: ModelAnalysis, p: MixedPrecisionPlan, m: PlanMeasurement
     `(${p.search} search over ${p.configurations} configurations${p.feasible ? '' : '; <span class="bad">no configuration meets the budget: every layer stays float</span>'}). ` +
     `Predicted output noise is the sum of each layer's noise when quantized alone; predicted accuracy loss is the larger of the summed single-layer drops and the drop the measured runs show at the predicted SQNR` +
     `${'accuracyDrop' in p.budget ? `; the budget is checked against its upper bound, the prediction plus ${p.confidence} standard errors of an accuracy difference on ${p.rows} rows` : ''}.</p>`;
-  h += '<table class="plan"><thead><tr><th>layer</th><th>shape</th><th>weights</th><th>bytes</th><th>alone: output SQNR</th><th>alone: accuracy drop</th></tr></thead><tbody>';
+  h += `<table class="plan"><thead><tr><th>${a.onnx ? 'node' : 'layer'}</th><th>shape</th><th>weights</th><th>bytes</th><th>alone: output SQNR</th><th>alone: accuracy drop</th></tr></thead><tbody>`;
   for (const l of p.layers) {
     const la = a.layers.find((x) => x.name === l.name);
     const single = l.choice === 'float' ? null : s.single.find((r) => r.layer === l.name && r.bits === l.choice);
-    h += `<tr><td>${esc(l.name)}</td><td>${la ? `${la.outFeatures} × ${la.inFeatures}` : ''}</td><td>${choiceText(l.choice)}</td><td>${fmtBytes(l.bytes)}</td>` +
+    h += `<tr><td>${esc(l.name)}</td><td>${la ? (la.weightShape ? `${esc(la.opType ?? '')} [${la.weightShape.join(', ')}]` : `${la.outFeatures} × ${la.inFeatures}`) : ''}</td><td>${choiceText(l.choice, a.onnx !== undefined)}</td><td>${fmtBytes(l.bytes)}</td>` +
       `<td>${single ? fmtDb(single.sqnrDb) : '–'}</td><td>${single ? fmtPts(single.accuracyDrop) : '–'}</td></tr>`;
   }
   h += '</tbody></table>';
@@ -216,13 +247,16 @@ function planSection(a: ModelAnalysis, p: MixedPrecisionPlan, m: PlanMeasurement
     h += `<tr><td>accuracy drop</td><td></td><td>${fmtPts(p.predicted.accuracyDrop)}</td><td>${m ? fmtPts(m.accuracyDrop) : '–'}</td></tr>`;
     h += `<tr><td>accuracy drop, upper bound</td><td></td><td>${fmtPts(p.predicted.accuracyDropBound)}</td><td></td></tr>`;
   }
-  if (m) h += `<tr><td>top-1 agreement with float</td><td></td><td></td><td>${(m.agreement * 100).toFixed(2)}%</td></tr>`;
+  if (m) h += `<tr><td>${a.onnx ? 'agreement with float (top-1; one value: &gt; 0.5)' : 'top-1 agreement with float'}</td><td></td><td></td><td>${(m.agreement * 100).toFixed(2)}%</td></tr>`;
+  if (m && m.cosine !== undefined) h += `<tr><td>cosine with float outputs</td><td></td><td></td><td>${m.cosine.toFixed(5)}</td></tr>`;
   h += '</tbody></table>';
   if (m) {
     h += `<p>Measured on ${m.rows} rows: <span class="${m.withinBudget ? 'ok' : 'bad'}">${m.withinBudget ? 'within' : 'outside'} the budget</span>` +
       `${s.data === 'eval' && m.rows !== s.rows ? ` (the prediction used ${s.rows} rows)` : ''}.</p>`;
   }
-  h += `<details><summary>quantizeModel options</summary><pre>${esc(JSON.stringify(p.quantizeOptions, null, 2))}</pre></details>`;
+  h += p.onnx
+    ? `<details><summary>quantizeOnnx passes (measureOnnxPlan)</summary><pre>${esc(JSON.stringify(p.onnx, null, 2))}</pre></details>`
+    : `<details><summary>quantizeModel options</summary><pre>${esc(JSON.stringify(p.quantizeOptions, null, 2))}</pre></details>`;
   // Trade-off chart: accuracy change against float (each run against the float model on its own rows), or output SQNR.
   const acc = s.labels;
   const finite = (v: number): number => (Number.isFinite(v) ? v : NaN);
@@ -232,7 +266,7 @@ function planSection(a: ModelAnalysis, p: MixedPrecisionPlan, m: PlanMeasurement
   const yMin = acc ? Math.min(floor, Number.isFinite(measuredY) ? measuredY - 1 : Infinity) : undefined;
   const pts: ScatterPoint[] = [
     ...(acc ? [{ x: fb / 1024, y: 0, cls: 'pt-float', label: `float: ${fmtBytes(fb)}`, tag: 'float' }] : []),
-    ...s.uniform.map((r) => ({ x: r.bytes / 1024, y: yOf(r.accuracyDrop, r.sqnrDb), cls: 'pt-uniform', label: `every layer quantized: int${r.bits}, ${fmtBytes(r.bytes)}`, tag: `int${r.bits}` })),
+    ...s.uniform.map((r) => ({ x: r.bytes / 1024, y: yOf(r.accuracyDrop, r.sqnrDb), cls: 'pt-uniform', label: `every ${a.onnx ? 'node' : 'layer'} quantized: ${a.onnx ? onnxRunText(r.bits, s.mode) : `int${r.bits}`}, ${fmtBytes(r.bytes)}`, tag: `int${r.bits}` })),
     { x: p.predicted.bytes / 1024, y: yOf(p.predicted.accuracyDrop, p.predicted.sqnrDb), cls: 'pt-pred', label: `plan, predicted: ${fmtBytes(p.predicted.bytes)}`, tag: 'predicted', tagLeft: true, tagBelow: true },
   ];
   if (m) pts.push({ x: m.bytes / 1024, y: measuredY, cls: 'pt-meas', label: `plan, measured: ${fmtBytes(m.bytes)}`, tag: 'measured', tagLeft: true });
@@ -250,7 +284,9 @@ export function renderReport(analysis: ModelAnalysis, options?: ReportOptions): 
   const a = analysis;
   const bits = a.options.bits;
   const s = a.sensitivity;
-  const linear = a.model.layers.map((l) => (l.type === 'Linear' ? `${esc(l.name)}: Linear ${l.inFeatures}→${l.outFeatures}` : `${esc(l.name)}: ${esc(l.type)}`)).join(' · ');
+  const ox = a.onnx;
+  const linear = ox ? a.layers.map((l) => `${esc(l.name)}: ${esc(l.opType ?? '')} [${(l.weightShape ?? []).join(', ')}]`).join(' · ')
+    : a.model.layers.map((l) => (l.type === 'Linear' ? `${esc(l.name)}: Linear ${l.inFeatures}→${l.outFeatures}` : `${esc(l.name)}: ${esc(l.type)}`)).join(' · ');
   let body = `<header class="top"><h1>${esc(title)}</h1>${o.source ? `<div class="sub">${esc(o.source)}</div>` : ''}</header>`;
   body += '<input class="ctl" type="checkbox" id="log">';
   bits.forEach((b, i) => { body += `<input class="ctl" type="radio" name="bits" id="bits-${b}"${i === 0 ? ' checked' : ''}>`; });
@@ -258,16 +294,21 @@ export function renderReport(analysis: ModelAnalysis, options?: ReportOptions): 
     `<span class="note"><a href="#plan">plan</a> · <a href="#sensitivity">sensitivity</a> · <a href="#layers">layers</a></span></div></nav>`;
   body += '<main>';
   body += `<h2 id="summary">Summary</h2><table class="summary"><tbody>` +
-    `<tr><td>layers</td><td style="text-align:left;white-space:normal">${linear}</td></tr>` +
-    `<tr><td>parameters</td><td style="text-align:left">${a.model.parameters.toLocaleString('en-US')} (${fmtBytes(a.model.floatBytes)} as float32)</td></tr>` +
-    `<tr><td>calibration</td><td style="text-align:left">${a.calibration.rows} rows</td></tr>` +
+    `<tr><td>${ox ? 'nodes' : 'layers'}</td><td style="text-align:left;white-space:normal">${linear}</td></tr>` +
+    (ox ? `<tr><td>ONNX model</td><td style="text-align:left;white-space:normal">inputs ${ox.inputs.map((i) => `${esc(i.name)} ${esc(i.type)}${i.shape ? ` [${i.shape.map((d) => esc(String(d ?? '?'))).join(', ')}]` : ''}`).join('; ')}; output compared: ${esc(ox.output)}` +
+      `${ox.skipped.length ? `; not analyzed: ${ox.skipped.map((k) => `${esc(k.opType)} ${esc(k.name)} (${esc(k.reason)})`).join('; ')}` : ''}` +
+      `${ox.renamed.length ? `; ${ox.renamed.length} unnamed node${ox.renamed.length === 1 ? '' : 's'} named by the analysis ('#index op')` : ''}</td></tr>` : '') +
+    `<tr><td>parameters</td><td style="text-align:left">${a.model.parameters.toLocaleString('en-US')} (${ox ? `float32 initializer values; model ${fmtBytes(a.model.floatBytes)}` : `${fmtBytes(a.model.floatBytes)} as float32`})</td></tr>` +
+    `<tr><td>calibration</td><td style="text-align:left">${ox ? `${ox.feeds} feeds run in onnxruntime-node` : `${a.calibration.rows} rows`}</td></tr>` +
     (s ? `<tr><td>sensitivity data</td><td style="text-align:left">${s.rows} ${s.data} rows${s.labels ? `, float accuracy ${fmtPct(s.float.accuracy)}` : ', no labels'}</td></tr>` : '') +
-    `<tr><td>quantization</td><td style="text-align:left">mode ${esc(a.options.mode)}, weights ${a.options.granularity === null ? 'default granularity' : esc(typeof a.options.granularity === 'string' ? a.options.granularity : `group ${a.options.granularity.groupSize}`)}${a.options.mode === 'static' ? `, activation observer ${esc(a.options.observer)} (uint8)` : ''}; bit widths ${bits.join(', ')}</td></tr>` +
+    (ox ? `<tr><td>quantization</td><td style="text-align:left;white-space:normal">quantizeOnnx: int8 in mode ${esc(a.options.mode)}${a.options.mode === 'static' ? ` (QDQ, activation observer ${esc(a.options.observer)}, uint8)` : ''}, weights int8 per channel; 4 and 2 bits weight-only (MatMulNBits, block ${ox.blockSize}) on MatMul / Gemm; ranges at ${bits.join(', ')} bits</td></tr>` +
+      ox.notes.map((n) => `<tr><td>note</td><td style="text-align:left;white-space:normal">${esc(n)}</td></tr>`).join('') : '') +
+    (ox ? '' : `<tr><td>quantization</td><td style="text-align:left">mode ${esc(a.options.mode)}, weights ${a.options.granularity === null ? 'default granularity' : esc(typeof a.options.granularity === 'string' ? a.options.granularity : `group ${a.options.granularity.groupSize}`)}${a.options.mode === 'static' ? `, activation observer ${esc(a.options.observer)} (uint8)` : ''}; bit widths ${bits.join(', ')}</td></tr>`) +
     (o.notes ?? []).map((n) => `<tr><td>note</td><td style="text-align:left;white-space:normal">${esc(n)}</td></tr>`).join('') +
     '</tbody></table>';
   if (o.plan && s) body += planSection(a, o.plan, o.measured);
-  if (s) body += sensitivitySection(s);
-  body += `<h2 id="layers">Layers</h2><p>Per Linear layer: histograms of the weight and of the layer's input with the clipping range each observer picks (per tensor), the SQNR each range gives ` +
+  if (s) body += sensitivitySection(s, a);
+  body += `<h2 id="layers">${ox ? 'Nodes' : 'Layers'}</h2><p>${ox ? 'Per MatMul / Gemm / Conv node' : 'Per Linear layer'}: histograms of the weight and of the ${ox ? 'node' : 'layer'}'s input with the clipping range each observer picks (per tensor), the SQNR each range gives ` +
     `(10·log10(Σx² / Σ(x − fakeQuantize(x))²), dB; per channel where the observer has a per-channel form; the best per column in bold), and each channel's max |x|.</p>`;
   a.layers.forEach((l, i) => { body += layerSection(l, a, i); });
   body += `<p class="note">Generated by quantkit. This page loads nothing and runs no script.</p></main>`;
