@@ -275,7 +275,8 @@ export class FakeQuantize extends Module {
     if (qp.scale.length !== groups) {
       throw rangeError('x', `a batch with ${qp.scale.length} ${axisOf(this.spec) === 0 ? 'rows' : 'features'} (one per scale of this per-channel FakeQuantize)`, `${batch} rows of ${F} features`);
     }
-    const mask = new Uint8Array(x.length);
+    // the mask is internal: reused while the length stays (the kernel writes every byte)
+    const mask = this.mask !== null && this.mask.length === x.length ? this.mask : new Uint8Array(x.length);
     const s = this.spec;
     const y = fakeQuantize(x, [batch, F], qp, {
       scheme: s.scheme, bits: s.bits, signed: s.signed, range: s.range, formula: s.formula, granularity: s.granularity, mask,
@@ -301,6 +302,25 @@ export class FakeQuantize extends Module {
     // dx = dy * mask in float32 (native/core/qat.cc); non-finite dy are counted, then refused here
     if (native.steBackward(dy, m, dx, false) > 0) checkFiniteDy('FakeQuantize', dy, true);
     return dx;
+  }
+
+  /**
+   * Internal (QATLinear's weight): grad += the input gradient of dy, float32 adds, as
+   * backwardImpl(dy, true) followed by a loop adding it, without the intermediate array. dy is
+   * checked before grad is touched.
+   */
+  backwardAccumulate(dy: Float32Array, grad: Float32Array): void {
+    const m = this.mask;
+    if (TS_BACKWARD || m === null || grad.length !== dy.length) {
+      const dx = this.backwardImpl(dy, true) as Float32Array;
+      if (grad.length !== dx.length) throw rangeError('grad', `length ${dx.length}`, describe(grad));
+      for (let i = 0; i < dx.length; i++) grad[i] += dx[i];
+      return;
+    }
+    if (this.n < 0) throw noForward('FakeQuantize');
+    if (dy.length !== this.n) throw rangeError('dy', `length ${this.n} (the FakeQuantize output of the last forward)`, describe(dy));
+    checkFiniteDy('FakeQuantize', dy);
+    native.steBackward(dy, m, grad, true);
   }
 
   toString(): string {
@@ -473,6 +493,28 @@ export class LearnableFakeQuantize extends Module {
   }
 
   backwardImpl(dy: Float32Array, inputGrad: boolean): Float32Array | null {
+    const dx = inputGrad ? new Float32Array(dy.length) : null;
+    this.backwardInto(dy, dx, false);
+    return dx;
+  }
+
+  /**
+   * Internal (QATLinear's weight): grad += the input gradient of dy (float32 adds), and the scale
+   * and zero-point gradients as backward, without the intermediate array. dy is checked before
+   * grad is touched.
+   */
+  backwardAccumulate(dy: Float32Array, grad: Float32Array): void {
+    if (TS_BACKWARD || grad.length !== dy.length) {
+      const dx = this.backwardImpl(dy, true) as Float32Array;
+      if (grad.length !== dx.length) throw rangeError('grad', `length ${dx.length}`, describe(grad));
+      for (let i = 0; i < dx.length; i++) grad[i] += dx[i];
+      return;
+    }
+    checkFiniteDy('LearnableFakeQuantize', dy);
+    this.backwardInto(dy, grad, true);
+  }
+
+  private backwardInto(dy: Float32Array, dx: Float32Array | null, accumulate: boolean): void {
     const sv = this.saved;
     if (!sv) throw noForward('LearnableFakeQuantize');
     if (dy.length !== sv.x.length) throw rangeError('dy', `length ${sv.x.length} (the LearnableFakeQuantize output of the last forward)`, describe(dy));
@@ -480,7 +522,6 @@ export class LearnableFakeQuantize extends Module {
     const groups = sv.scale.length;
     const ds = new Float64Array(groups);
     const dz = new Float64Array(groups);
-    const dx = inputGrad ? new Float32Array(dy.length) : null;
     const L = layoutOf(s, sv.batch, sv.features);
     if (TS_BACKWARD) {
       checkFiniteDy('LearnableFakeQuantize', dy);
@@ -491,7 +532,7 @@ export class LearnableFakeQuantize extends Module {
       // are counted: refused here before any gradient is touched.
       const bad = native.lsqBackward({
         x: sv.x, dy, scale: sv.scale, zeroPoint: sv.zb, layout: L, qmin: s.qmin, qmax: s.qmax, gradFactor: sv.gf,
-        dx, accumulate: false, dScale: ds, dZeroPoint: dz,
+        dx, accumulate, dScale: ds, dZeroPoint: dz,
       });
       if (bad > 0) {
         checkFiniteDy('LearnableFakeQuantize', dy, true);
@@ -504,7 +545,6 @@ export class LearnableFakeQuantize extends Module {
       gs[g] += Math.fround(ds[g]);
       gz[g] += Math.fround(dz[g]);
     }
-    return dx;
   }
 
   toString(): string {
