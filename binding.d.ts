@@ -63,6 +63,16 @@ export interface Binding {
   /** Writes per-group min/max of the finite values; returns [nanCount, infCount]. */
   minMax(x: Float32Array, min: Float32Array, max: Float32Array, outer: number, axisDim: number,
     inner: number, granularity: GranularityCode, blockSize: number): [number, number];
+  /** QAT straight-through estimator (native/napi/qat.cc): dx = dy * mask (or dx += it); returns the count of non-finite dy (given +0). */
+  steBackward(dy: Float32Array, mask: Uint8Array, dx: Float32Array, accumulate: boolean): number;
+  /**
+   * LSQ backward (PyTorch 1.13's scalar kernel): dx written (or added to) when given, the scale and
+   * zero-point terms summed per group and added to dScale / dZeroPoint; returns the count of bad
+   * elements (x NaN, dy not finite; given +0).
+   */
+  lsqBackward(x: Float32Array, dy: Float32Array, scale: Float32Array, zeroPoint: Int32Array, outer: number, axisDim: number,
+    inner: number, granularity: 0 | 1, qmin: number, qmax: number, gradFactor: number, dx: Float32Array | null,
+    accumulate: boolean, dScale: Float64Array, dZeroPoint: Float64Array): number;
   /** ONNX DynamicQuantizeLinear into out; returns [scale, zeroPoint]. */
   dynamicQuantize(x: Float32Array, out: Uint8Array): [number, number];
   /** Adds counts of finite values in [lo, hi] (of |x| when abs) to counts, per tensor or per axis index. */

@@ -137,6 +137,49 @@ export function fakeQuantize(a: FakeQuantizeArgs): void {
     a.qmin, a.qmax, a.formula);
 }
 
+// ---- quantization-aware training (native/napi/qat.cc) ------------------------------------------
+
+/**
+ * The straight-through estimator: dx = dy * mask (accumulate: dx += dy * mask), float32; dx may be
+ * dy itself. Returns the count of non-finite dy, which give +0 (callers refuse them).
+ */
+export function steBackward(dy: Float32Array, mask: Uint8Array, dx: Float32Array, accumulate: boolean): number {
+  return addon.steBackward(dy, mask, dx, accumulate);
+}
+
+export interface LsqBackwardArgs {
+  x: Float32Array;
+  dy: Float32Array;
+  /** Per group, each a normal positive float32. */
+  scale: Float32Array;
+  /** The backward zero point per group (lib/nn/lsq.ts lsqBackwardZeroPoint), in [qmin, qmax]. */
+  zeroPoint: Int32Array;
+  /** Per tensor or per axis (no blocks). */
+  layout: NativeLayout;
+  qmin: number;
+  qmax: number;
+  /** A positive finite float32: 1, or LSQ's 1 / sqrt(numel * qmax). */
+  gradFactor: number;
+  /** Written (accumulate: added to), or null for no input gradient. */
+  dx: Float32Array | null;
+  accumulate: boolean;
+  /** Per group, added to: the sums of the scale terms (fixed order, docs/qat.md). */
+  dScale: Float64Array;
+  /** Per group, added to: the sums of the zero-point terms. */
+  dZeroPoint: Float64Array;
+}
+
+/**
+ * PyTorch 1.13's LSQ backward (lib/nn/lsq.ts lsqGradOne per element, bit for bit), the per-group
+ * sums in float64 in a fixed order. Returns the count of bad elements (x NaN, dy not finite), which
+ * give +0 (callers refuse them).
+ */
+export function lsqBackward(a: LsqBackwardArgs): number {
+  const L = a.layout;
+  return addon.lsqBackward(a.x, a.dy, a.scale, a.zeroPoint, L.outer, L.axisDim, L.inner, L.gran as 0 | 1, a.qmin, a.qmax,
+    a.gradFactor, a.dx, a.accumulate, a.dScale, a.dZeroPoint);
+}
+
 export interface MinMaxResult {
   /** Per group (one entry for per-tensor): the smallest finite value, +Infinity if none. */
   min: Float32Array;

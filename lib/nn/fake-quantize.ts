@@ -11,6 +11,8 @@ import { MSEObserver } from '../observers/mse';
 import { FLOAT32_EPS } from '../qparams';
 import { QuantSpec, ResolvedSpec, resolveSpec, SPEC_KEYS } from '../spec';
 import { fakeQuantize } from '../tensor';
+import * as native from '../native';
+import { perTensorLayout } from '../layout';
 import { lsqBackward, lsqBackwardZeroPoint, lsqForwardZeroPoint, lsqGradFactor } from './lsq';
 import { checkBatch, Module, Parameter } from './module';
 
@@ -85,15 +87,42 @@ function describeSpec(s: ResolvedSpec): string {
   return `${s.scheme}, ${s.bits} bits, codes ${s.qmin}..${s.qmax}, ${g === null ? 'per-tensor' : `axis ${g}`}, formula '${s.formula}'`;
 }
 
+/**
+ * QUANTKIT_QAT_BACKWARD=ts: the backward of both modules runs the TypeScript loops (lsqBackward of
+ * lib/nn/lsq.ts, dy * mask) instead of the native kernels (native/core/qat.cc). They compute the
+ * same values (the sums within the bound of docs/qat.md); bench:qat times both.
+ */
+let TS_BACKWARD = typeof process !== 'undefined' && process.env?.QUANTKIT_QAT_BACKWARD === 'ts';
+
+/**
+ * Internal (not exported by lib/index.ts): switch the backward of both modules between the native
+ * kernels and the TypeScript loops at run time, for tests and bench/qat.mjs. Returns the previous one.
+ */
+export function setQatBackward(backend: 'native' | 'ts'): 'native' | 'ts' {
+  const prev = TS_BACKWARD ? 'ts' : 'native';
+  TS_BACKWARD = backend === 'ts';
+  return prev;
+}
+
+/** NaN and +-Inf counts of x (native, one pass). */
+function nonFinite(x: Float32Array): { nanCount: number; infCount: number } {
+  return native.minMax(x, perTensorLayout(x.length));
+}
+
 /** x must hold no NaN (RangeError naming the first). */
 function checkNoNaN(what: string, x: Float32Array): void {
+  if (!TS_BACKWARD && x.length > 64 && nonFinite(x).nanCount === 0) return;
   for (let i = 0; i < x.length; i++) {
     if (x[i] !== x[i]) throw rangeError(`${what}[${i}]`, 'a number (NaN cannot be fake-quantized; the layer before it or the loss diverged)', 'NaN');
   }
 }
 
 /** dy must be finite (RangeError naming the first value that is not). */
-function checkFiniteDy(layer: string, dy: Float32Array): void {
+function checkFiniteDy(layer: string, dy: Float32Array, known = false): void {
+  if (!known && !TS_BACKWARD && dy.length > 64) {
+    const c = nonFinite(dy);
+    if (c.nanCount + c.infCount === 0) return;
+  }
   for (let i = 0; i < dy.length; i++) {
     const v = dy[i];
     if (v - v !== 0) throw rangeError(`dy[${i}]`, `a finite gradient (${layer}.backward; the loss diverged)`, String(v));
@@ -110,11 +139,13 @@ function groupsOf(s: ResolvedSpec, batch: number, features: number): number {
   return a === null ? 1 : a === 0 ? batch : features;
 }
 
-/** The [outer, axisDim, inner] view of [batch, features] for a spec. */
-function layoutOf(s: ResolvedSpec, batch: number, features: number): { outer: number; axisDim: number; inner: number } {
+/** The [outer, axisDim, inner] view of [batch, features] for a spec, with its granularity code. */
+function layoutOf(s: ResolvedSpec, batch: number, features: number): native.NativeLayout {
   const a = axisOf(s);
-  if (a === null) return { outer: 1, axisDim: 1, inner: batch * features };
-  return a === 0 ? { outer: 1, axisDim: batch, inner: features } : { outer: batch, axisDim: features, inner: 1 };
+  if (a === null) return { gran: native.GranularityCode.PerTensor, outer: 1, axisDim: 1, inner: batch * features, blockSize: 0 };
+  return a === 0
+    ? { gran: native.GranularityCode.PerAxis, outer: 1, axisDim: batch, inner: features, blockSize: 0 }
+    : { gran: native.GranularityCode.PerAxis, outer: batch, axisDim: features, inner: 1, blockSize: 0 };
 }
 
 /**
@@ -244,7 +275,8 @@ export class FakeQuantize extends Module {
     if (qp.scale.length !== groups) {
       throw rangeError('x', `a batch with ${qp.scale.length} ${axisOf(this.spec) === 0 ? 'rows' : 'features'} (one per scale of this per-channel FakeQuantize)`, `${batch} rows of ${F} features`);
     }
-    const mask = new Uint8Array(x.length);
+    // the mask is internal: reused while the length stays (the kernel writes every byte)
+    const mask = this.mask !== null && this.mask.length === x.length ? this.mask : new Uint8Array(x.length);
     const s = this.spec;
     const y = fakeQuantize(x, [batch, F], qp, {
       scheme: s.scheme, bits: s.bits, signed: s.signed, range: s.range, formula: s.formula, granularity: s.granularity, mask,
@@ -256,13 +288,39 @@ export class FakeQuantize extends Module {
   backwardImpl(dy: Float32Array, inputGrad: boolean): Float32Array | null {
     if (this.n < 0) throw noForward('FakeQuantize');
     if (dy.length !== this.n) throw rangeError('dy', `length ${this.n} (the FakeQuantize output of the last forward)`, describe(dy));
-    checkFiniteDy('FakeQuantize', dy);
-    if (!inputGrad) return null;
     const m = this.mask;
-    if (m === null) return dy;
+    if (!inputGrad || m === null || TS_BACKWARD) {
+      checkFiniteDy('FakeQuantize', dy);
+      if (!inputGrad) return null;
+      if (m === null) return dy;
+    }
     const dx = new Float32Array(dy.length);
-    for (let i = 0; i < dx.length; i++) dx[i] = dy[i] * m[i]; // dy * 0 is -0 for a negative dy, as PyTorch's dY * mask
+    if (TS_BACKWARD) {
+      for (let i = 0; i < dx.length; i++) dx[i] = dy[i] * m[i]; // dy * 0 is -0 for a negative dy, as PyTorch's dY * mask
+      return dx;
+    }
+    // dx = dy * mask in float32 (native/core/qat.cc); non-finite dy are counted, then refused here
+    if (native.steBackward(dy, m, dx, false) > 0) checkFiniteDy('FakeQuantize', dy, true);
     return dx;
+  }
+
+  /**
+   * Internal (QATLinear's weight): grad += the input gradient of dy, float32 adds, as
+   * backwardImpl(dy, true) followed by a loop adding it, without the intermediate array. dy is
+   * checked before grad is touched.
+   */
+  backwardAccumulate(dy: Float32Array, grad: Float32Array): void {
+    const m = this.mask;
+    if (TS_BACKWARD || m === null || grad.length !== dy.length) {
+      const dx = this.backwardImpl(dy, true) as Float32Array;
+      if (grad.length !== dx.length) throw rangeError('grad', `length ${dx.length}`, describe(grad));
+      for (let i = 0; i < dx.length; i++) grad[i] += dx[i];
+      return;
+    }
+    if (this.n < 0) throw noForward('FakeQuantize');
+    if (dy.length !== this.n) throw rangeError('dy', `length ${this.n} (the FakeQuantize output of the last forward)`, describe(dy));
+    checkFiniteDy('FakeQuantize', dy);
+    native.steBackward(dy, m, grad, true);
   }
 
   toString(): string {
@@ -312,7 +370,7 @@ export class LearnableFakeQuantize extends Module {
   readonly init: 'minmax' | 'mse';
   private ready: boolean;
   private fixedZp: number | null;
-  private saved: { x: Float32Array; batch: number; features: number; scale: Float32Array; zb: Float64Array; gf: number } | null = null;
+  private saved: { x: Float32Array; batch: number; features: number; scale: Float32Array; zb: Int32Array; gf: number } | null = null;
 
   constructor(opts?: LearnableFakeQuantizeOptions) {
     super();
@@ -429,29 +487,64 @@ export class LearnableFakeQuantize extends Module {
       scheme: s.scheme, bits: s.bits, signed: s.signed, range: s.range, formula: s.formula, granularity: s.granularity,
     });
     const perChannel = axisOf(s) !== null;
-    const zb = Float64Array.from(this.zeroPoint.data, (z) => lsqBackwardZeroPoint(z, s.qmin, s.qmax, perChannel));
+    const zb = Int32Array.from(this.zeroPoint.data, (z) => lsqBackwardZeroPoint(z, s.qmin, s.qmax, perChannel));
     this.saved = { x, batch, features: F, scale, zb, gf: lsqGradFactor(x.length, s.qmax, this.gradScaling) };
     return y;
   }
 
   backwardImpl(dy: Float32Array, inputGrad: boolean): Float32Array | null {
+    const dx = inputGrad ? new Float32Array(dy.length) : null;
+    this.backwardInto(dy, dx, false);
+    return dx;
+  }
+
+  /**
+   * Internal (QATLinear's weight): grad += the input gradient of dy (float32 adds), and the scale
+   * and zero-point gradients as backward, without the intermediate array. dy is checked before
+   * grad is touched.
+   */
+  backwardAccumulate(dy: Float32Array, grad: Float32Array): void {
+    if (TS_BACKWARD || grad.length !== dy.length) {
+      const dx = this.backwardImpl(dy, true) as Float32Array;
+      if (grad.length !== dx.length) throw rangeError('grad', `length ${dx.length}`, describe(grad));
+      for (let i = 0; i < dx.length; i++) grad[i] += dx[i];
+      return;
+    }
+    checkFiniteDy('LearnableFakeQuantize', dy);
+    this.backwardInto(dy, grad, true);
+  }
+
+  private backwardInto(dy: Float32Array, dx: Float32Array | null, accumulate: boolean): void {
     const sv = this.saved;
     if (!sv) throw noForward('LearnableFakeQuantize');
     if (dy.length !== sv.x.length) throw rangeError('dy', `length ${sv.x.length} (the LearnableFakeQuantize output of the last forward)`, describe(dy));
-    checkFiniteDy('LearnableFakeQuantize', dy);
     const s = this.spec;
     const groups = sv.scale.length;
     const ds = new Float64Array(groups);
     const dz = new Float64Array(groups);
-    const dx = inputGrad ? new Float32Array(dy.length) : null;
-    lsqBackward(sv.x, dy, sv.scale, sv.zb, layoutOf(s, sv.batch, sv.features), s.qmin, s.qmax, sv.gf, dx, ds, dz);
+    const L = layoutOf(s, sv.batch, sv.features);
+    if (TS_BACKWARD) {
+      checkFiniteDy('LearnableFakeQuantize', dy);
+      lsqBackward(sv.x, dy, sv.scale, sv.zb, L, s.qmin, s.qmax, sv.gf, dx, ds, dz);
+    } else if (dy.length > 0) {
+      // native/core/qat.cc: the same per-element values, the sums in a fixed order (docs/qat.md).
+      // Bad elements (dy not finite; x NaN if the caller changed x since the forward) give +0 and
+      // are counted: refused here before any gradient is touched.
+      const bad = native.lsqBackward({
+        x: sv.x, dy, scale: sv.scale, zeroPoint: sv.zb, layout: L, qmin: s.qmin, qmax: s.qmax, gradFactor: sv.gf,
+        dx, accumulate, dScale: ds, dZeroPoint: dz,
+      });
+      if (bad > 0) {
+        checkFiniteDy('LearnableFakeQuantize', dy, true);
+        checkNoNaN('x (the input of the last forward, changed since)', sv.x);
+      }
+    }
     const gs = this.scale.grad;
     const gz = this.zeroPoint.grad;
     for (let g = 0; g < groups; g++) {
       gs[g] += Math.fround(ds[g]);
       gz[g] += Math.fround(dz[g]);
     }
-    return dx;
   }
 
   toString(): string {

@@ -256,9 +256,7 @@ export class QATLinear extends Module {
     if (dy.length !== B * O) throw rangeError('dy', `length ${B * O} (the QATLinear output of the last forward)`, describe(dy));
     // dL/dWq [O, I] = dy^T x_q; through the weight's fake-quant to dL/dW (and its scale / zero point)
     const gwq = matmul(dy, sv.xq, O, B, I, true, false);
-    const gw = this.weightFakeQuant.backwardImpl(gwq, true) as Float32Array;
-    const g = this.weight.grad;
-    for (let i = 0; i < g.length; i++) g[i] += gw[i];
+    this.weightFakeQuant.backwardAccumulate(gwq, this.weight.grad); // weight.grad += its dx
     if (this.bias) {
       const gb = this.bias.grad;
       for (let r = 0; r < B; r++) {
