@@ -184,6 +184,9 @@ void test_selection() {
   check_named("avx512vnni", Op::gemm_i8, "avx512vnni");
   check_named("avx512vnni", Op::sgemm_block, "avx512");
   check_named("avx512", Op::gemm_i8, "avx2");  // no AVX-512 gemm_i8 kernel: the path it implies
+  check_named("avxvnni", Op::gemm_i8, "avxvnni");
+  check_named("avxvnni", Op::sgemm_block, "avx2");  // AVX-VNNI adds only gemm_i8 to avx2
+  check_named("avxvnni", Op::quant_uniform, "avx2");
   check_named("avx512", Op::quant_uniform, "avx512");
   check_named("avx2", Op::sgemm_block, "avx2");
   check_named("scalar", Op::gemm_i8, "scalar");

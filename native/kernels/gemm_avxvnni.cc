@@ -1,0 +1,60 @@
+// gemm_i8 on AVX-VNNI: the VEX vpdpbusd on ymm (u8 weights x s8 activations, four exact products
+// per int32 lane added without saturation, wrapping mod 2^32 like every path; unlike vpmaddubsw
+// there is no int16 step). Register tile: up to 6 rows x 16 columns, 12 accumulators; per k-group
+// two ymm of B (16 columns x 4 bytes of the packed panel) and one broadcast of A's 4 bytes per row.
+// A strip is 16 columns. The epilogue (gemm_store_avx2.h) does the float ops of ref_gemm.h in the
+// same order (no FMA), so every result is bit-identical to the scalar path.
+#include "gemm_store_avx2.h"  // first: <immintrin.h>
+#include "kernel_decls.h"
+#include "strip.h"
+
+namespace qk {
+namespace {
+
+constexpr KernelGeom kGeom = geom::gemm_i8_avxvnni;  // kernels_gemm.def
+static_assert(kGeom.mr >= 1 && kGeom.mr <= 6 && kGeom.nr == 16, "tiles of 1-6 rows x 16 columns (12 ymm accumulators at most)");
+
+inline int32_t load4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// R rows x 16 columns at bp (a 16-column slice of a panel of width w). Out of line, one function
+// per row count, as the tiles of a strip.
+template <int R>
+__attribute__((noinline)) void tile(const GemmArgs& g, size_t i0, size_t j0, const uint8_t* bp, size_t w) {
+  const size_t kg = g.kp / 4;
+  const size_t bstride = w * 4;
+  const size_t lda = g.lda;
+  const int8_t* a = g.a + i0 * lda;
+  __m256i c[R][2];
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) c[r][0] = c[r][1] = _mm256_setzero_si256();
+  for (size_t q = 0; q < kg; ++q) {
+    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp));
+    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp + 32));
+    bp += bstride;
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      const __m256i av = _mm256_set1_epi32(load4(a + r * lda + q * 4));
+      c[r][0] = _mm256_dpbusd_avx_epi32(c[r][0], b0, av);
+      c[r][1] = _mm256_dpbusd_avx_epi32(c[r][1], b1, av);
+    }
+  }
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) {
+    store8(g, i0 + r, j0, c[r][0]);
+    store8(g, i0 + r, j0 + 8, c[r][1]);
+  }
+}
+
+}  // namespace
+
+void gemm_i8_avxvnni(const GemmArgs& g, size_t m0, size_t m1, size_t n0, size_t /*n1: n0 + 16*/) {
+  size_t w;
+  const uint8_t* bp = gemm_strip_b(g, n0, &w);
+  for_row_tiles<kGeom.mr>(m0, m1, [&](auto r, size_t i) { tile<decltype(r)::value>(g, i, n0, bp, w); });
+}
+
+}  // namespace qk
