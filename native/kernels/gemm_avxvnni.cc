@@ -8,6 +8,8 @@
 #include "kernel_decls.h"
 #include "strip.h"
 
+#include <type_traits>
+
 namespace qk {
 namespace {
 
@@ -20,32 +22,54 @@ inline int32_t load4(const int8_t* p) {
   return v;
 }
 
-// R rows x 16 columns at bp (a 16-column slice of a panel of width w). Out of line, one function
-// per row count, as the tiles of a strip.
+// R rows x 16 columns at bp (a 16-column slice of a panel of width w). Short tiles (the M = 1
+// of a matrix-vector product, tail rows) would wait on vpdpbusd's latency with 2 accumulators
+// per row, so they keep U sets for consecutive k-groups and add them at the end (wrapping int32
+// addition: the same sums in any order). Out of line, one function per row count.
 template <int R>
 __attribute__((noinline)) void tile(const GemmArgs& g, size_t i0, size_t j0, const uint8_t* bp, size_t w) {
+  constexpr int U = R == 1 ? 4 : R <= 3 ? 2 : 1;  // R * 2 * U <= 12 accumulators
   const size_t kg = g.kp / 4;
   const size_t bstride = w * 4;
   const size_t lda = g.lda;
   const int8_t* a = g.a + i0 * lda;
-  __m256i c[R][2];
+  __m256i c[U][R][2];
+#pragma GCC unroll 4
+  for (int u = 0; u < U; ++u)
 #pragma GCC unroll 6
-  for (int r = 0; r < R; ++r) c[r][0] = c[r][1] = _mm256_setzero_si256();
-  for (size_t q = 0; q < kg; ++q) {
+    for (int r = 0; r < R; ++r) c[u][r][0] = c[u][r][1] = _mm256_setzero_si256();
+  size_t q = 0;
+  auto step = [&](auto uc) {
+    constexpr int u = decltype(uc)::value;
     const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp));
     const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp + 32));
     bp += bstride;
 #pragma GCC unroll 6
     for (int r = 0; r < R; ++r) {
       const __m256i av = _mm256_set1_epi32(load4(a + r * lda + q * 4));
-      c[r][0] = _mm256_dpbusd_avx_epi32(c[r][0], b0, av);
-      c[r][1] = _mm256_dpbusd_avx_epi32(c[r][1], b1, av);
+      c[u][r][0] = _mm256_dpbusd_avx_epi32(c[u][r][0], b0, av);
+      c[u][r][1] = _mm256_dpbusd_avx_epi32(c[u][r][1], b1, av);
+    }
+    ++q;
+  };
+  for (; q + U <= kg;) {
+    step(std::integral_constant<int, 0>{});
+    if constexpr (U > 1) step(std::integral_constant<int, (U > 1 ? 1 : 0)>{});
+    if constexpr (U > 2) {
+      step(std::integral_constant<int, (U > 2 ? 2 : 0)>{});
+      step(std::integral_constant<int, (U > 3 ? 3 : 0)>{});
     }
   }
+  while (q < kg) step(std::integral_constant<int, 0>{});
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r) {
-    store8(g, i0 + r, j0, c[r][0]);
-    store8(g, i0 + r, j0 + 8, c[r][1]);
+#pragma GCC unroll 4
+    for (int u = 1; u < U; ++u) {
+      c[0][r][0] = _mm256_add_epi32(c[0][r][0], c[u][r][0]);
+      c[0][r][1] = _mm256_add_epi32(c[0][r][1], c[u][r][1]);
+    }
+    store8(g, i0 + r, j0, c[0][r][0]);
+    store8(g, i0 + r, j0 + 8, c[0][r][1]);
   }
 }
 
