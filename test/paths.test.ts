@@ -153,7 +153,7 @@ describe('int8 GEMM paths on x86-64 (AVX-VNNI, AMX)', () => {
     if (info.arch !== 'x86_64') return;
     const gemm = kernelList().filter((e) => e.op === 'gemm_i8');
     expect(gemm.map((e) => e.isa)).toEqual(['scalar', 'avx2', 'avxvnni', 'avx512vnni', 'amx']);
-    expect(gemm.find((e) => e.isa === 'avxvnni')).toMatchObject({ symbol: 'gemm_i8_avxvnni', mr: 6, nr: 16, traits: [] });
+    expect(gemm.find((e) => e.isa === 'avxvnni')).toMatchObject({ symbol: 'gemm_i8_avxvnni', mr: 6, nr: 64, traits: [] });
     expect(gemm.find((e) => e.isa === 'amx')).toMatchObject({ symbol: 'gemm_i8_amx', mr: 32, nr: 32, traits: [] });
     for (const e of gemm) expect(e.supported).toBe(info.supportedPaths.includes(e.isa));
     expect(info.builtPaths).toEqual(expect.arrayContaining(['avxvnni', 'amx']));
