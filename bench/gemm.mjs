@@ -403,6 +403,27 @@ if (!NO_ISA) {
     refs.set(name, { d8, ref });
   }
   setThreads(1);
+  // ORT u8s8 on the same data at 1 thread, beside every forced path's row of the shape.
+  const ortIsa = new Map();
+  if (ort) {
+    for (const s of ISA_SHAPES_RUN) {
+      const name = shapeName(s);
+      const { d8, ref } = refs.get(name);
+      if (!ref) continue;
+      let sess = null;
+      try {
+        sess = await ort.InferenceSession.create(matMulIntegerModel({ ...s, b: d8.b, aSigned: false, aZeroPoint: 131 }), ortOptions(1));
+        const feeds = { a: new ort.Tensor('uint8', d8.a, [s.M, s.K]) };
+        const fetches = { y: new ort.Tensor('int32', new Int32Array(s.M * s.N), [s.M, s.N]) };
+        const t = (await timeInterleavedStats([{ name: 'ort', fn: () => sess.run(feeds, fetches), async: true }], BUDGET_ISA)).ort;
+        ortIsa.set(name, STAT === 'best' ? opsOf(s) / t.minNs : opsOf(s) / t.ns);
+      } catch (e) {
+        problem(`forced paths ${name}: timing ORT failed: ${errMsg(e)}`);
+      } finally {
+        if (sess) await sess.release();
+      }
+    }
+  }
   for (const p of forcedPaths(info0)) {
     try {
       Q.setIsa(p);
@@ -414,7 +435,7 @@ if (!NO_ISA) {
     for (const s of ISA_SHAPES_RUN) {
       const name = shapeName(s);
       const { d8, ref } = refs.get(name);
-      const row = { path: p, selected: sel.int8?.path ?? null, selectedFp32: sel.fp32?.path ?? null, shape: s, name };
+      const row = { path: p, selected: sel.int8?.path ?? null, selectedFp32: sel.fp32?.path ?? null, shape: s, name, ortGops: ortIsa.get(name) ?? null };
       isaRuns.push(row);
       // scalar on the big shapes would take most of the time budget: one shape is enough there
       if (p === 'scalar' && opsOf(s) > 6e8) {
@@ -447,6 +468,7 @@ if (!NO_ISA) {
       row.peakKernel = k ?? null;
       row.peakGops = k ? peakGops(k, 1) : null;
       row.pctPeak = row.peakGops ? row.gops / row.peakGops : null;
+      row.vsOrt = row.ortGops ? row.gops / row.ortGops : null;
     }
   }
   try {

@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cpuInfo, dequantizeLinear, fakeQuantize, minMax, quantize, quantizeLinear, setIsa } from '../lib/index';
+import { kernelList } from '../lib/native';
 
 const root = path.resolve(__dirname, '..');
 const info = cpuInfo();
@@ -116,11 +117,57 @@ describe('QUANTKIT_ISA', () => {
     expect(r.stderr).toContain("quantkit: Expected one of auto, scalar, avx2, avx512, avxvnni, avx512vnni, amx, neon, neon-dotprod for QUANTKIT_ISA but received 'avx9000'");
   });
 
+  it('forced avxvnni runs gemm_i8 on AVX-VNNI and the rest on AVX2, where the CPU has AVX-VNNI', () => {
+    if (!info.supportedPaths.includes('avxvnni')) return;
+    const r = load('avxvnni');
+    expect(r.status).toBe(0);
+    const ci = JSON.parse(r.stdout);
+    expect(ci.selected.gemm_i8).toBe('avxvnni');
+    expect(ci.selected.sgemm_block).toBe('avx2');
+  });
+
+  it('forced amx runs gemm_i8 on AMX where the CPU and OS allow it, else is refused clearly', () => {
+    if (info.arch !== 'x86_64') return;
+    const r = load('amx');
+    if (info.supportedPaths.includes('amx')) {
+      expect(r.status).toBe(0);
+      expect(JSON.parse(r.stdout).selected.gemm_i8).toBe('amx');
+    } else {
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toContain('quantkit: QUANTKIT_ISA=amx is not usable here: this CPU or OS does not support it; usable paths: scalar, avx2');
+      expect(r.stderr).not.toContain('Segmentation');
+    }
+  });
+
   it('refuses a path this machine cannot run at load', () => {
     const foreign = info.arch === 'arm64' ? 'avx2' : 'neon';
     const r = load(foreign);
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain(`quantkit: QUANTKIT_ISA=${foreign} is not usable here`);
     expect(r.stderr).not.toContain('Segmentation');
+  });
+});
+
+describe('int8 GEMM paths on x86-64 (AVX-VNNI, AMX)', () => {
+  it('the gemm_i8 kernels are listed in path order with their geometry', () => {
+    if (info.arch !== 'x86_64') return;
+    const gemm = kernelList().filter((e) => e.op === 'gemm_i8');
+    expect(gemm.map((e) => e.isa)).toEqual(['scalar', 'avx2', 'avxvnni', 'avx512vnni', 'amx']);
+    expect(gemm.find((e) => e.isa === 'avxvnni')).toMatchObject({ symbol: 'gemm_i8_avxvnni', mr: 6, nr: 64, traits: [] });
+    expect(gemm.find((e) => e.isa === 'amx')).toMatchObject({ symbol: 'gemm_i8_amx', mr: 32, nr: 32, traits: [] });
+    for (const e of gemm) expect(e.supported).toBe(info.supportedPaths.includes(e.isa));
+    expect(info.builtPaths).toEqual(expect.arrayContaining(['avxvnni', 'amx']));
+  });
+
+  it('avxvnni and amx are usable exactly where the CPU (and for AMX the OS permission) allow', () => {
+    if (info.arch !== 'x86_64') return;
+    const f = new Set(info.features);
+    expect(info.supportedPaths.includes('avxvnni')).toBe(f.has('avxvnni'));
+    const amx = f.has('amx-tile') && f.has('amx-int8') && f.has('amx-permitted') && info.supportedPaths.includes('avx512vnni');
+    expect(info.supportedPaths.includes('amx')).toBe(amx);
+    // Auto: the most preferred usable gemm_i8 path.
+    const want = amx ? 'amx' : f.has('avx512vnni') && info.supportedPaths.includes('avx512vnni') ? 'avx512vnni'
+      : f.has('avxvnni') ? 'avxvnni' : info.supportedPaths.includes('avx2') ? 'avx2' : 'scalar';
+    expect(info.selected.gemm_i8).toBe(want);
   });
 });

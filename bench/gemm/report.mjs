@@ -81,10 +81,10 @@ export function printShapes(say, results, threads) {
 
 /** The forced-path rows. */
 export function printForced(say, isaRuns) {
-  say('== int8 gemm with each path forced (setIsa; 1 thread), GOPS and % of that path\'s peak loop ==');
-  say(table(['forced', 'selected', 'M x N x K', 'GOPS', 'peak loop', 'peak', '%peak', 'check'], isaRuns.map((r) => [
+  say('== int8 gemm with each path forced (setIsa; 1 thread), GOPS, % of that path\'s peak loop, and ORT MatMulInteger u8s8 (1 thread, same data) ==');
+  say(table(['forced', 'selected', 'M x N x K', 'GOPS', 'peak loop', 'peak', '%peak', 'ORT u8s8', 'qk/ORT', 'check'], isaRuns.map((r) => [
     r.path, r.selected ?? '?', r.name, r.skipped ? 'skipped' : r.error ? 'threw' : g0(r.gops), r.peakKernel ?? '-', g0(r.peakGops), pct(r.pctPeak),
-    r.check ? checkCell(r.check) : r.skipped ?? '-',
+    g0(r.ortGops), x2(r.vsOrt), r.check ? checkCell(r.check) : r.skipped ?? '-',
   ])));
   say('');
 }

@@ -39,8 +39,8 @@ enum GemmOut : int32_t {
 
 // One int8 GEMM problem in the internal form, with its epilogue.
 struct GemmArgs {
-  // A: M rows of int8 (internal form), row i at a + i * lda; lda a multiple of 4, >= kp; bytes
-  // [K, kp) of each row are 0.
+  // A: M rows of int8 (internal form), row i at a + i * lda; lda a multiple of 64, >= kp; bytes
+  // [K, lda) of each row are 0 (the AMX kernel reads K in whole 64-byte chunks).
   const int8_t* a;
   size_t lda;
   // Packed B (layout above); kp = K rounded up to 4, np = N rounded up to 16.

@@ -258,6 +258,21 @@ std::string set_isa(const std::string& name, const char* source) {
   return "";
 }
 
+void set_test_kernel(Op op, const void* fn, KernelGeom geom) {
+  ensure_ready();
+  std::lock_guard<std::mutex> lock(g_mu);
+  switch (op) {
+#define QK_OP(o, type)                                        \
+  case Op::o:                                                 \
+    g_table.o = reinterpret_cast<type>(const_cast<void*>(fn)); \
+    g_table.o##_geom = geom;                                  \
+    break;
+#include "ops.def"
+#undef QK_OP
+    default: break;
+  }
+}
+
 std::string forced_isa() {
   std::lock_guard<std::mutex> lock(g_mu);
   return g_forced;

@@ -59,6 +59,9 @@ const KernelTable& kernels();
 // `source` names the setting in messages: "QUANTKIT_ISA" (the environment) or "path" (setIsa).
 std::string set_isa(const std::string& name, const char* source = "QUANTKIT_ISA");
 std::string forced_isa();  // "auto" or the forced name
+// Tests only: `op` runs `fn` (of the op's type) with geometry `geom`, a kernel outside the list
+// (the AMX gemm_i8 strip on emulated tiles, native/tests/test_gemm.cc), until the next set_isa().
+void set_test_kernel(Op op, const void* fn, KernelGeom geom);
 // Applies QUANTKIT_ISA from the environment once; returns an error message or "".
 std::string init_dispatch_from_env();
 

@@ -5,6 +5,7 @@
 #include <set>
 #include <string>
 
+#include "core/arch.h"
 #include "core/kernel_types.h"
 #include "dispatch/cpu.h"
 #include "dispatch/dispatch.h"
@@ -184,24 +185,45 @@ void test_selection() {
   check_named("avx512vnni", Op::gemm_i8, "avx512vnni");
   check_named("avx512vnni", Op::sgemm_block, "avx512");
   check_named("avx512", Op::gemm_i8, "avx2");  // no AVX-512 gemm_i8 kernel: the path it implies
+  check_named("avxvnni", Op::gemm_i8, "avxvnni");
+  check_named("avxvnni", Op::sgemm_block, "avx2");  // AVX-VNNI adds only gemm_i8 to avx2
+  check_named("avxvnni", Op::quant_uniform, "avx2");
   check_named("avx512", Op::quant_uniform, "avx512");
   check_named("avx2", Op::sgemm_block, "avx2");
   check_named("scalar", Op::gemm_i8, "scalar");
   check_named("neon-dotprod", Op::gemm_i8, "neon-dotprod");
   check_named("neon-dotprod", Op::sgemm_block, "neon");
   check_named("neon", Op::gemm_i8, "neon");
-  // A path without kernels (AVX-VNNI and AMX today) or of another architecture is refused, and
-  // the selection stays as it was.
+  check_named("amx", Op::gemm_i8, "amx");
+  check_named("amx", Op::sgemm_block, "avx512");  // AMX adds only gemm_i8 to avx512vnni
+  // A path without kernels (of another architecture, or none yet) is refused, and so is a built
+  // path this CPU or OS cannot run (AMX on a CPU without it, or without the kernel's permission);
+  // the selection stays as it was, and neither is in the supported paths.
   set_isa("auto");
   for (int i = 0; i < static_cast<int>(Isa::count); ++i) {
     const Isa a = static_cast<Isa>(i);
-    if (isa_built(a)) continue;
+    if (isa_supported(a)) continue;
     const std::string err = set_isa(isa_name(a));
-    check(err.find("this binary has no kernels for it") != std::string::npos, "set_isa(%s) not refused as unbuilt: %s",
-          isa_name(a), err.c_str());
+    const char* why = isa_built(a) ? "this CPU or OS does not support it" : "this binary has no kernels for it";
+    check(err.find(why) != std::string::npos && err.find("usable paths: ") != std::string::npos,
+          "set_isa(%s) not refused clearly: %s", isa_name(a), err.c_str());
     check(forced_isa() == "auto", "a refused set_isa(%s) changed the selection", isa_name(a));
+    check(!isa_cpu_ok(a) || !isa_built(a), "%s: built and runnable but not supported", isa_name(a));
   }
   set_isa("auto");
+#if QK_ARCH_X86_64
+  // The AMX kernel is built into every x86-64 binary; it is usable exactly where the CPU has
+  // AMX-TILE and AMX-INT8 with the OS state enabled and the permission granted (isa.def).
+  {
+    Isa amx;
+    isa_from_name("amx", &amx);
+    const CpuFeatures& f = cpu_features();
+    check(isa_built(amx), "the amx path is not built into this x86-64 binary%s", "");
+    check(isa_supported(amx) == (f.amx_tile && f.amx_int8 && f.amx_permitted && isa_cpu_ok(Isa::avx512vnni)),
+          "amx usable %s against the CPU flags", isa_supported(amx) ? "yes" : "no");
+    check(!f.amx_permitted || (f.amx_tile && f.amx_int8), "AMX permission asked without AMX%s", "");
+  }
+#endif
 }
 
 void run() {

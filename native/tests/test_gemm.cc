@@ -7,6 +7,10 @@
 // round half to even, saturate), without and with an int32 bias (QLinearConv / QGemm: added to acc
 // in float64; random, zero, +-(2^31 - 1) and -2^31 next to the largest acc, and biases cancelling
 // acc). Threads 1..3 and concurrent callers give the same bytes.
+// The AMX strip (native/kernels/gemm_amx.h) runs here on emulated tiles (amx_tile.h: AmxEmu) on
+// every machine, through the driver with its geometry, as one more "path" of every problem; the
+// emulated tiles themselves are checked against the tdpbsud definition. Where the CPU and OS allow
+// AMX, the real kernel (gemm_i8_amx) is one of the forced paths like any other.
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -21,6 +25,7 @@
 #include "core/ref.h"
 #include "core/threadpool.h"
 #include "dispatch/dispatch.h"
+#include "kernels/gemm_amx.h"
 #include "test_util.h"
 
 using namespace qk;
@@ -115,18 +120,43 @@ Problem make(size_t M, size_t N, size_t K, bool as_, bool bs_, bool tr, int kind
   return p;
 }
 
+// The AMX strip on emulated tiles, with the scalar epilogue (raw -> acc -> output, ref_gemm.h): a kernel outside the list, installed
+// with set_test_kernel (other ops scalar).
+void gemm_i8_amx_emu(const GemmArgs& g, size_t m0, size_t m1, size_t n0, size_t n1) {
+  amx_gemm_strip<AmxEmu>(g, m0, m1, n0, n1, [](const GemmArgs& gg, size_t i, size_t j, const int32_t* acc) {
+    for (size_t c = j; c < j + 16 && c < gg.n; ++c)
+      gemm_store_one(gg, i, c, gemm_correct(acc[c - j], gg.row_sum[i], gg.row_za[i], gg.col_zb[c], gg.col_c[c]));
+  });
+}
+const KernelEntry kAmxEmu{Op::gemm_i8, Isa::amx, reinterpret_cast<const void*>(&gemm_i8_amx_emu), "gemm_i8_amx_emu",
+                          kAmxGemmGeom};
+long long g_amx_emu_cases = 0;
+
 std::vector<const KernelEntry*> gemm_paths() {
   std::vector<const KernelEntry*> v;
   for (const KernelEntry& e : kernel_list())
     if (e.op == Op::gemm_i8 && isa_supported(e.isa)) v.push_back(&e);
+  v.push_back(&kAmxEmu);
   return v;
 }
 
 bool force(const KernelEntry& e) {
-  const std::string err = set_isa(isa_name(e.isa));
-  if (!err.empty()) { fail(e, "set_isa: %s", err.c_str()); return false; }
+  if (&e == &kAmxEmu) {
+    set_isa("scalar");
+    set_test_kernel(Op::gemm_i8, e.fn, e.geom);
+  } else {
+    const std::string err = set_isa(isa_name(e.isa));
+    if (!err.empty()) { fail(e, "set_isa: %s", err.c_str()); return false; }
+  }
   if (reinterpret_cast<const void*>(kernels().gemm_i8) != e.fn) { fail(e, "forced path not selected"); return false; }
+  const KernelGeom& g = kernels().gemm_i8_geom;
+  if (g.mr != e.geom.mr || g.nr != e.geom.nr) { fail(e, "the driver would not use the kernel's geometry"); return false; }
   return true;
+}
+
+void exercised(const KernelEntry& e) {
+  if (&e == &kAmxEmu) ++g_amx_emu_cases;
+  else note_exercised(e);
 }
 
 struct Outputs {
@@ -240,7 +270,7 @@ void check_problem(const Problem& p, const std::vector<const KernelEntry*>& path
   for (const KernelEntry* e : paths) {
     if (e->isa == Isa::scalar) continue;
     if (!force(*e)) continue;
-    note_exercised(*e);
+    exercised(*e);
     const Outputs got = run_all(*B, p, bias_q, ys, yzp8, yzpu8, relu_q);
     CHECK_BYTES(*e, ref.i32, got.i32, ref.i32.size(), "%s int32", ctx);
     CHECK_FLOATS(*e, ref.f32, got.f32, ref.f32.size(), "%s float32", ctx);
@@ -405,7 +435,7 @@ void test_linear_dynamic(const std::vector<const KernelEntry*>& paths) {
       }
       for (const KernelEntry* e : paths) {
         if (e->isa == Isa::scalar || !force(*e)) continue;
-        note_exercised(*e);
+        exercised(*e);
         std::vector<float> got(M * N);
         linear_dynamic(x.data(), M, *B, p.bias.data(), false, per_row, sgn, got.data());
         CHECK_FLOATS(*e, ref, got, M * N, "linear_dynamic per_row=%d signed=%d", per_row, sgn);
@@ -414,7 +444,61 @@ void test_linear_dynamic(const std::vector<const KernelEntry*>& paths) {
     }
 }
 
+// The emulated tiles against the definition of tdpbsud (amx_tile.h), on full and partial tiles:
+// C[m][n] += sum_k s8 A[m][k] * u8 B[k/4][4n + k%4] mod 2^32, rows and bytes outside the
+// configuration loaded as 0 and left alone by stores.
+void test_amx_emu_tiles() {
+  std::mt19937 rng(71);
+  const int shapes[][3] = {{16, 16, 64}, {1, 1, 4}, {5, 3, 20}, {16, 16, 4}, {7, 16, 64}, {16, 2, 36}};
+  for (const auto& sh : shapes) {
+    const int M = sh[0], N = sh[1], Kb = sh[2];
+    AmxTileConfig cfg;
+    cfg.rows[0] = static_cast<uint8_t>(M); cfg.colsb[0] = static_cast<uint16_t>(N * 4);
+    cfg.rows[1] = static_cast<uint8_t>(M); cfg.colsb[1] = static_cast<uint16_t>(Kb);
+    cfg.rows[2] = static_cast<uint8_t>(Kb / 4); cfg.colsb[2] = static_cast<uint16_t>(N * 4);
+    // Sources with a stride wider than a row, filled with garbage past each row's bytes.
+    std::vector<uint8_t> a(16 * 80), b(16 * 72);
+    std::vector<int32_t> c(16 * 20), want(16 * 20);
+    for (auto& v : a) v = static_cast<uint8_t>(rng());
+    for (auto& v : b) v = static_cast<uint8_t>(rng());
+    for (auto& v : c) v = static_cast<int32_t>(rng());
+    c[0] = 2147483647;  // wraps
+    want = c;
+    for (int m = 0; m < M; ++m)
+      for (int n = 0; n < N; ++n) {
+        uint32_t acc = static_cast<uint32_t>(want[m * 20 + n]);
+        for (int k = 0; k < Kb; ++k)
+          acc += static_cast<uint32_t>(static_cast<int8_t>(a[m * 80 + k]) * static_cast<int32_t>(b[(k / 4) * 72 + 4 * n + k % 4]));
+        want[m * 20 + n] = static_cast<int32_t>(acc);
+      }
+    AmxEmu t;
+    t.configure(cfg);
+    t.load<0>(c.data(), 80);
+    t.load<1>(a.data(), 80);
+    t.load<2>(b.data(), 72);
+    t.dpbsud<0, 1, 2>();
+    std::vector<int32_t> got = c;
+    t.store<0>(got.data(), 80);
+    t.release();
+    ++checks();
+    for (size_t e = 0; e < got.size(); ++e)
+      if (got[e] != want[e]) { fail_plain("AmxEmu tdpbsud %dx%dx%d: element %zu want %d got %d", M, N, Kb, e, want[e], got[e]); break; }
+  }
+  // A configuration's shapes: the kernel's blocks are valid for every row and column tail.
+  ++checks();
+  for (int r0 = 1; r0 <= 16; ++r0)
+    for (int r1 = 0; r1 <= 16; ++r1)
+      for (int nb = 1; nb <= 2; ++nb) {
+        if (r1 && r0 != 16) continue;
+        const AmxTileConfig c = amx_gemm_config(r0, r1, nb);
+        if (c.rows[0] != r0 || c.rows[4] != r0 || c.rows[2] != r1 || c.rows[5] != r1 || (c.rows[1] != 0) != (nb > 1) ||
+            c.rows[6] != 16 || c.colsb[4] != 64)
+          fail_plain("amx_gemm_config(%d, %d, %d) does not describe the blocks", r0, r1, nb);
+      }
+}
+
 void run() {
+  test_amx_emu_tiles();
   const std::vector<const KernelEntry*> paths = gemm_paths();
   test_shapes(paths);
   test_adversarial(paths);
@@ -424,6 +508,9 @@ void run() {
   test_linear_dynamic(paths);
   set_isa("auto");
   std::printf("  gemm: %lld problems\n", g_cases);
+  ++checks();
+  if (g_amx_emu_cases == 0) fail_plain("the AMX strip on emulated tiles was never exercised");
+  else std::printf("  exercised gemm_i8/amx on emulated tiles (gemm_i8_amx_emu) %lld cases\n", g_amx_emu_cases);
 }
 
 static qk::TestSuite s("gemm", run);
