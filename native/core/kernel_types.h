@@ -75,3 +75,4 @@ using minmax_vec_fn = void (*)(const float* x, size_t n, float* mins, float* max
 #include "kernel_types_gemm.h"
 #include "kernel_types_sgemm.h"
 #include "kernel_types_observe.h"
+#include "kernel_types_nbits.h"

@@ -48,3 +48,4 @@ void minmax_vec_ref(const float* x, size_t n, float* mins, float* maxs, MinMaxAc
 #include "ref_gemm.h"
 #include "ref_sgemm.h"
 #include "ref_observe.h"
+#include "ref_nbits.h"
