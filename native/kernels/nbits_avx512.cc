@@ -26,7 +26,7 @@ QK_X86_INLINE void store_row(const NBitsArgs& g, size_t i, size_t p, __m512 acc)
   else _mm512_mask_storeu_ps(dst, static_cast<__mmask16>((1u << (g.n - col)) - 1), y);
 }
 
-template <int R, int P, int BITS>
+template <int R, int P, int BITS, bool ASYM>
 __attribute__((noinline)) void tile_f32(const NBitsArgs& g, size_t i0, size_t p0) {
   constexpr int A = R == 1 ? 2 : 1;  // accumulator chains per (row, panel)
   const size_t cb = nbits_code_bytes(g.bs, BITS);
@@ -35,7 +35,9 @@ __attribute__((noinline)) void tile_f32(const NBitsArgs& g, size_t i0, size_t p0
     for (int p = 0; p < P; ++p) acc[r][p] = _mm512_setzero_ps();
   const float* xr[R];
   for (int r = 0; r < R; ++r) xr[r] = g.x + (i0 + r) * g.ldx;
-  const __m512i m4 = _mm512_set1_epi32(15), m8 = _mm512_set1_epi32(255);
+  const __m512i m8 = _mm512_set1_epi32(255);
+  const __m512 lut = _mm512_sub_ps(_mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                   _mm512_set1_ps(ASYM ? 0.0f : 8.0f));
   for (size_t b = 0; b < g.kb; ++b) {
     const uint8_t* blk[P];
     __m512 zp[P];
@@ -48,18 +50,20 @@ __attribute__((noinline)) void tile_f32(const NBitsArgs& g, size_t i0, size_t p0
       for (int r = 0; r < R; ++r)
         for (int p = 0; p < P; ++p) d[a][r][p] = _mm512_setzero_ps();
     const size_t k0 = b * g.bs;
-    if (BITS == 4) {
+    if constexpr (BITS == 4) {
       for (size_t q = 0; q < g.bs / 8; ++q) {
         __m512i v[P];
         for (int p = 0; p < P; ++p) v[p] = _mm512_loadu_si512(blk[p] + q * 64);
 #pragma GCC unroll 8
         for (int s = 0; s < 8; ++s) {
           const size_t k = k0 + 8 * q + (s >> 1) + ((s & 1) ? 4 : 0);
+          // vpermps reads the low 4 bits of each lane: the nibble at 4s, looked up as float(q)
+          // (asymmetric, then minus the zero point) or q - 2^(bits-1) (symmetric).
           __m512 w[P];
           for (int p = 0; p < P; ++p) {
-            __m512i c = _mm512_srli_epi32(v[p], 4 * s);
-            if (s != 7) c = _mm512_and_si512(c, m4);
-            w[p] = _mm512_sub_ps(_mm512_cvtepi32_ps(c), zp[p]);
+            const __m512i c = s == 0 ? v[p] : _mm512_srli_epi32(v[p], 4 * s);
+            w[p] = _mm512_permutexvar_ps(c, lut);
+            if constexpr (ASYM) w[p] = _mm512_sub_ps(w[p], zp[p]);
           }
           for (int r = 0; r < R; ++r) {
             const __m512 xv = _mm512_set1_ps(xr[r][k]);
@@ -100,7 +104,7 @@ __attribute__((noinline)) void tile_f32(const NBitsArgs& g, size_t i0, size_t p0
     for (int p = 0; p < P; ++p) store_row(g, i0 + r, p0 + p, acc[r][p]);
 }
 
-template <int BITS>
+template <int BITS, bool ASYM>
 void run_f32(const NBitsArgs& g, size_t m0, size_t m1, size_t p0, size_t p1) {
   const size_t pw = m1 - m0 == 1 ? 4 : 2;
   for (size_t p = p0; p < p1; p += pw) {
@@ -108,14 +112,14 @@ void run_f32(const NBitsArgs& g, size_t m0, size_t m1, size_t p0, size_t p1) {
     for (size_t i = m0; i < m1;) {
       const size_t nr = m1 - i >= 4 ? 4 : 1;
       if (nr == 4) {
-        if (np == 2) tile_f32<4, 2, BITS>(g, i, p);
-        else tile_f32<4, 1, BITS>(g, i, p);
+        if (np == 2) tile_f32<4, 2, BITS, ASYM>(g, i, p);
+        else tile_f32<4, 1, BITS, ASYM>(g, i, p);
       } else {
         switch (np) {
-          case 4: tile_f32<1, 4, BITS>(g, i, p); break;
-          case 3: tile_f32<1, 3, BITS>(g, i, p); break;
-          case 2: tile_f32<1, 2, BITS>(g, i, p); break;
-          default: tile_f32<1, 1, BITS>(g, i, p); break;
+          case 4: tile_f32<1, 4, BITS, ASYM>(g, i, p); break;
+          case 3: tile_f32<1, 3, BITS, ASYM>(g, i, p); break;
+          case 2: tile_f32<1, 2, BITS, ASYM>(g, i, p); break;
+          default: tile_f32<1, 1, BITS, ASYM>(g, i, p); break;
         }
       }
       i += nr;
@@ -126,8 +130,9 @@ void run_f32(const NBitsArgs& g, size_t m0, size_t m1, size_t p0, size_t p1) {
 }  // namespace
 
 void nbits_f32_avx512(const NBitsArgs& g, size_t m0, size_t m1, size_t p0, size_t p1) {
-  if (g.bits == 8) run_f32<8>(g, m0, m1, p0, p1);
-  else run_f32<4>(g, m0, m1, p0, p1);
+  if (g.bits == 8) run_f32<8, true>(g, m0, m1, p0, p1);  // 8 bits: zero point subtracted either way
+  else if (g.asym) run_f32<4, true>(g, m0, m1, p0, p1);
+  else run_f32<4, false>(g, m0, m1, p0, p1);
 }
 
 void nbits_qx_avx512(const float* x, size_t K, size_t bs, int8_t* xq, float* xs, float* xsum) {

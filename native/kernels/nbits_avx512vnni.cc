@@ -34,7 +34,7 @@ QK_X86_INLINE void store_row(const NBitsArgs& g, size_t i, size_t p, __m512 acc)
 
 template <int R, int P, int BITS>
 __attribute__((noinline)) void tile_i8(const NBitsArgs& g, size_t i0, size_t p0) {
-  constexpr int A = R == 1 ? 2 : 1;
+  constexpr int A = (R == 1 || BITS == 4) ? 2 : 1;  // 4 bits: low and high nibbles apart
   const size_t cb = nbits_code_bytes(g.bs, BITS);
   __m512 acc[R][P];
   for (int r = 0; r < R; ++r)
@@ -52,19 +52,21 @@ __attribute__((noinline)) void tile_i8(const NBitsArgs& g, size_t i0, size_t p0)
       for (int r = 0; r < R; ++r)
         for (int p = 0; p < P; ++p) ia[a][r][p] = _mm512_setzero_si512();
     const size_t k0 = b * g.bs;
-    if (BITS == 4) {
+    if constexpr (BITS == 4) {
       for (size_t q = 0; q < g.bs / 8; ++q) {
+        // High nibbles stay in place (16 * code): their sums are 16 times the dot product and are
+        // shifted back once per block (exact: |16 * sum| <= 256 * 240 * 128 < 2^31).
         __m512i lo[P], hi[P];
         for (int p = 0; p < P; ++p) {
           const __m512i v = _mm512_loadu_si512(blk[p] + q * 64);
           lo[p] = _mm512_and_si512(v, m4);
-          hi[p] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+          hi[p] = _mm512_andnot_si512(m4, v);
         }
         for (int r = 0; r < R; ++r) {
           const __m512i xl = bcast4(xr[r] + k0 + 8 * q), xh = bcast4(xr[r] + k0 + 8 * q + 4);
           for (int p = 0; p < P; ++p) {
             ia[0][r][p] = _mm512_dpbusd_epi32(ia[0][r][p], lo[p], xl);
-            ia[A - 1][r][p] = _mm512_dpbusd_epi32(ia[A - 1][r][p], hi[p], xh);
+            ia[1][r][p] = _mm512_dpbusd_epi32(ia[1][r][p], hi[p], xh);
           }
         }
       }
@@ -89,7 +91,8 @@ __attribute__((noinline)) void tile_i8(const NBitsArgs& g, size_t i0, size_t p0)
       const __m512 zp = zp_vec(g, blk[p] + cb);
       for (int r = 0; r < R; ++r) {
         __m512i raw = ia[0][r][p];
-        if (A == 2) raw = _mm512_add_epi32(raw, ia[A - 1][r][p]);
+        if constexpr (BITS == 4) raw = _mm512_add_epi32(raw, _mm512_srai_epi32(ia[1][r][p], 4));
+        else if constexpr (A == 2) raw = _mm512_add_epi32(raw, ia[A - 1][r][p]);
         const size_t e = (i0 + r) * g.kb + b;
         // d = raw - zp * sum(xq): exact in float (|terms| < 2^24).
         const __m512 d = _mm512_fnmadd_ps(zp, _mm512_set1_ps(g.xsum[e]), _mm512_cvtepi32_ps(raw));
