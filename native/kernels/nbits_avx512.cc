@@ -1,6 +1,7 @@
 // MatMulNBits on AVX-512: fp32 compute (nbits_f32) and the activation quantizer (nbits_qx).
 // Tiles of R rows x P panels of 16 columns (zmm per panel): 1 x 4 for one row (GEMV: the packed
-// weights stream once, four panels at a time, two accumulator chains per panel), 4 x 2 for more.
+// weights stream once, four panels at a time, two accumulator chains per panel), 8 x 1 and 4 x 2
+// for more (the int8 file: 4 x 2).
 // Codes are widened in registers: lane c of a 64-byte group holds column c's 8 nibbles (or 4
 // bytes); (v >> 4s) & 15 gives k = 8g + s/2 (+4 for odd s), converted to float, minus the zero point.
 #include "x86_common.h"  // first: <immintrin.h>
@@ -110,6 +111,11 @@ void run_f32(const NBitsArgs& g, size_t m0, size_t m1, size_t p0, size_t p1) {
   for (size_t p = p0; p < p1; p += pw) {
     const size_t np = p1 - p < pw ? p1 - p : pw;
     for (size_t i = m0; i < m1;) {
+      if (m1 - i >= 8) {  // one panel x 8 rows: each decoded weight vector feeds 8 FMAs
+        for (size_t q = p; q < p + np; ++q) tile_f32<8, 1, BITS, ASYM>(g, i, q);
+        i += 8;
+        continue;
+      }
       const size_t nr = m1 - i >= 4 ? 4 : 1;
       if (nr == 4) {
         if (np == 2) tile_f32<4, 2, BITS, ASYM>(g, i, p);
