@@ -6,6 +6,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { cpuInfo, getNumThreads, setIsa, setNumThreads } from '../lib/index';
 import { quantizeMatMulNBits, unpackMatMulNBits } from '../lib/formats/matmulnbits';
 import { matmulNBits, matmulNBitsAsync, packWeightsNBits, PackedWeightsNBits } from '../lib/nbits';
+import { matmulF32 } from '../lib/matmul-f32';
+import { Linear, manualSeed, ReLU, Sequential } from '../lib/nn/index';
+import { quantizeModel } from '../lib/ptq/index';
+import { WeightOnlyStage } from '../lib/ptq/linear';
 
 const paths = cpuInfo().supportedPaths;
 const threads0 = getNumThreads();
@@ -196,5 +200,53 @@ describe('matmulNBits', () => {
   it('M = 0 gives an empty output', () => {
     const p = packWeightsNBits(new Float32Array(16 * 4), { K: 16, N: 4 });
     expect(matmulNBits(new Float32Array(0), p, { M: 0 }).length).toBe(0);
+  });
+});
+
+describe('quantizeModel weight-only on matmulNBits', () => {
+  it('groups of 16..256 run on the packed weights (fp32 compute within the bound of the dequantized product; int8 on request)', async () => {
+    manualSeed(5);
+    const model = new Sequential(new Linear(72, 33), new ReLU(), new Linear(33, 7));
+    model.eval();
+    const x = matrix(4 * 72, 77);
+    for (const [bits, groupSize, scheme] of [[4, 32, 'symmetric'], [8, 16, 'asymmetric'], [4, 64, 'asymmetric']] as const) {
+      const q = quantizeModel(model, { mode: 'weight-only', bits, granularity: { groupSize }, scheme });
+      const stages = q.stages.filter((s): s is WeightOnlyStage => s instanceof WeightOnlyStage);
+      expect(stages.length).toBe(2);
+      let h = x;
+      for (const s of stages) {
+        expect(s.nbits).not.toBeNull();
+        const [N, K] = s.weight.tensor.shape;
+        const y = s.run({ f: h }, 4).f as Float32Array;
+        const ref = matmulF32(h, s.weight.tensor.dequantize(), { M: 4, K, N, transB: true, bias: s.bias ?? undefined, relu: s.relu });
+        const wd = s.weight.tensor.dequantize();
+        const kb = Math.ceil(K / groupSize);
+        for (let i = 0; i < 4; i++) {
+          for (let n = 0; n < N; n++) {
+            let mag = Math.abs(s.bias?.[n] ?? 0);
+            for (let k = 0; k < K; k++) mag += Math.abs(h[i * K + k] * wd[n * K + k]);
+            // both within their bounds of the exact product: fp32 GEMM (K + 1) 2^-23, nbits (bs + kb + 2) 2^-23
+            expect(Math.abs(y[i * N + n] - ref[i * N + n])).toBeLessThanOrEqual((K + 1 + groupSize + kb + 2) * 2 ** -23 * mag + 1e-30);
+          }
+        }
+        s.compute = 'int8';
+        const y8 = s.run({ f: h }, 4).f as Float32Array;
+        const want8 = matmulNBits(h, s.nbits!, { M: 4, bias: s.bias ?? undefined, relu: s.relu, compute: 'int8' });
+        expect(Buffer.from(y8.buffer).equals(Buffer.from(want8.buffer))).toBe(true);
+        const y8a = (await s.runAsync({ f: h }, 4)).f as Float32Array;
+        expect(Buffer.from(y8a.buffer).equals(Buffer.from(want8.buffer))).toBe(true);
+        s.compute = 'fp32';
+        h = y;
+      }
+    }
+  });
+
+  it('keeps the dequantize + fp32 GEMM path for groups nbits cannot take', () => {
+    manualSeed(6);
+    const model = new Sequential(new Linear(24, 10));
+    for (const granularity of [{ groupSize: 8 }, { groupSize: 24 }, 'per-channel'] as const) {
+      const q = quantizeModel(model, { mode: 'weight-only', bits: 4, granularity });
+      expect((q.stages[0] as WeightOnlyStage).nbits).toBeNull();
+    }
   });
 });
