@@ -4,7 +4,7 @@
 // (ORT time / quantkit time: > 1 means quantkit is faster) and the packed-weight read rate beside
 // the streaming-read bandwidth measured in the same run (a multi-threaded sum over 256 MiB).
 // Flags: --quick (one block size, fewer shapes), --threads=1,2, --llc=MiB (the L3 one core reads),
-// --stat=best|median.
+// --stat=best|median, --no-ort (quantkit only).
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -32,7 +32,7 @@ if (typeof Q.packWeightsNBits !== 'function') {
   process.exit(1);
 }
 const raw = loadRawBinding();
-const { ort, version: ortVersion, error: ortError } = loadOrt();
+const { ort, version: ortVersion, error: ortError } = args.includes('--no-ort') ? { ort: null, error: 'disabled by --no-ort' } : loadOrt();
 if (!ort) console.log(`${ORT_INSTALL_HINT}\n(${ortError})`);
 
 function cpuModel() {
@@ -129,16 +129,17 @@ for (const bs of BLOCKS) {
     for (const [compute, level] of COMPUTES) {
       for (const t of THREADS) {
         Q.setNumThreads(t);
-        const contestants = [];
+        // quantkit timed first and alone, then ORT in its own session: onnxruntime's intra-op
+        // threads spin after its runs and, interleaved, halved quantkit's 2-thread speed here.
+        const r = await timeHot([{ name: 'qk', fn: () => Q.matmulNBits(x, packed, { M, compute, out }) }], BUDGET);
         let sess = null;
         const fetches = ort ? { y: new ort.Tensor('float32', new Float32Array(M * N), [M, N]) } : null;
         if (ort) {
           sess = await ort.InferenceSession.create(ortModel({ M, N, K, bs, level, B: w.B, scales: w.scales }), ortOptions(t));
           const feeds = { x: new ort.Tensor('float32', x, [M, K]) };
-          contestants.push({ name: 'ort', fn: () => sess.run(feeds, fetches), async: true, after: ortAfter(t) });
+          Object.assign(r, await timeHot([{ name: 'ort', fn: () => sess.run(feeds, fetches), async: true }], BUDGET));
+          await new Promise((res) => setTimeout(res, ortAfter(t) ? 60 : 0));
         }
-        contestants.push({ name: 'qk', fn: () => Q.matmulNBits(x, packed, { M, compute, out }) });
-        const r = await timeHot(contestants, BUDGET);
         // Agreement with ORT (same codes; both computes quantize or not the same way up to rounding).
         let diff = 0, mag = 0;
         if (sess) {
