@@ -129,8 +129,8 @@ for (const bs of BLOCKS) {
     for (const [compute, level] of COMPUTES) {
       for (const t of THREADS) {
         Q.setNumThreads(t);
-        // quantkit timed first and alone, then ORT in its own session: onnxruntime's intra-op
-        // threads spin after its runs and, interleaved, halved quantkit's 2-thread speed here.
+        // quantkit timed first and alone, then ORT: onnxruntime's intra-op threads spin after its
+        // runs, so quantkit's samples never share the CPUs with them.
         const r = await timeHot([{ name: 'qk', fn: () => Q.matmulNBits(x, packed, { M, compute, out }) }], BUDGET);
         let sess = null;
         const fetches = ort ? { y: new ort.Tensor('float32', new Float32Array(M * N), [M, N]) } : null;
