@@ -119,8 +119,10 @@ void nbits_run_with(const NBitsRun& r, const NBitsKernels& k) {
 
   // Tasks: panel ranges (multiples of 4 panels: the GEMV tiles' width) x row blocks. The weights
   // are read once per row block, so rows are split only when there are too few panels.
+  // Small calls stay on one thread: less than kParallelMinBytes read and fewer than 2^22
+  // multiply-adds (a batch of 64 through a 784 x 512 layer is 0.4 MB but 26M multiply-adds).
   const size_t bytes = s.packed_bytes() + M * K * sizeof(float);
-  if (bytes < kParallelMinBytes || T <= 1) {
+  if ((bytes < kParallelMinBytes && M * N * K < (size_t{1} << 22)) || T <= 1) {
     fn(g, 0, M, 0, P);
     return;
   }
