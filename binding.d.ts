@@ -101,6 +101,16 @@ export interface Binding {
     transB: boolean, bias: Float32Array | null, relu: boolean): void;
   sgemmAsync(a: Float32Array, b: Float32Array | unknown, out: Float32Array | null, M: number, K: number, N: number,
     transB: boolean, bias: Float32Array | null, relu: boolean): Promise<Float32Array>;
+  // Block-quantized GEMM (native/napi/nbits.cc); a packed weight is the opaque handle nbitsPack returns.
+  nbitsPack(codes: Uint8Array, scales: Float32Array, zeroPoints: Uint8Array | null, K: number, N: number, bits: number,
+    blockSize: number): [unknown, number];
+  nbitsUnpack(packed: unknown, codes: Uint8Array, scales: Float32Array, zeroPoints: Uint8Array): void;
+  nbitsMatmul(x: Float32Array, packed: unknown, out: Float32Array, M: number, bias: Float32Array | null, relu: boolean,
+    int8: boolean): void;
+  nbitsMatmulAsync(x: Float32Array, packed: unknown, out: Float32Array | null, M: number, bias: Float32Array | null,
+    relu: boolean, int8: boolean): Promise<Float32Array>;
+  /** Reads every byte once on the thread pool; returns a checksum (the benchmarks' bandwidth probe). */
+  streamSum(bytes: Uint8Array): number;
   cpuInfo(): NativeCpuInfo;
   kernelList(): NativeKernelEntry[];
   setIsa(name: string): void;

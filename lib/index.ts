@@ -13,6 +13,8 @@ export type { QuantSpec, ResolvedSpec, Scheme, Range, Formula, StorageDtype } fr
 export type { Granularity } from './layout';
 export { matmulF32, matmulF32Async, packWeightsF32, PackedWeightsF32 } from './matmul-f32';
 export type { MatmulF32Options, PackWeightsF32Options } from './matmul-f32';
+export { packWeightsNBits, PackedWeightsNBits, matmulNBits, matmulNBitsAsync } from './nbits';
+export type { PackWeightsNBitsOptions, NBitsShapeOptions, NBitsCodes, MatmulNBitsOptions, NBitsCompute } from './nbits';
 export { matmulInteger, packWeights, PackedWeights, gemm, gemmAsync, qlinearMatMul, linearDynamic, linearDynamicAsync } from './gemm';
 export type {
   GemmDtype, GemmOutput, GemmZeroPoint, PackWeightsOptions, GemmOptions, MatMulIntegerOptions, QLinearMatMulOptions,

@@ -344,6 +344,59 @@ export function sgemmAsync(s: SgemmArgs<Float32Array | null>): Promise<Float32Ar
   return addon.sgemmAsync(s.a, s.b, s.out, s.M, s.K, s.N, s.transB, s.bias, s.relu);
 }
 
+// ---- block-quantized GEMM (MatMulNBits) -------------------------------------------------------
+
+declare const packedNBitsBrand: unique symbol;
+/** Block-quantized weights packed for the nbits kernels (an opaque native handle, freed by the GC). */
+export type PackedNBitsHandle = { readonly [packedNBitsBrand]: 'PackedNBits' };
+
+export interface NBitsPackArgs {
+  /** Unsigned codes [N, K], one per byte. */
+  codes: Uint8Array;
+  /** [N, kBlocks]. */
+  scales: Float32Array;
+  /** [N, kBlocks], or null: symmetric (2^(bits-1)). */
+  zeroPoints: Uint8Array | null;
+  K: number;
+  N: number;
+  bits: number;
+  blockSize: number;
+}
+
+export function nbitsPack(a: NBitsPackArgs): { handle: PackedNBitsHandle; byteLength: number } {
+  const [handle, byteLength] = addon.nbitsPack(a.codes, a.scales, a.zeroPoints, a.K, a.N, a.bits, a.blockSize);
+  return { handle: handle as PackedNBitsHandle, byteLength };
+}
+
+export function nbitsUnpack(packed: PackedNBitsHandle, codes: Uint8Array, scales: Float32Array, zeroPoints: Uint8Array): void {
+  addon.nbitsUnpack(packed, codes, scales, zeroPoints);
+}
+
+export interface NBitsMatmulArgs<Out extends Float32Array | null = Float32Array> {
+  /** M x K. */
+  x: Float32Array;
+  packed: PackedNBitsHandle;
+  /** M x N (async calls: null for a new one). */
+  out: Out;
+  M: number;
+  bias: Float32Array | null;
+  relu: boolean;
+  /** int8 compute (activation blocks quantized) instead of fp32. */
+  int8: boolean;
+}
+
+export function nbitsMatmul(a: NBitsMatmulArgs): void {
+  addon.nbitsMatmul(a.x, a.packed, a.out, a.M, a.bias, a.relu, a.int8);
+}
+
+export function nbitsMatmulAsync(a: NBitsMatmulArgs<Float32Array | null>): Promise<Float32Array> {
+  return addon.nbitsMatmulAsync(a.x, a.packed, a.out, a.M, a.bias, a.relu, a.int8);
+}
+
+export function streamSum(bytes: Uint8Array): number {
+  return addon.streamSum(bytes);
+}
+
 // ---- CPU, kernel paths, threads ---------------------------------------------------------------
 
 export function cpuInfo(): NativeCpuInfo {

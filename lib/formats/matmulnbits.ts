@@ -185,6 +185,17 @@ export function quantizeMatMulNBits(w: Float32Array, K: number, N: number, opts:
   // [N, K] rows, blocked along K.
   const wt = new Float32Array(K * N);
   for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) wt[n * K + k] = w[k * N + n];
+  const q = quantizeNBitsCodes(wt, shape, symmetric);
+  return packMatMulNBits(q.codes, q.scales, q.zeroPoints, shape);
+}
+
+/**
+ * The quantizer of quantizeMatMulNBits on weights already laid out [N, K] (checked by the caller):
+ * unsigned codes [N, K], scales [N, kBlocks] and zero points [N, kBlocks] (null when symmetric:
+ * the implied 2^(bits-1)). lib/nbits.ts packs the same codes for its kernels.
+ */
+export function quantizeNBitsCodes(wt: Float32Array, shape: MatMulNBitsShape, symmetric: boolean): { codes: Uint8Array; scales: Float32Array; zeroPoints: Uint8Array | null } {
+  const { N, K } = shape;
   const q = quantize(wt, [N, K], {
     scheme: symmetric ? 'symmetric' : 'asymmetric', bits: shape.bits, signed: symmetric,
     granularity: { axis: 1, blockSize: shape.blockSize },
@@ -201,6 +212,5 @@ export function quantizeMatMulNBits(w: Float32Array, K: number, N: number, opts:
     } else c = q.data[i];
     codes[i] = symmetric ? c + mid : c;
   }
-  const zps = symmetric ? null : Uint8Array.from(q.zeroPoint);
-  return packMatMulNBits(codes, q.scale, zps, shape);
+  return { codes, scales: q.scale, zeroPoints: symmetric ? null : Uint8Array.from(q.zeroPoint) };
 }

@@ -58,7 +58,8 @@ export interface QuantizeModelOptions {
    * 'dynamic': int8 weights, activations quantized per batch (per row by default); float32 between layers.
    * 'static': activation ranges calibrated on calibrationData; uint8 activations flow between GEMMs
    * (requantizing epilogues, ReLU fused); only the model's input and output are float.
-   * 'weight-only': int8 or int4 weights (per group by default), float activations and float GEMM.
+   * 'weight-only': int8 or int4 weights (per group by default), float activations and float GEMM
+   * (groups of 16..256: the block-quantized GEMM matmulNBits with fp32 compute, docs/nbits.md).
    * 'float': nothing quantized; Linear weights packed once for the fp32 GEMM, bias and ReLU fused
    * (the fair float baseline to compare with; also a per-layer override to keep one layer float).
    */

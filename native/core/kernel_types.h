@@ -76,3 +76,4 @@ using minmax_vec_fn = void (*)(const float* x, size_t n, float* mins, float* max
 #include "kernel_types_sgemm.h"
 #include "kernel_types_observe.h"
 #include "kernel_types_qat.h"
+#include "kernel_types_nbits.h"

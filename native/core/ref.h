@@ -49,3 +49,4 @@ void minmax_vec_ref(const float* x, size_t n, float* mins, float* maxs, MinMaxAc
 #include "ref_sgemm.h"
 #include "ref_observe.h"
 #include "ref_qat.h"
+#include "ref_nbits.h"

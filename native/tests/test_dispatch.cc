@@ -17,7 +17,7 @@ namespace {
 
 const KernelEntry kList{Op::quant_uniform, Isa::scalar, nullptr, "kernel list", {}};
 
-bool tiled(Op op) { return op == Op::gemm_i8 || op == Op::sgemm_block; }
+bool tiled(Op op) { return op == Op::gemm_i8 || op == Op::sgemm_block || op == Op::nbits_f32 || op == Op::nbits_i8; }
 
 // The isa.def spelling of a path: its public name with '_' for '-'.
 std::string spelling(Isa isa) {
@@ -58,6 +58,9 @@ void test_entries() {
       check(kGemmPanel % g.nr == 0 && (g.nr % kGemmColAlign == 0 || kGemmColAlign % g.nr == 0),
             "%s: gemm_i8 nr must divide the 64-column panel in steps of 16", e.symbol);
       check(g.traits == 0, "%s: gemm_i8 kernels take A and B in the one internal form (no traits)", e.symbol);
+    } else if (e.op == Op::nbits_f32 || e.op == Op::nbits_i8) {
+      // Whole 16-column panels of the one packed layout (kernel_types_nbits.h).
+      check(g.nr == kNBitsPanel && g.traits == 0, "%s: nbits kernels take whole 16-column panels (no traits)", e.symbol);
     } else {
       // Strips start at a panel (or a panel half): nr is a multiple of 32 or divides 32.
       check(g.nr % kSgemmPanel == 0 || kSgemmPanel % g.nr == 0, "%s: sgemm_block nr must be a multiple or a divisor of 32", e.symbol);
