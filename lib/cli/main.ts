@@ -48,10 +48,10 @@ demo options:
   --json                          print the results as JSON instead of the table
   --qat                           also fine-tune the MLP with quantization-aware training,
                                   convert it to a static int8 model and add PTQ vs QAT rows
-  --qat-bits N                    QAT and its PTQ row: weight bits 2..8 (default 4; 8-bit
+  --qat-bits N                    QAT and its PTQ row: weight bits 2..8 (default 2; 8-bit
                                   activations)
   --qat-method ste|lsq            straight-through estimator with observers, or learned step
-                                  sizes (default ste)
+                                  sizes (default lsq)
   --qat-epochs N                  QAT epochs over the training images (default 1)
 
 quantize options:
@@ -217,8 +217,8 @@ async function demo(argv: string[], io: Out): Promise<number> {
   });
   if (positionals.length) throw new UsageError(`demo takes no positional arguments, got '${positionals[0]}'`);
   for (const k of ['qat-bits', 'qat-method', 'qat-epochs'] as const) if (v[k] !== undefined && !v.qat) throw new UsageError(`--${k} needs --qat`);
-  const qatBits = intOpt('qat-bits', v['qat-bits'], 4, 2, 8);
-  const qatMethod = oneOf('qat-method', v['qat-method'], ['ste', 'lsq'] as const, 'ste');
+  const qatBits = intOpt('qat-bits', v['qat-bits'], 2, 2, 8);
+  const qatMethod = oneOf('qat-method', v['qat-method'], ['ste', 'lsq'] as const, 'lsq');
   const qatEpochs = intOpt('qat-epochs', v['qat-epochs'], 1, 1, 100);
   const dataset = oneOf('dataset', v.dataset, ['mnist', 'fashion'] as const, 'mnist');
   const epochs = intOpt('epochs', v.epochs, dataset === 'fashion' ? 10 : 8, 1, 1000);
@@ -276,11 +276,12 @@ async function demo(argv: string[], io: Out): Promise<number> {
       variants.push({ name: `${tag} static PTQ`, model: quantizeModel(model, { mode: 'static', bits: qatBits, calibrationData: calX }) });
     }
     const lsq = qatMethod === 'lsq';
-    io.err(`QAT: fine-tuning ${tag} (${lsq ? 'LSQ, learned scales' : 'STE, moving-average observers'}), ${qatEpochs} epoch${qatEpochs > 1 ? 's' : ''}, Adam, cosine schedule\n`);
+    io.err(`QAT: fine-tuning ${tag} (${lsq ? 'LSQ, learned scales' : 'STE, moving-average observers'}), ${qatEpochs} epoch${qatEpochs > 1 ? 's' : ''}, ` +
+      `Adam from lr ${qatBits <= 3 ? '5e-4' : '1e-4'}, cosine schedule\n`);
     let lossSum = 0, n = 0;
     const ft = fineTuneQAT(model, ds.xTrain, ds.yTrain, {
       qat: lsq ? { weight: { bits: qatBits, init: 'mse' }, learnable: true } : { weight: { bits: qatBits } },
-      epochs: qatEpochs, lr: QAT_LR[qatMethod], seed,
+      epochs: qatEpochs, lr: qatBits <= 3 ? 5e-4 : 1e-4, seed,
       onStep: (step, steps, loss) => {
         lossSum += loss; n++;
         if (step % 10 === 0 || step === steps) p.update(`  QAT ${tag}`, step, steps, `  loss ${(lossSum / n).toFixed(4)}`);
@@ -323,9 +324,6 @@ async function demo(argv: string[], io: Out): Promise<number> {
     `Speed-ups are against fp32; latency is the median of forwards of 64 test images.\n` + qatNote);
   return 0;
 }
-
-/** demo --qat: Adam's starting learning rate per method (the cosine schedule takes it to 0). */
-const QAT_LR = { ste: 1e-4, lsq: 1e-4 } as const;
 
 /** How often the converted model picks the QAT model's class, and the largest logit difference. */
 function qatAgreement(qat: Sequential, qm: QuantizedModel, x: Float32Array, rows: number): { same: number; maxDiff: number } {
