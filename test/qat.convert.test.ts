@@ -10,7 +10,9 @@ import { imagesToFloat32, loadMnistSync, mnistDataDir } from '../lib/data/idx';
 import { fineTuneQAT } from '../lib/demo/qat';
 import { Adam, Flatten, Linear, manualSeed, ReLU, Sequential, softmaxCrossEntropy, Tanh } from '../lib/nn';
 import { BatchLoader } from '../lib/data/batch';
-import { loadModel, saveModel } from '../lib/ptq/file';
+import { GRAPH_KEY, loadModel, saveModel } from '../lib/ptq/file';
+import { buildQuantizedModel, planQuantization } from '../lib/ptq/quantize-model';
+import { loadSafetensors, saveSafetensors } from '../lib/io/safetensors';
 import { QuantizedModel, StaticStage } from '../lib/ptq/qmodel';
 import { conversionBound, convertQAT, prepareQAT, qatLayers } from '../lib/qat';
 import { fakeQuantize } from '../lib/tensor';
@@ -150,6 +152,43 @@ describe('convertQAT', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+
+  it('model files: narrow activation ranges and the requantize flag are checked on load', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qk-qatconv-'));
+    try {
+      const { model: qat } = fineTuneQAT(float, xTrain, yTrain, { qat: { weight: { bits: 4 }, activation: { bits: 4 } }, steps: 3 });
+      const file = path.join(dir, 'm.safetensors');
+      saveModel(file, convertQAT(qat));
+      const f = loadSafetensors(file);
+      const graph = JSON.parse(f.metadata[GRAPH_KEY]);
+      expect(graph.layers[1].input).toMatchObject({ qmax: 15, formula: 'pytorch' });
+      expect(graph.layers[1].requantize).toBe('float');
+      const tamper = (edit: (g: { layers: Record<string, unknown>[] }) => void, msg: RegExp) => {
+        const g = JSON.parse(f.metadata[GRAPH_KEY]);
+        edit(g);
+        const bad = path.join(dir, 'bad.safetensors');
+        saveSafetensors(bad, f.tensors, { ...f.metadata, [GRAPH_KEY]: JSON.stringify(g) });
+        expect(() => loadModel(bad)).toThrow(msg);
+      };
+      tamper((g) => { (g.layers[1].input as Record<string, unknown>).qmin = 20; }, /input.qmax: expected more than qmin \(20\)/);
+      tamper((g) => { (g.layers[1].input as Record<string, unknown>).qmax = 256; }, /input.qmax: expected an integer 0..255/);
+      tamper((g) => { (g.layers[1].input as Record<string, unknown>).formula = 'exact'; }, /input.formula: expected 'onnx' or 'pytorch'/);
+      tamper((g) => { g.layers[1].requantize = 'fast'; }, /requantize: expected 'int' or 'float'/);
+      tamper((g) => { g.layers[1].requantize = 'int'; }, /bias'\]\.dtype: expected 'I32' but found 'F32'/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('buildQuantizedModel checks given qmin / qmax / formula', () => {
+    const plan = planQuantization(float, { mode: 'static' });
+    const given = (q: object) => buildQuantizedModel(plan, { inputQParams: { 1: { scale: 0.1, zeroPoint: 0, ...q }, 3: { scale: 0.1, zeroPoint: 0 }, 5: { scale: 0.1, zeroPoint: 0 } } });
+    expect(() => given({ qmax: 15 })).not.toThrow();
+    expect(() => given({ qmin: 2, zeroPoint: 0 })).toThrow(/an integer 2..255 .*given.inputQParams\['1'\].zeroPoint/);
+    expect(() => given({ qmax: 300 })).toThrow(/qmax/);
+    expect(() => given({ formula: 'exact' })).toThrow(/formula/);
+    expect(() => given({ bits: 4 })).toThrow(/Unknown option 'bits'/);
+  });
 
   it('refuses what is not a trained QAT model, with clear errors', () => {
     expect(() => convertQAT(float)).toThrow(/QAT model .*without QATLinear/);
