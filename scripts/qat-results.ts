@@ -35,6 +35,8 @@ interface Row {
   accuracy: number; bytes: number; seconds?: number; observer?: string; steps?: number; lr?: number;
   /** QAT: the QAT model's own accuracy, class agreement with the converted model, largest logit difference, the bound's largest. */
   qatAccuracy?: number; same?: number; maxDiff?: number; bound?: number;
+  /** The same with convertQAT(model, { requantize: 'int' }). */
+  sameInt?: number; maxDiffInt?: number; boundInt?: number;
 }
 
 const SETUPS = [
@@ -172,11 +174,13 @@ async function run(dataset: string): Promise<void> {
       const acc = accuracyOf(qm, d.xTest, d.yTest);
       const ag = agreement(ft.model, qm, d.xTest, d.yTest.length);
       const bound = conversionBound(ft.model);
+      const agInt = agreement(ft.model, convertQAT(ft.model, { requantize: 'int' }), d.xTest, d.yTest.length);
       const l1 = qatLayers(ft.model)[1].layer;
       const h1 = gridHistogram(l1.weight.data, l1.qparams().weight.scale, K, -2.5, 2.5, 100);
       rows.push({
         setup, wbits, abits, method, accuracy: acc, bytes: bytesOf(qm), seconds: ft.seconds, steps: ft.losses.length, lr,
         qatAccuracy: accuracyOf(ft.model, d.xTest, d.yTest), same: ag.same, maxDiff: ag.maxDiff, bound: Math.max(...bound),
+        sameInt: agInt.same, maxDiffInt: agInt.maxDiff, boundInt: Math.max(...conversionBound(ft.model, { requantize: 'int' })),
       });
       console.error(`${dataset} ${setup} ${method}: ${(acc * 100).toFixed(2)} % in ${ft.seconds.toFixed(0)} s; agreement ${ag.same}, max diff ${ag.maxDiff.toFixed(3)}`);
       if (wbits <= 3 && abits === 8) {
@@ -216,10 +220,11 @@ function table(): void {
       const d = (x: Row) => `${pct(x.accuracy)} (${x.accuracy >= fp.accuracy ? '+' : ''}${((x.accuracy - fp.accuracy) * 100).toFixed(2)})`;
       console.log(`| ${tag} | ${d(p)} (${p.observer}) | ${d(a)} | ${d(b)} | ${kib(b.bytes)} | ${a.steps} steps: ${a.seconds!.toFixed(0)} s / ${b.seconds!.toFixed(0)} s |`);
     }
-    console.log('\n| setup | method | QAT model | converted | same class | max logit diff | bound |');
-    console.log('|---|---|---|---|---|---|---|');
+    console.log(`\n| setup | method | QAT model | converted | same class | max logit diff | bound | same class, 'int' | max diff, 'int' | bound, 'int' |`);
+    console.log('|---|---|---|---|---|---|---|---|---|---|');
     for (const x of rows.filter((x) => x.method.startsWith('QAT'))) {
-      console.log(`| ${x.setup} | ${x.method.slice(4)} | ${pct(x.qatAccuracy!)} | ${pct(x.accuracy)} | ${x.same} / 10000 | ${x.maxDiff!.toFixed(3)} | ${x.bound!.toFixed(1)} |`);
+      const i = x.sameInt === undefined ? '| | | ' : `| ${x.sameInt} | ${x.maxDiffInt!.toFixed(3)} | ${x.boundInt!.toFixed(1)} `;
+      console.log(`| ${x.setup} | ${x.method.slice(4)} | ${pct(x.qatAccuracy!)} | ${pct(x.accuracy)} | ${x.same} | ${x.maxDiff!.toFixed(3)} | ${x.bound!.toFixed(1)} ${i}|`);
     }
   }
   if (args.includes('--figures')) figuresOut(res);
@@ -237,7 +242,7 @@ function svgFrame(w: number, h: number, title: string, body: string): string {
 function lineChart(title: string, series: { label: string; pts: [number, number][]; dash?: boolean }[], xl: string, yl: string, yMax?: number): string {
   const W = 560, H = 300, L = 52, R = 12, T = 28, B = 40;
   const xs = series.flatMap((s) => s.pts.map((p) => p[0])), ys = series.flatMap((s) => s.pts.map((p) => p[1]));
-  const x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = 0, y1 = yMax ?? Math.max(...ys) * 1.05;
+  const x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = 0, y1 = Math.ceil((yMax ?? Math.max(...ys) * 1.05) * 4) / 4;
   const X = (v: number) => L + ((v - x0) / (x1 - x0 || 1)) * (W - L - R), Y = (v: number) => H - B - ((Math.min(v, y1) - y0) / (y1 - y0)) * (H - T - B);
   let s = `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="black"/><line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="black"/>`;
   for (let i = 0; i <= 5; i++) {
@@ -250,7 +255,8 @@ function lineChart(title: string, series: { label: string; pts: [number, number]
   series.forEach((se, i) => {
     const d = se.pts.map((p, k) => `${k ? 'L' : 'M'}${X(p[0]).toFixed(1)} ${Y(p[1]).toFixed(1)}`).join('');
     s += `<path d="${d}" fill="none" stroke="${COLORS[i % COLORS.length]}" stroke-width="1.5"${se.dash ? ' stroke-dasharray="5 3"' : ''}/>`;
-    s += `<line x1="${W - R - 190}" x2="${W - R - 170}" y1="${T + 8 + i * 14}" y2="${T + 8 + i * 14}" stroke="${COLORS[i % COLORS.length]}" stroke-width="2"${se.dash ? ' stroke-dasharray="5 3"' : ''}/><text x="${W - R - 165}" y="${T + 12 + i * 14}">${se.label}</text>`;
+    const ly = T + 70 + i * 14;
+    s += `<line x1="${W - R - 190}" x2="${W - R - 170}" y1="${ly}" y2="${ly}" stroke="${COLORS[i % COLORS.length]}" stroke-width="2"${se.dash ? ' stroke-dasharray="5 3"' : ''}/><text x="${W - R - 165}" y="${ly + 4}">${se.label}</text>`;
   });
   return svgFrame(W, H, title, s);
 }

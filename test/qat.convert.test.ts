@@ -92,14 +92,12 @@ describe('convertQAT', () => {
       const r = agreement(qat, qm);
       expect(r.same).toBeGreaterThanOrEqual(9990);
       expect(r.worstRatio).toBeLessThanOrEqual(1);
-      // The other requantization: within its bound too. At 8-bit activations both agree on >= 99.9 %;
-      // at 4 bits the int32 bias's rounding flips codes that are a sixteenth of the range (>= 99.8 % here).
-      const a4 = (s.qat as { activation?: unknown }).activation !== undefined;
-      const other = a4 ? 'int' : 'float';
-      const r2 = agreement(qat, convertQAT(qat, { requantize: other }), other);
-      expect(r2.same).toBeGreaterThanOrEqual(a4 ? 9980 : 9990);
+      // The int epilogue: within its bound too. The int32 bias's rounding flips codes now and then
+      // (>= 99.8 % here; at 4-bit activations a code is a sixteenth of the range).
+      const r2 = agreement(qat, convertQAT(qat, { requantize: 'int' }), 'int');
+      expect(r2.same).toBeGreaterThanOrEqual(9980);
       expect(r2.worstRatio).toBeLessThanOrEqual(1);
-      if (a4) expect(r.same).toBeGreaterThanOrEqual(r2.same);
+      expect(r.same).toBeGreaterThanOrEqual(r2.same);
     }, 60_000);
   }
 
