@@ -125,8 +125,11 @@ describe('convertQAT', () => {
     expect([bad, over]).toEqual([0, 0]);
     const y = st[0].run({ f: x }, n) as { q: Uint8Array };
     expect(y.q.reduce((m, v) => Math.max(m, v), 0)).toBe(15);
-    const yf = (convertQAT(qat).stages[1] as StaticStage).run({ f: x }, n) as { q: Uint8Array };
+    const fst = convertQAT(qat).stages[1] as StaticStage;
+    expect(fst.requantize).toBe('float');
+    const yf = fst.run({ f: x }, n) as { q: Uint8Array };
     expect(yf.q.reduce((m, v) => Math.max(m, v), 0)).toBe(15);
+    expect(await fst.runAsync({ f: x }, n)).toEqual(yf);
     expect(await st[0].runAsync({ f: x }, n)).toEqual(y);
   }, 60_000);
 
