@@ -13,6 +13,7 @@ import { BatchLoader } from '../lib/data/batch';
 import { GRAPH_KEY, loadModel, saveModel } from '../lib/ptq/file';
 import { buildQuantizedModel, planQuantization } from '../lib/ptq/quantize-model';
 import { loadSafetensors, saveSafetensors } from '../lib/io/safetensors';
+import { exportOnnxBytes } from '../lib/onnx-model/export';
 import { QuantizedModel, StaticStage } from '../lib/ptq/qmodel';
 import { conversionBound, convertQAT, prepareQAT, qatLayers } from '../lib/qat';
 import { fakeQuantize } from '../lib/tensor';
@@ -179,6 +180,14 @@ describe('convertQAT', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('ONNX export refuses narrow activation codes and the float epilogue, and takes an int W4A8 model', () => {
+    const { model: a4 } = fineTuneQAT(float, xTrain, yTrain, { qat: { weight: { bits: 4 }, activation: { bits: 4 } }, steps: 3 });
+    expect(() => exportOnnxBytes(convertQAT(a4, { requantize: 'int' }))).toThrow(/narrower than 0..255 .*cannot be exported/);
+    const { model: a8 } = fineTuneQAT(float, xTrain, yTrain, { qat: { weight: { bits: 4 } }, steps: 3 });
+    expect(() => exportOnnxBytes(convertQAT(a8))).toThrow(/requantize 'float' .*cannot be exported/);
+    expect(exportOnnxBytes(convertQAT(a8, { requantize: 'int' })).length).toBeGreaterThan(1000);
   });
 
   it('buildQuantizedModel checks given qmin / qmax / formula', () => {
