@@ -60,8 +60,8 @@ export type {
 export { packMatMulNBits, unpackMatMulNBits, dequantizeMatMulNBits, quantizeMatMulNBits, matMulNBitsSizes } from './formats/matmulnbits';
 export type { MatMulNBitsShape, MatMulNBitsPacked, MatMulNBitsUnpacked, QuantizeNBitsOptions } from './formats/matmulnbits';
 // Quantization-aware training.
-export { prepareQAT, QATLinear, qatLayers } from './qat';
-export type { PrepareQATOptions, QATLayerOverride, QATTensorOptions, QATObserverChoice, QATWeightQParams, QATActQParams } from './qat';
+export { conversionBound, convertQAT, prepareQAT, QATLinear, qatLayers } from './qat';
+export type { ConvertQATOptions, PrepareQATOptions, QATLayerOverride, QATTensorOptions, QATObserverChoice, QATWeightQParams, QATActQParams } from './qat';
 // Layers, losses and optimizers; data loaders (namespaces: generic names stay out of the top level).
 export * as nn from './nn';
 // What a new layer type's registry entry builds on (stages, spec checks, file parts), and the rest of lib/ptq.

@@ -3,7 +3,7 @@
 // quantize / info / eval on a tiny model and tiny IDX files written here, and every file the CLI
 // and saveModel write checked by an independent reader (scripts/check_safetensors.py, Python).
 // The CLI runs from dist/: `npm test` builds it first (`npm run build:ts` when running this alone).
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -172,6 +172,9 @@ describe('usage errors: exit 2, the message and the hint on stderr, nothing writ
     ['demo with a positional argument', ['demo', 'extra'], "demo takes no positional arguments, got 'extra'"],
     ['demo --dataset bogus', ['demo', '--dataset', 'bogus'], "--dataset expects one of mnist, fashion, got 'bogus'"],
     ['demo --epochs 0', ['demo', '--epochs', '0'], "--epochs expects an integer between 1 and 1000, got '0'"],
+    ['demo --qat-bits without --qat', ['demo', '--qat-bits', '4'], '--qat-bits needs --qat'],
+    ['demo --qat --qat-bits 1', ['demo', '--qat', '--qat-bits', '1'], "--qat-bits expects an integer between 2 and 8, got '1'"],
+    ['demo --qat --qat-method bogus', ['demo', '--qat', '--qat-method', 'bogus'], "--qat-method expects one of ste, lsq, got 'bogus'"],
   ];
   it.each(cases)('%s', (_, args, msg) => {
     const r = cli(...args);
@@ -180,6 +183,32 @@ describe('usage errors: exit 2, the message and the hint on stderr, nothing writ
     expect(r.stdout).toBe('');
     expect(fs.existsSync(at('x.safetensors'))).toBe(false);
   });
+});
+
+describe('demo --qat', () => {
+  it('fine-tunes with QAT, converts, and adds PTQ and QAT rows to the table', async () => {
+    const d = at('tiny-mnist');
+    fs.mkdirSync(d, { recursive: true });
+    const lab = (n: number) => Array.from({ length: n }, (_, i) => i % 10);
+    writeImages(path.join(d, 'train-images-idx3-ubyte'), 256, 28, 28, (i) => ((i >> 3) * 31 + Math.floor(i / 784)) % 256);
+    writeLabels(path.join(d, 'train-labels-idx1-ubyte'), lab(256));
+    writeImages(path.join(d, 't10k-images-idx3-ubyte'), 40, 28, 28, (i) => (i * 17 + Math.floor(i / 784)) % 256);
+    writeLabels(path.join(d, 't10k-labels-idx1-ubyte'), lab(40));
+    // Asynchronously: a long spawnSync would block the test worker's reports to vitest.
+    const r = await new Promise<Run>((resolve, reject) => {
+      execFile(process.execPath, [BIN, 'demo', '--data', d, '--epochs', '1', '--calibration', '64', '--qat', '--qat-bits', '2', '--qat-method', 'lsq'],
+        { cwd: tmp, env, encoding: 'utf8', timeout: 120000 }, (err, stdout, stderr) => {
+          if (err && typeof err.code !== 'number') reject(err);
+          else resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
+        });
+    });
+    expect(r.stderr).toMatch(/QAT: fine-tuning W2A8 \(LSQ, learned scales\), 1 epoch/);
+    expect(r.stderr).toMatch(/QAT W2A8: 2 steps in [\d.]+ s/);
+    expect(r.stderr).toMatch(/converted to a static int8 model: same class as the QAT model on \d+ \/ 40 test images/);
+    expect(r.stdout).toMatch(/^W2A8 static PTQ +\d/m);
+    expect(r.stdout).toMatch(/^W2A8 static QAT \(LSQ\) +\d/m);
+    expect(r.code).toBe(0);
+  }, 120_000);
 });
 
 describe('missing and corrupt files: exit 1, one line naming the file, no stack trace', () => {

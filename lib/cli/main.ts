@@ -13,6 +13,8 @@ import { quantizeModel, QuantizeModelOptions } from '../ptq/quantize-model';
 import { isQuantizedWeights, loadQuantizedWeights, quantizeWeights, WEIGHTS_KEY } from '../ptq/weights-file';
 import * as native from '../native';
 import { cacheDir, loadOrTrainMlp } from '../demo/mnist-mlp';
+import { fineTuneQAT } from '../demo/qat';
+import { convertQAT } from '../qat/convert';
 import { isOnnxCommand, ONNX_HELP, onnxCommand } from './onnx';
 import { REPORT_HELP, reportCommand } from './report';
 
@@ -25,7 +27,8 @@ class UsageError extends Error {}
 const HELP = `quantkit: post-training quantization for Node.js
 
 Usage:
-  quantkit demo [options]         train (or reuse) an MNIST MLP, quantize it, print one table
+  quantkit demo [options]         train (or reuse) an MNIST MLP, quantize it (--qat: and
+                                  fine-tune it with QAT), print one table
   quantkit quantize IN -o OUT     quantize the Linear weights of a safetensors file
   quantkit eval MODEL             accuracy, size and batch-64 latency of a model file
   quantkit info FILE              tensors, layer graph or quantized weights of a safetensors file
@@ -43,6 +46,13 @@ demo options:
   --calibration N                 training images used to calibrate static mode (default 2000)
   --threads N                     threads of the kernels (default: the cores available)
   --json                          print the results as JSON instead of the table
+  --qat                           also fine-tune the MLP with quantization-aware training,
+                                  convert it to a static int8 model and add PTQ vs QAT rows
+  --qat-bits N                    QAT and its PTQ row: weight bits 2..8 (default 2; 8-bit
+                                  activations)
+  --qat-method ste|lsq            straight-through estimator with observers, or learned step
+                                  sizes (default lsq)
+  --qat-epochs N                  QAT epochs over the training images (default 1)
 
 quantize options:
   -o, --output FILE               output file (required)
@@ -203,8 +213,13 @@ async function demo(argv: string[], io: Out): Promise<number> {
   const { values: v, positionals } = parse(argv, {
     dataset: { type: 'string' }, data: { type: 'string' }, epochs: { type: 'string' }, seed: { type: 'string' }, cache: { type: 'string' },
     retrain: { type: 'boolean' }, calibration: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' },
+    qat: { type: 'boolean' }, 'qat-bits': { type: 'string' }, 'qat-method': { type: 'string' }, 'qat-epochs': { type: 'string' },
   });
   if (positionals.length) throw new UsageError(`demo takes no positional arguments, got '${positionals[0]}'`);
+  for (const k of ['qat-bits', 'qat-method', 'qat-epochs'] as const) if (v[k] !== undefined && !v.qat) throw new UsageError(`--${k} needs --qat`);
+  const qatBits = intOpt('qat-bits', v['qat-bits'], 2, 2, 8);
+  const qatMethod = oneOf('qat-method', v['qat-method'], ['ste', 'lsq'] as const, 'lsq');
+  const qatEpochs = intOpt('qat-epochs', v['qat-epochs'], 1, 1, 100);
   const dataset = oneOf('dataset', v.dataset, ['mnist', 'fashion'] as const, 'mnist');
   const epochs = intOpt('epochs', v.epochs, dataset === 'fashion' ? 10 : 8, 1, 1000);
   const seed = intOpt('seed', v.seed, 1, 0, 2 ** 31 - 1);
@@ -253,6 +268,35 @@ async function demo(argv: string[], io: Out): Promise<number> {
   p.end(`quantizing: static int8 calibrated on ${rows} training images (histogram observer)`);
   io.err('quantizing: weight-only int4 (group 32)\n');
   variants.push({ name: 'int4 weight-only g32', model: quantizeModel(model, { mode: 'weight-only', bits: 4, granularity: { groupSize: 32 } }) });
+  let qatNote = '';
+  if (v.qat) {
+    const tag = `W${qatBits}A8`;
+    if (qatBits !== 8) {
+      io.err(`quantizing: ${tag} static PTQ (histogram observer)\n`);
+      variants.push({ name: `${tag} static PTQ`, model: quantizeModel(model, { mode: 'static', bits: qatBits, calibrationData: calX }) });
+    }
+    const lsq = qatMethod === 'lsq';
+    io.err(`QAT: fine-tuning ${tag} (${lsq ? 'LSQ, learned scales' : 'STE, moving-average observers'}), ${qatEpochs} epoch${qatEpochs > 1 ? 's' : ''}, ` +
+      `Adam from lr ${qatBits <= 3 ? '5e-4' : '1e-4'}, cosine schedule\n`);
+    let lossSum = 0, n = 0;
+    const ft = fineTuneQAT(model, ds.xTrain, ds.yTrain, {
+      qat: lsq ? { weight: { bits: qatBits, init: 'mse' }, learnable: true } : { weight: { bits: qatBits } },
+      epochs: qatEpochs, lr: qatBits <= 3 ? 5e-4 : 1e-4, seed,
+      onStep: (step, steps, loss) => {
+        lossSum += loss; n++;
+        if (step % 10 === 0 || step === steps) p.update(`  QAT ${tag}`, step, steps, `  loss ${(lossSum / n).toFixed(4)}`);
+        if (step % 100 === 0) { lossSum = 0; n = 0; }
+      },
+    });
+    p.end(`  QAT ${tag}: ${ft.losses.length} steps in ${ft.seconds.toFixed(1)} s, last loss ${ft.losses[ft.losses.length - 1].toFixed(4)}`);
+    const qm = convertQAT(ft.model);
+    const ag = qatAgreement(ft.model, qm, ds.xTest, ds.yTest.length);
+    io.err(`  converted to a static int8 model: same class as the QAT model on ${ag.same} / ${ds.yTest.length} test images, ` +
+      `largest logit difference ${ag.maxDiff.toFixed(3)}\n`);
+    variants.push({ name: `${tag} static QAT (${qatMethod.toUpperCase()})`, model: qm });
+    qatNote = `${tag} static PTQ: the trained weights quantized (${qatBits}-bit codes), activations calibrated; ${tag} static QAT: fine-tuned ` +
+      `${ft.losses.length} steps (${ft.seconds.toFixed(0)} s) with fake-quant, then converted (convertQAT).\n`;
+  }
 
   const results: (EvaluateResult & { name: string })[] = [];
   for (const x of variants) {
@@ -277,8 +321,31 @@ async function demo(argv: string[], io: Out): Promise<number> {
   io.out(`\n${dataset === 'mnist' ? 'MNIST' : 'Fashion-MNIST'} MLP 784-512-256-10, ${ds.yTest.length} test images, ${native.getNumThreads()} threads, ${((performance.now() - t0) / 1000).toFixed(1)} s\n\n`);
   io.out(table([head, ...body], [false, true, true, true, true, true, true]) + '\n');
   io.out(`\nfp32: the trained nn model; fp32 packed: the same weights packed once for the fp32 GEMM, bias and ReLU fused.\n` +
-    `Speed-ups are against fp32; latency is the median of forwards of 64 test images.\n`);
+    `Speed-ups are against fp32; latency is the median of forwards of 64 test images.\n` + qatNote);
   return 0;
+}
+
+/** How often the converted model picks the QAT model's class, and the largest logit difference. */
+function qatAgreement(qat: Sequential, qm: QuantizedModel, x: Float32Array, rows: number): { same: number; maxDiff: number } {
+  let same = 0, maxDiff = 0;
+  const B = 1000;
+  for (let s = 0; s < rows; s += B) {
+    const n = Math.min(B, rows - s);
+    const xs = x.subarray(s * 784, (s + n) * 784);
+    const a = qat.forward(xs, n), b = qm.forward(xs, n);
+    const C = a.length / n;
+    for (let r = 0; r < n; r++) {
+      let ia = 0, ib = 0;
+      for (let j = 0; j < C; j++) {
+        const k = r * C + j;
+        if (a[k] > a[r * C + ia]) ia = j;
+        if (b[k] > b[r * C + ib]) ib = j;
+        maxDiff = Math.max(maxDiff, Math.abs(a[k] - b[k]));
+      }
+      if (ia === ib) same++;
+    }
+  }
+  return { same, maxDiff };
 }
 
 // ---- quantize ----------------------------------------------------------------------------------

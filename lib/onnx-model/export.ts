@@ -37,9 +37,10 @@ interface LayerJSON {
   run: 'float' | 'dynamic' | 'static' | 'weight-only';
   fused?: string[];
   weight?: { bits: number; scheme: string; signed: boolean; range: string; granularity: 'per-tensor' | 'per-channel' | { groupSize: number } };
-  input?: { scale: number; zeroPoint: number };
-  output?: { scale: number; zeroPoint: number } | null;
+  input?: { scale: number; zeroPoint: number; qmin?: number; qmax?: number };
+  output?: { scale: number; zeroPoint: number; qmin?: number; qmax?: number } | null;
   activation?: 'uint8' | 'int8';
+  requantize?: string;
 }
 
 function vinfo(name: string, features: number | null): ValueInfoP {
@@ -141,6 +142,12 @@ export function exportOnnxBytes(model: Sequential | QuantizedModel, opts: Export
         } else if (L.run === 'static') {
           if (typeof g === 'object') throw new Error(`layer '${L.name}': static layers with groups cannot be exported`);
           const inq = L.input!;
+          if (L.requantize === 'float' && L.output) throw new Error(`layer '${L.name}': static layers with requantize 'float' (convertQAT's exact epilogue) cannot be exported: ONNX QLinearMatMul requantizes with an int32 bias`);
+          for (const q of [inq, L.output]) {
+            if (q && ((q.qmin ?? 0) !== 0 || (q.qmax ?? 255) !== 255)) {
+              throw new Error(`layer '${L.name}': static layers whose activation codes are narrower than 0..255 (qmin ${q.qmin ?? 0}, qmax ${q.qmax ?? 255}, from QAT with activations below 8 bits) cannot be exported: ONNX QuantizeLinear saturates to 0..255`);
+            }
+          }
           // Input Q/DQ unless the previous layer already produced codes with these qparams.
           let d0 = cur;
           if (!(codes_ && codes_.scale === inq.scale && codes_.zeroPoint === inq.zeroPoint)) {

@@ -78,7 +78,22 @@ export function checkAct(c: FileCtx, field: string, v: unknown): ActQParams {
   if (typeof s !== 'number' || !(s > 0) || !Number.isFinite(Math.fround(s)) || Math.fround(s) === 0) c.fail(`${field}.scale`, `expected a positive finite float32 but found ${describeValue(s)}`);
   const z = o.zeroPoint;
   if (typeof z !== 'number' || !Number.isInteger(z) || z < 0 || z > 255) c.fail(`${field}.zeroPoint`, `expected an integer 0..255 but found ${describeValue(z)}`);
-  return { scale: Math.fround(s), zeroPoint: z };
+  const out: ActQParams = { scale: Math.fround(s), zeroPoint: z };
+  // Optional (QAT models with activations below 8 bits, PyTorch rounding of the float input).
+  for (const k of ['qmin', 'qmax'] as const) {
+    const v = o[k];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 255) c.fail(`${field}.${k}`, `expected an integer 0..255 but found ${describeValue(v)}`);
+    out[k] = v;
+  }
+  const lo = out.qmin ?? 0, hi = out.qmax ?? 255;
+  if (lo >= hi) c.fail(`${field}.qmax`, `expected more than qmin (${lo}) but found ${hi}`);
+  if (z < lo || z > hi) c.fail(`${field}.zeroPoint`, `expected an integer ${lo}..${hi} (qmin..qmax) but found ${z}`);
+  if (o.formula !== undefined) {
+    if (o.formula !== 'onnx' && o.formula !== 'pytorch') c.fail(`${field}.formula`, `expected 'onnx' or 'pytorch' but found ${describeValue(o.formula)}`);
+    if (o.formula === 'pytorch') out.formula = 'pytorch';
+  }
+  return out;
 }
 
 /** Checks a saved weight description (bits, scheme, signedness, range, granularity for the layer's mode). */

@@ -17,7 +17,7 @@ import { checkAct, checkWeightJSON, FileCtx, loadWeight, pfx, SavedLayer, weight
 import type { BuildContext, LayerSpec, LayerType, QuantizeContext, WeightQParams } from './registry';
 import { specBool, specInt } from './spec-fields';
 import {
-  ActQParams, f32Bytes, LayerSummary, layoutGranularity, QuantWeight, Stage, StageDescription, toFloat, Value,
+  ActQParams, actCopy, actRange, f32Bytes, LayerSummary, layoutGranularity, QuantWeight, sameAct, Stage, StageDescription, toFloat, Value,
   WeightGranularity,
 } from './stages';
 
@@ -225,6 +225,13 @@ export class StaticStage extends Stage {
   private readonly handle: native.PackedHandle;
   /** Set when the next stage takes codes (then the output is requantized to these qparams). */
   output: ActQParams | null = null;
+  /**
+   * How the output is requantized to codes: 'int' (default: the GEMM's requantizing epilogue, int32
+   * bias, ONNX QLinearMatMul's arithmetic) or 'float' (the float32 epilogue, float bias and ReLU,
+   * then quantized as the next layer's float input would be: what a fake-quant forward computes;
+   * convertQAT's { requantize: 'float' }).
+   */
+  requantize: 'int' | 'float' = 'int';
   /** The bias: float32 as given, and int32 (scale input.scale * weightScale[j]) for the requantizing epilogue. */
   readonly biasF: Float32Array | null;
   readonly biasQ: Int32Array | null;
@@ -257,27 +264,53 @@ export class StaticStage extends Stage {
   /** The uint8 codes of the input: a float input quantized with the calibrated qparams. */
   private inputCodes(v: Value): Uint8Array {
     if ('q' in v) {
-      if (v.s.scale !== this.input.scale || v.s.zeroPoint !== this.input.zeroPoint) throw new Error(`internal: qparams mismatch at layer '${this.name}'`);
+      if (!sameAct(v.s, this.input)) throw new Error(`internal: qparams mismatch at layer '${this.name}'`);
       return v.q;
     }
     const x = toFloat(v);
     const q = new Uint8Array(x.length);
+    const [qmin, qmax] = actRange(this.input);
     native.quantize({ x, out: q, scale: this.input.scale, zeroPoint: this.input.zeroPoint, storage: native.Storage.Byte,
-      layout: perTensorLayout(x.length), qmin: 0, qmax: 255, formula: native.Formula.Onnx });
+      layout: perTensorLayout(x.length), qmin, qmax, formula: this.input.formula === 'pytorch' ? native.Formula.Pytorch : native.Formula.Onnx });
+    return q;
+  }
+  /**
+   * Requantized codes clamped to the output's range when it is narrower than uint8's (the GEMM
+   * epilogue saturates to 0..255; the next layer's activations may be 0..15).
+   */
+  private clampOut(y: Uint8Array): void {
+    const [lo, hi] = actRange(this.output!);
+    if (lo === 0 && hi === 255) return;
+    for (let i = 0; i < y.length; i++) {
+      const c = y[i];
+      if (c < lo) y[i] = lo;
+      else if (c > hi) y[i] = hi;
+    }
+  }
+  /** The output codes of the float32 GEMM result (requantize 'float'): quantized as a float input of the next layer is. */
+  private quantizeOut(y: Float32Array): Uint8Array {
+    const o = this.output!;
+    const q = new Uint8Array(y.length);
+    const [qmin, qmax] = actRange(o);
+    native.quantize({ x: y, out: q, scale: o.scale, zeroPoint: o.zeroPoint, storage: native.Storage.Byte,
+      layout: perTensorLayout(y.length), qmin, qmax, formula: o.formula === 'pytorch' ? native.Formula.Pytorch : native.Formula.Onnx });
     return q;
   }
   private opts(batch: number): GemmOptions {
     const common = { M: batch, aZeroPoint: this.input.zeroPoint, aScale: this.input.scale, relu: this.relu };
-    if (this.output) return { ...common, output: 'uint8', outScale: this.output.scale, outZeroPoint: this.output.zeroPoint, bias: this.biasQ ?? undefined };
+    if (this.output && this.requantize === 'int') return { ...common, output: 'uint8', outScale: this.output.scale, outZeroPoint: this.output.zeroPoint, bias: this.biasQ ?? undefined };
     return { ...common, output: 'float32', bias: this.biasF ?? undefined };
   }
   private wrap(y: Float32Array | Int32Array | Int8Array | Uint8Array): Value {
-    return this.output ? { q: y as Uint8Array, s: this.output } : { f: y as Float32Array };
+    if (!this.output) return { f: y as Float32Array };
+    if (this.requantize === 'float') return { q: this.quantizeOut(y as Float32Array), s: this.output };
+    this.clampOut(y as Uint8Array);
+    return { q: y as Uint8Array, s: this.output };
   }
   run(v: Value, batch: number): Value {
     // Arguments checked once at construction: straight to the native call (which checks again).
     const q = this.inputCodes(v);
-    const o = this.output;
+    const o = this.requantize === 'int' ? this.output : null;
     const out = o ? new Uint8Array(batch * this.packed.N) : new Float32Array(batch * this.packed.N);
     native.gemm({ a: q, aSigned: false, M: batch, packed: this.handle, aZeroPoint: this.input.zeroPoint,
       output: o ? native.OutputKind.Uint8 : native.OutputKind.Float32, out, aScale: this.input.scale,
@@ -292,20 +325,21 @@ export class StaticStage extends Stage {
   }
   toFile(tensors: Record<string, SafetensorsTensor>): Record<string, unknown> {
     const weight = weightTensors(this.name, this.weight, tensors);
+    const intBias = this.output !== null && this.requantize === 'int';
     if (this.biasF) {
-      tensors[pfx(this.name, 'bias')] = this.output
+      tensors[pfx(this.name, 'bias')] = intBias
         ? { dtype: 'I32', shape: [this.biasQ!.length], data: this.biasQ! }
         : { dtype: 'F32', shape: [this.biasF.length], data: this.biasF };
     }
-    return { weight, input: { ...this.input }, output: this.output ? { ...this.output } : null };
+    return { weight, input: actCopy(this.input), output: this.output ? actCopy(this.output) : null, ...(this.requantize === 'float' ? { requantize: 'float' } : {}) };
   }
   override summaryRow(): LayerSummary {
-    return { ...super.summaryRow(), ...weightRow(this), input: { ...this.input }, output: this.output ? { ...this.output } : null };
+    return { ...super.summaryRow(), ...weightRow(this), input: actCopy(this.input), output: this.output ? actCopy(this.output) : null };
   }
   override describe(): StageDescription {
     return {
-      ...super.describe(), relu: this.relu, weight: this.weight, bias: this.biasF, biasQ: this.biasQ,
-      input: { ...this.input }, output: this.output ? { ...this.output } : null,
+      ...super.describe(), relu: this.relu, weight: this.weight, bias: this.biasF, biasQ: this.biasQ, requantize: this.requantize,
+      input: actCopy(this.input), output: this.output ? actCopy(this.output) : null,
     };
   }
 }
@@ -430,7 +464,9 @@ function loadLinear(c: FileCtx, l: SavedLayer<LinearSpec>, run: 'dynamic' | 'sta
   if (run === 'static') {
     const input = checkAct(c, `${field}.input`, j.input);
     const out = j.output === null || j.output === undefined ? null : checkAct(c, `${field}.output`, j.output);
-    const bias = ls.bias ? c.tensor(bname, [out ? 'I32' : 'F32'], [N]).data as Float32Array | Int32Array : null;
+    const rq = j.requantize === undefined ? 'int' : j.requantize;
+    if (rq !== 'int' && rq !== 'float') c.fail(`${field}.requantize`, `expected 'int' or 'float' but found ${describeValue(rq)}`);
+    const bias = ls.bias ? c.tensor(bname, [out && rq === 'int' ? 'I32' : 'F32'], [N]).data as Float32Array | Int32Array : null;
     if (isTypedOf(bias, 'Float32Array') && bias.some((v) => !Number.isFinite(v))) c.fail(`tensors['${bname}']`, 'a value is not finite');
     if (out) {
       const ws = w.tensor.scale;
@@ -441,6 +477,7 @@ function loadLinear(c: FileCtx, l: SavedLayer<LinearSpec>, run: 'dynamic' | 'sta
     }
     const s = new StaticStage(name, ls, w, input, bias, relu);
     s.output = out;
+    s.requantize = rq;
     return s;
   }
   const bias = ls.bias ? c.tensor(bname, ['F32'], [N]).data as Float32Array : null;

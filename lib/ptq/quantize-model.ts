@@ -382,14 +382,25 @@ export function calibrateQuantization(plan: QuantizationPlan, calibrationData?: 
   return out;
 }
 
-/** Given input qparams: an object { scale, zeroPoint } of uint8 activations (scale a positive finite float32, zero point 0..255). */
+/**
+ * Given input qparams: an object { scale, zeroPoint, qmin?, qmax?, formula? } of uint8 activations
+ * (scale a positive finite float32, zero point qmin..qmax; codes qmin..qmax, default 0..255;
+ * formula 'onnx' (default) or 'pytorch': how a float input is rounded).
+ */
 function checkInputQParams(field: string, v: unknown): ActQParams {
-  const o = checkOptions(field, v, ['scale', 'zeroPoint']);
+  const o = checkOptions(field, v, ['scale', 'zeroPoint', 'qmin', 'qmax', 'formula']);
   if (typeof v !== 'object' || v === null) throw typeError(field, 'input qparams { scale, zeroPoint }', v);
   const s = o.scale, z = o.zeroPoint;
   if (typeof s !== 'number' || !(Math.fround(s) > 0) || !Number.isFinite(Math.fround(s))) throw rangeError(`${field}.scale`, 'a positive finite float32', describe(s));
-  if (typeof z !== 'number' || !Number.isInteger(z) || z < 0 || z > 255) throw rangeError(`${field}.zeroPoint`, 'an integer 0..255 (uint8 activations)', describe(z));
-  return { scale: Math.fround(s), zeroPoint: z };
+  const lo = o.qmin === undefined ? 0 : checkInt(`${field}.qmin`, o.qmin, 0, 254);
+  const hi = o.qmax === undefined ? 255 : checkInt(`${field}.qmax`, o.qmax, lo + 1, 255);
+  if (typeof z !== 'number' || !Number.isInteger(z) || z < lo || z > hi) throw rangeError(`${field}.zeroPoint`, `an integer ${lo}..${hi} (uint8 activations${lo === 0 && hi === 255 ? '' : ', qmin..qmax'})`, describe(z));
+  const out: ActQParams = { scale: Math.fround(s), zeroPoint: z };
+  if (lo !== 0) out.qmin = lo;
+  if (hi !== 255) out.qmax = hi;
+  const f = o.formula === undefined ? 'onnx' : checkOneOf(`${field}.formula`, o.formula, ['onnx', 'pytorch'] as const);
+  if (f === 'pytorch') out.formula = 'pytorch';
+  return out;
 }
 
 /** Checks that the keys of a given record are names of layers for which `ok` holds. */

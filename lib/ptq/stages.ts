@@ -21,10 +21,39 @@ export function layoutGranularity(g: WeightGranularity): Granularity {
   return g === 'per-tensor' ? 'per-tensor' : g === 'per-channel' ? { axis: 0 } : { axis: 1, blockSize: g.groupSize };
 }
 
-/** Activation qparams of a static layer (uint8, asymmetric). */
+/**
+ * Activation qparams of a static layer (uint8 codes, asymmetric). `qmin` / `qmax` narrow the codes
+ * (default 0..255; a QAT model with 4-bit activations has 0..15): a float input is quantized into
+ * them and a requantizing GEMM clamps its output to them. `formula` is how a float input is
+ * rounded: 'onnx' (default: round(x / scale)) or 'pytorch' (round(x * float32(1 / scale)), as
+ * PyTorch's and quantkit's fake-quant).
+ */
 export interface ActQParams {
   scale: number;
   zeroPoint: number;
+  qmin?: number;
+  qmax?: number;
+  formula?: 'onnx' | 'pytorch';
+}
+
+/** The code range of activation qparams (default 0..255). */
+export function actRange(q: ActQParams): [number, number] {
+  return [q.qmin ?? 0, q.qmax ?? 255];
+}
+
+/** A copy of activation qparams with only the fields that differ from the defaults (what files and summaries show). */
+export function actCopy(q: ActQParams): ActQParams {
+  const o: ActQParams = { scale: q.scale, zeroPoint: q.zeroPoint };
+  if (q.qmin !== undefined && q.qmin !== 0) o.qmin = q.qmin;
+  if (q.qmax !== undefined && q.qmax !== 255) o.qmax = q.qmax;
+  if (q.formula === 'pytorch') o.formula = 'pytorch';
+  return o;
+}
+
+/** Whether two activation qparams describe the same codes. */
+export function sameAct(a: ActQParams, b: ActQParams): boolean {
+  const [al, ah] = actRange(a), [bl, bh] = actRange(b);
+  return a.scale === b.scale && a.zeroPoint === b.zeroPoint && al === bl && ah === bh;
 }
 
 /** A quantized Linear's weights: codes [outFeatures, inFeatures] (packed two per byte when bits <= 4). */
@@ -71,6 +100,8 @@ export interface StageDescription {
   bias?: Float32Array | null;
   /** Static stages: the int32 bias (scale input.scale * weightScale[j]) of the requantizing epilogue. */
   biasQ?: Int32Array | null;
+  /** Static stages: how the output is requantized ('int': int32 bias and the requantizing epilogue; 'float': float epilogue, then quantized). */
+  requantize?: 'int' | 'float';
   /** Static stages: uint8 qparams of the input, and of the output when the next stage takes codes (else null: float out). */
   input?: ActQParams;
   output?: ActQParams | null;

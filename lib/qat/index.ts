@@ -2,3 +2,5 @@
 // static int8 model quantizes), QATLinear. See docs/qat.md.
 export { prepareQAT, QATLinear, qatLayers } from './prepare';
 export type { PrepareQATOptions, QATLayerOverride, QATTensorOptions, QATObserverChoice, QATWeightQParams, QATActQParams } from './prepare';
+export { conversionBound, convertQAT } from './convert';
+export type { ConvertQATOptions } from './convert';
