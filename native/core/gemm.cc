@@ -31,7 +31,6 @@ size_t PackedB::byte_length() const {
 
 namespace {
 
-
 // A rows to the internal int8 form (x ^ flip), zero padded to lda, with their sums. Plain locals
 // only: byte stores may alias anything, so captured references would block vectorization.
 void convert_rows(const uint8_t* __restrict a, size_t i0, size_t i1, size_t K, size_t lda, uint8_t flip,
@@ -72,9 +71,8 @@ void convert_a(const uint8_t* a, size_t M, size_t K, size_t lda, uint8_t flip, i
 
 }  // namespace
 
-std::shared_ptr<PackedB> pack_b(const uint8_t* b, size_t K, size_t N, bool b_signed, bool transposed,
-                                const int32_t* zp, bool zp_per_col, const float* scale,
-                                bool scale_per_col) {
+std::shared_ptr<PackedB> pack_b(const uint8_t* b, size_t K, size_t N, bool b_signed, bool transposed, const int32_t* zp,
+                                bool zp_per_col, const float* scale, bool scale_per_col) {
   auto P = std::make_shared<PackedB>();
   PackedB& pb = *P;
   pb.K = K;
@@ -146,8 +144,8 @@ std::shared_ptr<PackedB> pack_b(const uint8_t* b, size_t K, size_t N, bool b_sig
     const int32_t z = pb.zp[zp_per_col ? j : 0];
     const int32_t zb = z + (b_signed ? 128 : 0);
     pb.col_zb[j] = zb;
-    pb.col_c[j] = static_cast<int32_t>(static_cast<uint32_t>(colsum[j]) -
-                                       static_cast<uint32_t>(K) * static_cast<uint32_t>(zb));
+    pb.col_c[j] =
+        static_cast<int32_t>(static_cast<uint32_t>(colsum[j]) - static_cast<uint32_t>(K) * static_cast<uint32_t>(zb));
     pb.b_scale[j] = pb.scale[scale_per_col ? j : 0];
   }
   pb.max_dev = gemm_max_dev(b_signed, pb.zp.data(), pb.zp.size());
@@ -166,8 +164,9 @@ std::string gemm_bound_error(size_t K, int64_t max_dev_a, int64_t max_dev_b) {
   if (bound <= 2147483647.0L) return "";
   const int64_t per = max_dev_a * max_dev_b;
   const int64_t kmax = per > 0 ? 2147483647LL / per : 0;
-  return "Expected K <= " + std::to_string(kmax) + " for these dtypes and zero points (K * max|a - aZeroPoint| * max|b - bZeroPoint| = " +
-         std::to_string(K) + " * " + std::to_string(max_dev_a) + " * " + std::to_string(max_dev_b) +
+  return "Expected K <= " + std::to_string(kmax) +
+         " for these dtypes and zero points (K * max|a - aZeroPoint| * max|b - bZeroPoint| = " + std::to_string(K) +
+         " * " + std::to_string(max_dev_a) + " * " + std::to_string(max_dev_b) +
          " must not exceed 2^31 - 1 for exact int32 accumulation) but received K = " + std::to_string(K);
 }
 
@@ -245,7 +244,8 @@ void gemm_run(const PackedB& B, const GemmCall& c) {
   const double work = static_cast<double>(M) * N * K;
   size_t ntasks = 1;
   if (T > 1 && work >= 1 << 18) {
-    const size_t want = static_cast<size_t>(8 * T);  // several tasks per thread: balance, and less work stuck with a descheduled helper
+    const size_t want =
+        static_cast<size_t>(8 * T);  // several tasks per thread: balance, and less work stuck with a descheduled helper
     ntasks = std::min(panels, std::max<size_t>(1, (want + mtasks - 1) / mtasks));
   }
   const size_t per = (panels + ntasks - 1) / ntasks;
@@ -261,16 +261,18 @@ void gemm_run(const PackedB& B, const GemmCall& c) {
       for (size_t c = 0; c < w && j0 + c < N; c += nr) fn(g, m0, m1, j0 + c, j0 + c + std::min(nr, w - c));
     }
   };
-  if (tasks == 1) run(0);
-  else parallel_for(tasks, run);
+  if (tasks == 1)
+    run(0);
+  else
+    parallel_for(tasks, run);
   if (t_cap > (size_t{64} << 20)) {  // do not keep more than 64 MiB per thread
     t_buf.reset();
     t_cap = 0;
   }
 }
 
-void linear_dynamic(const float* x, size_t M, const PackedB& B, const float* bias, bool relu,
-                    bool per_row, bool act_signed, float* out) {
+void linear_dynamic(const float* x, size_t M, const PackedB& B, const float* bias, bool relu, bool per_row,
+                    bool act_signed, float* out) {
   const size_t K = B.K;
   if (M == 0 || B.N == 0) return;
   std::vector<uint8_t> q(M * K);
@@ -297,8 +299,12 @@ void linear_dynamic(const float* x, size_t M, const PackedB& B, const float* bia
     const QRange r{-127, 127, 0};
     kt.quant_uniform(xs, glen, s, 0, r, qs);
   };
-  if (groups == 1) quant_group(0);
-  else parallel_ranges(groups, 16, M * K * sizeof(float), [&](size_t g0, size_t g1) { for (size_t gi = g0; gi < g1; ++gi) quant_group(gi); });
+  if (groups == 1)
+    quant_group(0);
+  else
+    parallel_ranges(groups, 16, M * K * sizeof(float), [&](size_t g0, size_t g1) {
+      for (size_t gi = g0; gi < g1; ++gi) quant_group(gi);
+    });
   GemmCall c;
   c.a = q.data();
   c.a_signed = act_signed;

@@ -37,22 +37,21 @@ struct AlignedBytes {
 // B (K x N, or N x K when transposed) packed once: immutable afterwards, shareable by threads.
 struct PackedB {
   size_t K = 0, N = 0, kp = 0, np = 0;
-  bool b_signed = true;      // int8 (true) or uint8 weights
+  bool b_signed = true;  // int8 (true) or uint8 weights
   bool zp_per_col = false, scale_per_col = false;
-  std::vector<int32_t> zp;   // as given: 1 or N entries
-  std::vector<float> scale;  // as given: 1 or N entries
-  AlignedBytes data;         // np * kp bytes, panel layout
+  std::vector<int32_t> zp;             // as given: 1 or N entries
+  std::vector<float> scale;            // as given: 1 or N entries
+  AlignedBytes data;                   // np * kp bytes, panel layout
   std::vector<int32_t> col_zb, col_c;  // np entries
   std::vector<float> b_scale;          // np entries (padding 1)
-  int32_t max_dev = 0;       // max over columns and codes of |b - zb|
+  int32_t max_dev = 0;                 // max over columns and codes of |b - zb|
   size_t byte_length() const;
 };
 
 // b: K*N bytes (int8 or uint8 codes). zp: 1 or N entries (inside the dtype range; unchecked);
 // scale: 1 or N entries (positive finite; unchecked).
-std::shared_ptr<PackedB> pack_b(const uint8_t* b, size_t K, size_t N, bool b_signed, bool transposed,
-                                const int32_t* zp, bool zp_per_col, const float* scale,
-                                bool scale_per_col);
+std::shared_ptr<PackedB> pack_b(const uint8_t* b, size_t K, size_t N, bool b_signed, bool transposed, const int32_t* zp,
+                                bool zp_per_col, const float* scale, bool scale_per_col);
 
 // "" when K * max_dev_a * max_dev_b fits in int32, else the error message (RangeError).
 std::string gemm_bound_error(size_t K, int64_t max_dev_a, int64_t max_dev_b);
@@ -66,13 +65,13 @@ struct GemmCall {
   const int32_t* a_zp = nullptr;
   bool a_zp_per_row = false;
   int32_t out_kind = kGemmOutInt32;
-  void* out = nullptr;         // M x N of int32 / float / int8 / uint8
+  void* out = nullptr;             // M x N of int32 / float / int8 / uint8
   const float* a_scale = nullptr;  // float and int outputs
   bool a_scale_per_row = false;
-  const float* bias = nullptr;     // N entries or null (float output)
-  const int32_t* bias_q = nullptr; // N entries or null (int outputs; added to acc before requantizing)
+  const float* bias = nullptr;      // N entries or null (float output)
+  const int32_t* bias_q = nullptr;  // N entries or null (int outputs; added to acc before requantizing)
   bool relu = false;
-  float y_scale = 1.0f;            // int outputs
+  float y_scale = 1.0f;  // int outputs
   int32_t y_zp = 0;
 };
 
@@ -84,7 +83,7 @@ void gemm_run(const PackedB& B, const GemmCall& c);
 //   act_signed = false: asymmetric uint8, ONNX DynamicQuantizeLinear's formula per row/tensor;
 //   act_signed = true: symmetric int8 -127..127, scale = absmax / 127 (float32), zero point 0.
 // A zero range gives scale 1, zero point 0 (quant.h).
-void linear_dynamic(const float* x, size_t M, const PackedB& B, const float* bias, bool relu,
-                    bool per_row, bool act_signed, float* out);
+void linear_dynamic(const float* x, size_t M, const PackedB& B, const float* bias, bool relu, bool per_row,
+                    bool act_signed, float* out);
 
 }  // namespace qk

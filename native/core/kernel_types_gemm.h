@@ -53,24 +53,24 @@ struct GemmArgs {
   const int32_t* col_zb;   // np entries: zb' (0 in the padding)
   const int32_t* col_c;    // np entries: colsum(b_u) - K * zb'
   // Epilogue.
-  int32_t out_kind;        // GemmOut
-  void* out;               // row i at (elem*)out + i * ldo
-  size_t ldo;              // elements
+  int32_t out_kind;  // GemmOut
+  void* out;         // row i at (elem*)out + i * ldo
+  size_t ldo;        // elements
   // float32: y = float(acc) * (a_scale[i * a_scale_step] * b_scale[j]) + bias[j]; relu: y > 0 ? y : 0.
   // int8/uint8: mult = (a_scale[i*step] * b_scale[j]) / y_scale (float32); when a_scale_step is 0
   // mult is col_mult[j] (precomputed with the same float ops);
   //   q = clamp(rint((double(acc) + double(bias_q[j])) * double(mult) + double(y_zp)), lo, hi),
   //   lo = max(qmin, y_zp) with relu (the sum is exact in double: no int32 overflow).
   const float* a_scale;
-  size_t a_scale_step;     // 0: one scale; 1: one per row
-  const float* b_scale;    // np entries
-  const float* bias;       // np entries (zeros when the caller gave none): always added
-  const int32_t* bias_q;   // np entries, zeros when none (int8/uint8 outputs): always added
-  const float* col_mult;   // np entries (int8/uint8 outputs with a_scale_step 0)
+  size_t a_scale_step;    // 0: one scale; 1: one per row
+  const float* b_scale;   // np entries
+  const float* bias;      // np entries (zeros when the caller gave none): always added
+  const int32_t* bias_q;  // np entries, zeros when none (int8/uint8 outputs): always added
+  const float* col_mult;  // np entries (int8/uint8 outputs with a_scale_step 0)
   float y_scale;
   int32_t y_zp;
-  int32_t relu;            // 0 / 1
-  int32_t qlo, qhi;        // int8/uint8 bounds after ReLU: [-128,127] or [0,255], lo raised to y_zp by relu
+  int32_t relu;      // 0 / 1
+  int32_t qlo, qhi;  // int8/uint8 bounds after ReLU: [-128,127] or [0,255], lo raised to y_zp by relu
 };
 
 // One strip (native/core/gemm.cc loops them): output rows [m0, m1) x columns [n0, n1) of one

@@ -69,8 +69,6 @@ using nbits_fn = void (*)(const NBitsArgs& g, size_t m0, size_t m1, size_t p0, s
 // K), with each block's scale xs[b] and code sum xsum[b]. Rounding as in the header above.
 using nbits_qx_fn = void (*)(const float* x, size_t K, size_t bs, int8_t* xq, float* xs, float* xsum);
 
-inline const uint8_t* nbits_block(const NBitsArgs& g, size_t p, size_t b) {
-  return g.w + (p * g.kb + b) * g.stride;
-}
+inline const uint8_t* nbits_block(const NBitsArgs& g, size_t p, size_t b) { return g.w + (p * g.kb + b) * g.stride; }
 
 }  // namespace qk

@@ -16,13 +16,13 @@ constexpr uint32_t QK_HIST_ABS = 1u;  // histogram of |x| instead of x
 // scale is a power of two < 1 only when hi - lo overflows float32 (see hist_params() in
 // observe.h), where torch's formula has no meaning.
 struct HistParams {
-  float lo, hi;     // counted range (as given, unscaled)
-  float scale;      // 1, or 2^-k for huge ranges
-  float lo_s;       // lo * scale
-  float width_s;    // hi * scale - lo * scale  (> 0)
-  float fbins;      // (float)nbins
-  uint32_t nbins;   // 1 .. 2^24
-  uint32_t flags;   // QK_HIST_ABS
+  float lo, hi;    // counted range (as given, unscaled)
+  float scale;     // 1, or 2^-k for huge ranges
+  float lo_s;      // lo * scale
+  float width_s;   // hi * scale - lo * scale  (> 0)
+  float fbins;     // (float)nbins
+  uint32_t nbins;  // 1 .. 2^24
+  uint32_t flags;  // QK_HIST_ABS
 };
 
 // Adds the bin counts of n floats to counts[0 .. nbins). The caller keeps every count below 2^32.

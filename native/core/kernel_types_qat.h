@@ -23,9 +23,9 @@
 
 namespace qk {
 
-constexpr uint32_t QK_GRAD_ACC = 1u;    // dx += the gradient instead of dx = (both: float32 adds)
-constexpr size_t kLsqLanes = 16;        // float64 lanes of a run's sum
-constexpr size_t kLsqBlock = 4096;      // the tensor-level driver cuts runs into blocks of this many elements
+constexpr uint32_t QK_GRAD_ACC = 1u;  // dx += the gradient instead of dx = (both: float32 adds)
+constexpr size_t kLsqLanes = 16;      // float64 lanes of a run's sum
+constexpr size_t kLsqBlock = 4096;    // the tensor-level driver cuts runs into blocks of this many elements
 
 // Code range and grad factor of one LSQ backward.
 struct LsqParams {
@@ -39,11 +39,10 @@ struct LsqParams {
 using ste_grad_fn = uint64_t (*)(const float* dy, const uint8_t* mask, size_t n, float* dx, uint32_t flags);
 // LSQ backward of a run of n elements of one group (scale, zb): dx (may be null) and the lane sums
 // of the scale and zero-point terms added to sums[0] and sums[1]. Returns the count of bad elements.
-using lsq_grad_fn = uint64_t (*)(const float* x, const float* dy, size_t n, float scale, int32_t zb,
-                                 const LsqParams& p, float* dx, double* sums);
+using lsq_grad_fn = uint64_t (*)(const float* x, const float* dy, size_t n, float scale, int32_t zb, const LsqParams& p,
+                                 float* dx, double* sums);
 // The same with one group per element (scale[i], zb[i]): ds[i] += ts_i, dz[i] += tz_i.
-using lsq_grad_vec_fn = uint64_t (*)(const float* x, const float* dy, size_t n, const float* scale,
-                                     const int32_t* zb, const LsqParams& p, float* dx, double* ds,
-                                     double* dz);
+using lsq_grad_vec_fn = uint64_t (*)(const float* x, const float* dy, size_t n, const float* scale, const int32_t* zb,
+                                     const LsqParams& p, float* dx, double* ds, double* dz);
 
 }  // namespace qk

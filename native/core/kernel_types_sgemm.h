@@ -49,14 +49,14 @@ struct SgemmStrip {
   // s * mr + r, depth kk at [kk * mr + r] (lda unused). Else rows lda floats apart.
   const float* a;
   size_t lda;
-  const float* b;         // as SgemmBlock: the strip's first column
+  const float* b;  // as SgemmBlock: the strip's first column
   size_t b_panel_stride;
   size_t ldb;
-  float* c;               // the strip's first column
+  float* c;  // the strip's first column
   size_t ldc;
-  const float* bias;      // the strip's n values (QK_SGEMM_BIAS)
+  const float* bias;  // the strip's n values (QK_SGEMM_BIAS)
   uint32_t flags;
-  size_t n_after;         // columns of the block after this strip (a prefetch hint; 0: the last)
+  size_t n_after;  // columns of the block after this strip (a prefetch hint; 0: the last)
 };
 using sgemm_strip_fn = void (*)(const SgemmStrip& s);
 

@@ -12,8 +12,7 @@
 
 namespace qk {
 
-void nbits_pack(const NBitsShape& s, const uint8_t* codes, const float* scales, const uint8_t* zps,
-                uint8_t* out) {
+void nbits_pack(const NBitsShape& s, const uint8_t* codes, const float* scales, const uint8_t* zps, uint8_t* out) {
   const size_t kb = s.kb(), P = s.panels(), stride = s.stride(), cb = nbits_code_bytes(s.bs, s.bits);
   std::memset(out, 0, s.packed_bytes());
   for (size_t p = 0; p < P; ++p)
@@ -26,8 +25,10 @@ void nbits_pack(const NBitsShape& s, const uint8_t* codes, const float* scales, 
         for (size_t k = k0; k < k1; ++k) {
           const size_t kk = k - k0;
           const uint8_t q = codes[n * s.K + k];
-          if (s.bits == 8) blk[(kk / 4) * 64 + c * 4 + kk % 4] = q;
-          else blk[(kk / 8) * 64 + c * 4 + kk % 4] |= static_cast<uint8_t>((kk % 8) < 4 ? q : q << 4);
+          if (s.bits == 8)
+            blk[(kk / 4) * 64 + c * 4 + kk % 4] = q;
+          else
+            blk[(kk / 8) * 64 + c * 4 + kk % 4] |= static_cast<uint8_t>((kk % 8) < 4 ? q : q << 4);
         }
         std::memcpy(blk + cb + 4 * c, &scales[n * kb + b], 4);
         if (s.asym) blk[cb + 64 + c] = zps[n * kb + b];
@@ -35,8 +36,7 @@ void nbits_pack(const NBitsShape& s, const uint8_t* codes, const float* scales, 
     }
 }
 
-void nbits_unpack(const NBitsShape& s, const uint8_t* packed, uint8_t* codes, float* scales,
-                  uint8_t* zps) {
+void nbits_unpack(const NBitsShape& s, const uint8_t* packed, uint8_t* codes, float* scales, uint8_t* zps) {
   const size_t kb = s.kb(), stride = s.stride(), cb = nbits_code_bytes(s.bs, s.bits);
   for (size_t n = 0; n < s.N; ++n) {
     const size_t p = n / kNBitsPanel, c = n % kNBitsPanel;

@@ -20,11 +20,9 @@ struct NBitsShape {
 
 // codes: unsigned [N, K] one per byte (< 2^bits); scales [N, kb]; zps [N, kb] (asym only, else
 // ignored). out: shape.packed_bytes() bytes.
-void nbits_pack(const NBitsShape& s, const uint8_t* codes, const float* scales, const uint8_t* zps,
-                uint8_t* out);
+void nbits_pack(const NBitsShape& s, const uint8_t* codes, const float* scales, const uint8_t* zps, uint8_t* out);
 // The inverse: codes [N, K], scales [N, kb], zps [N, kb] (2^(bits-1) when symmetric).
-void nbits_unpack(const NBitsShape& s, const uint8_t* packed, uint8_t* codes, float* scales,
-                  uint8_t* zps);
+void nbits_unpack(const NBitsShape& s, const uint8_t* packed, uint8_t* codes, float* scales, uint8_t* zps);
 
 struct NBitsRun {
   NBitsShape shape;
@@ -33,8 +31,8 @@ struct NBitsRun {
   const float* x = nullptr;     // M x K
   const float* bias = nullptr;  // N or null
   bool relu = false;
-  bool int8 = false;            // compute: int8 (accuracy_level 4) or fp32
-  float* y = nullptr;           // M x N
+  bool int8 = false;   // compute: int8 (accuracy_level 4) or fp32
+  float* y = nullptr;  // M x N
 };
 
 // The kernels one run uses (the selected ones, or an entry's under test) and the tile rows.

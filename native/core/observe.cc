@@ -32,8 +32,8 @@ HistParams hist_params(float lo, float hi, uint32_t nbins, bool abs_values) {
 
 namespace {
 
-constexpr size_t kFlush = size_t{1} << 31;   // elements per uint32 flush (counts stay < 2^32)
-constexpr size_t kGatherInner = 64;          // per-axis runs shorter than this are gathered
+constexpr size_t kFlush = size_t{1} << 31;  // elements per uint32 flush (counts stay < 2^32)
+constexpr size_t kGatherInner = 64;         // per-axis runs shorter than this are gathered
 constexpr size_t kGatherChunk = 4096;
 constexpr size_t kParallelMin = size_t{1} << 20;  // per-tensor inputs from this size use the thread pool
 // Per-task buffers of the parallel per-tensor path (a float64 and a uint32 count per bin) stay
@@ -47,8 +47,8 @@ struct Acc {
 
 }  // namespace
 
-void histogram(const float* x, const Layout& L, const float* lo, const float* hi, uint32_t nbins,
-               bool abs_values, double* counts) {
+void histogram(const float* x, const Layout& L, const float* lo, const float* hi, uint32_t nbins, bool abs_values,
+               double* counts) {
   const KernelTable& k = kernels();
   const size_t groups = L.gran == Gran::PerTensor ? 1 : L.axis_dim;
   std::vector<HistParams> ps(groups);

@@ -19,7 +19,7 @@ HistParams hist_params(float lo, float hi, uint32_t nbins, bool abs_values);
 // NaN and +-Inf are not counted. L.gran must be PerTensor or PerAxis. Scratch memory: 4 bytes per
 // group and bin, or for large per-tensor inputs split over threads at most 64 MiB of per-task
 // buffers (fewer tasks for huge nbins; the counts never depend on the task count).
-void histogram(const float* x, const Layout& L, const float* lo, const float* hi, uint32_t nbins,
-               bool abs_values, double* counts);
+void histogram(const float* x, const Layout& L, const float* lo, const float* hi, uint32_t nbins, bool abs_values,
+               double* counts);
 
 }  // namespace qk

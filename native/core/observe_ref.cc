@@ -4,8 +4,6 @@
 
 namespace qk {
 
-void histogram_ref(const float* x, size_t n, const HistParams& p, uint32_t* counts) {
-  hist_scalar(x, n, p, counts);
-}
+void histogram_ref(const float* x, size_t n, const HistParams& p, uint32_t* counts) { hist_scalar(x, n, p, counts); }
 
 }  // namespace qk

@@ -11,9 +11,9 @@ namespace qk {
 
 namespace {
 
-constexpr size_t kSteTask = size_t{1} << 16;   // elements per parallel STE task
-constexpr size_t kVecTaskChannels = 4096;      // channels per parallel task of the per-element kernel
-constexpr size_t kBlocksPerTask = 16;          // LSQ blocks per parallel task
+constexpr size_t kSteTask = size_t{1} << 16;  // elements per parallel STE task
+constexpr size_t kVecTaskChannels = 4096;     // channels per parallel task of the per-element kernel
+constexpr size_t kBlocksPerTask = 16;         // LSQ blocks per parallel task
 
 }  // namespace
 
@@ -51,8 +51,10 @@ uint64_t lsq_backward(const float* x, const float* dy, const Layout& L, const fl
       }
       bad.fetch_add(b, std::memory_order_relaxed);
     };
-    if (tasks <= 1) body(0, A);
-    else parallel_for(tasks, [&](size_t t) { body(t * kVecTaskChannels, std::min(A, (t + 1) * kVecTaskChannels)); });
+    if (tasks <= 1)
+      body(0, A);
+    else
+      parallel_for(tasks, [&](size_t t) { body(t * kVecTaskChannels, std::min(A, (t + 1) * kVecTaskChannels)); });
     return bad.load();
   }
   // Runs: per tensor one run of n elements; per axis one run per (o, a) of inner elements.

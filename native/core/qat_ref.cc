@@ -17,8 +17,8 @@ uint64_t ste_grad_ref(const float* dy, const uint8_t* mask, size_t n, float* dx,
   return bad;
 }
 
-uint64_t lsq_grad_ref(const float* x, const float* dy, size_t n, float scale, int32_t zb, const LsqParams& p,
-                      float* dx, double* sums) {
+uint64_t lsq_grad_ref(const float* x, const float* dy, size_t n, float scale, int32_t zb, const LsqParams& p, float* dx,
+                      double* sums) {
   const float inv = 1.0f / scale;
   const float zbf = static_cast<float>(zb), lo = static_cast<float>(p.qmin), hi = static_cast<float>(p.qmax);
   const bool acc = p.flags & QK_GRAD_ACC;

@@ -20,8 +20,8 @@ size_t Layout::num_groups() const {
 
 namespace {
 
-constexpr size_t kTaskElems = size_t{1} << 16;   // elements per parallel task (even)
-constexpr size_t kChunk = 2048;                  // scratch chunk for nibble storage (even)
+constexpr size_t kTaskElems = size_t{1} << 16;  // elements per parallel task (even)
+constexpr size_t kChunk = 2048;                 // scratch chunk for nibble storage (even)
 
 // One maximal piece of [e0, e1) whose qparams are either one group (uniform) or one group per
 // element (vec: scale/zp point at the first element's group, consecutive groups follow).
@@ -42,8 +42,7 @@ constexpr size_t kExpandInnerMax = 16;
 constexpr size_t kExpandMax = size_t{1} << 20;
 
 bool want_expand(const Layout& L) {
-  return L.gran == Gran::PerAxis && L.inner > 1 && L.inner < kExpandInnerMax &&
-         L.axis_dim * L.inner <= kExpandMax;
+  return L.gran == Gran::PerAxis && L.inner > 1 && L.inner < kExpandInnerMax && L.axis_dim * L.inner <= kExpandMax;
 }
 
 void maybe_expand(Layout& L, QParamsView& qp, Expanded& ex) {
@@ -84,9 +83,7 @@ void for_segments(const Layout& L, size_t e0, size_t e1, F&& f) {
   size_t e = e0;
   while (e < e1) {
     switch (L.gran) {
-      case Gran::PerTensor:
-        f(Segment{e, e1 - e, false, 0});
-        return;
+      case Gran::PerTensor: f(Segment{e, e1 - e, false, 0}); return;
       case Gran::PerAxis: {
         if (I == 1) {  // innermost axis: consecutive elements, consecutive channels
           const size_t a = e % A;
@@ -126,8 +123,8 @@ void run_tasks(size_t n, F&& body) {
   parallel_ranges(n, kTaskElems, n * sizeof(float), body);
 }
 
-void quant_segment(const KernelTable& k, const float* x, const Segment& s, QParamsView qp,
-                   const QRange& r, uint8_t* codes) {
+void quant_segment(const KernelTable& k, const float* x, const Segment& s, QParamsView qp, const QRange& r,
+                   uint8_t* codes) {
   if (s.vec)
     k.quant_vec(x + s.begin, s.len, qp.scale + s.group, qp.zp + s.group, r, codes);
   else
@@ -145,17 +142,16 @@ void pack_nibbles(const uint8_t* codes, size_t n, size_t elem_offset, uint8_t* p
     ++i;
     ++e;
   }
-  for (; i + 1 < n; i += 2, e += 2)
-    packed[e >> 1] = static_cast<uint8_t>((codes[i] & 0x0f) | (codes[i + 1] << 4));
+  for (; i + 1 < n; i += 2, e += 2) packed[e >> 1] = static_cast<uint8_t>((codes[i] & 0x0f) | (codes[i + 1] << 4));
   if (i < n) packed[e >> 1] = static_cast<uint8_t>(codes[i] & 0x0f);  // high nibble zeroed
 }
 
-void unpack_nibbles(const uint8_t* packed, size_t elem_offset, size_t n, bool is_signed,
-                    uint8_t* codes) {
+void unpack_nibbles(const uint8_t* packed, size_t elem_offset, size_t n, bool is_signed, uint8_t* codes) {
   if (n == 0) return;
   // Sign extension of a nibble: (int8)(v << 4) >> 4 (arithmetic shift of a signed byte).
   auto lo = [is_signed](uint8_t b) -> uint8_t {
-    return is_signed ? static_cast<uint8_t>(static_cast<int8_t>(static_cast<uint8_t>(b << 4)) >> 4) : static_cast<uint8_t>(b & 0x0f);
+    return is_signed ? static_cast<uint8_t>(static_cast<int8_t>(static_cast<uint8_t>(b << 4)) >> 4)
+                     : static_cast<uint8_t>(b & 0x0f);
   };
   auto hi = [is_signed](uint8_t b) -> uint8_t {
     return is_signed ? static_cast<uint8_t>(static_cast<int8_t>(b) >> 4) : static_cast<uint8_t>(b >> 4);
@@ -185,8 +181,7 @@ void unpack_nibbles(const uint8_t* packed, size_t elem_offset, size_t n, bool is
   if (i + 2 * pairs < n) codes[n - 1] = lo(p[pairs]);  // ends on a low nibble
 }
 
-void quantize(const float* x, const Layout& L0, QParamsView qp0, const QRange& r, Storage st,
-              uint8_t* out) {
+void quantize(const float* x, const Layout& L0, QParamsView qp0, const QRange& r, Storage st, uint8_t* out) {
   const KernelTable& k = kernels();
   const Walk w(L0, qp0);
   const Layout& L = w.L;
@@ -206,8 +201,7 @@ void quantize(const float* x, const Layout& L0, QParamsView qp0, const QRange& r
   });
 }
 
-void dequantize(const uint8_t* q, const Layout& L0, QParamsView qp0, bool is_signed, Storage st,
-                float* out) {
+void dequantize(const uint8_t* q, const Layout& L0, QParamsView qp0, bool is_signed, Storage st, float* out) {
   const KernelTable& k = kernels();
   const Walk w(L0, qp0);
   const Layout& L = w.L;
@@ -233,8 +227,7 @@ void dequantize(const uint8_t* q, const Layout& L0, QParamsView qp0, bool is_sig
   });
 }
 
-void fake_quantize(const float* x, const Layout& L0, QParamsView qp0, const QRange& r, float* out,
-                   uint8_t* mask) {
+void fake_quantize(const float* x, const Layout& L0, QParamsView qp0, const QRange& r, float* out, uint8_t* mask) {
   const KernelTable& k = kernels();
   const Walk w(L0, qp0);
   const Layout& L = w.L;
@@ -267,7 +260,10 @@ void min_max(const float* x, const Layout& L, float* mins, float* maxs, MinMaxAc
       const size_t e0 = t * kTaskElems, e1 = tasks == 1 ? n : std::min(n, e0 + kTaskElems);
       k.minmax_uniform(x + e0, e1 - e0, &part[t]);
     };
-    if (tasks == 1) body(0); else parallel_for(tasks, body);
+    if (tasks == 1)
+      body(0);
+    else
+      parallel_for(tasks, body);
     for (const MinMaxAcc& p : part) {
       acc->min = std::min(acc->min, p.min);
       acc->max = std::max(acc->max, p.max);

@@ -33,12 +33,9 @@ struct QParamsView {
   const int32_t* zp;
 };
 
-void quantize(const float* x, const Layout& L, QParamsView qp, const QRange& r, Storage st,
-              uint8_t* out);
-void dequantize(const uint8_t* q, const Layout& L, QParamsView qp, bool is_signed, Storage st,
-                float* out);
-void fake_quantize(const float* x, const Layout& L, QParamsView qp, const QRange& r, float* out,
-                   uint8_t* mask);
+void quantize(const float* x, const Layout& L, QParamsView qp, const QRange& r, Storage st, uint8_t* out);
+void dequantize(const uint8_t* q, const Layout& L, QParamsView qp, bool is_signed, Storage st, float* out);
+void fake_quantize(const float* x, const Layout& L, QParamsView qp, const QRange& r, float* out, uint8_t* mask);
 // mins / maxs: num_groups() entries. Finite values only; a group with none gets +inf / -inf.
 // -0 is reported as +0. Returns the NaN and Inf counts in acc.
 void min_max(const float* x, const Layout& L, float* mins, float* maxs, MinMaxAcc* acc);
@@ -51,7 +48,6 @@ void dynamic_quantize(const float* x, size_t n, uint8_t* out, float* scale, int3
 
 // Nibble helpers (exposed for tests and the GEMM packers).
 void pack_nibbles(const uint8_t* codes, size_t n, size_t elem_offset, uint8_t* packed);
-void unpack_nibbles(const uint8_t* packed, size_t elem_offset, size_t n, bool is_signed,
-                    uint8_t* codes);
+void unpack_nibbles(const uint8_t* packed, size_t elem_offset, size_t n, bool is_signed, uint8_t* codes);
 
 }  // namespace qk

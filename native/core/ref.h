@@ -28,18 +28,14 @@ inline bool quant_in_range(float x, float scale, float inv, int32_t zp, const QR
 
 inline float recip_of(float scale) { return 1.0f / scale; }
 
-void quant_uniform_ref(const float* x, size_t n, float scale, int32_t zp, const QRange& r,
-                       uint8_t* out);
-void quant_vec_ref(const float* x, size_t n, const float* scale, const int32_t* zp,
-                   const QRange& r, uint8_t* out);
-void dequant_uniform_ref(const uint8_t* q, size_t n, bool is_signed, float scale, int32_t zp,
-                         float* out);
-void dequant_vec_ref(const uint8_t* q, size_t n, bool is_signed, const float* scale,
-                     const int32_t* zp, float* out);
-void fakequant_uniform_ref(const float* x, size_t n, float scale, int32_t zp, const QRange& r,
-                           float* out, uint8_t* mask);
-void fakequant_vec_ref(const float* x, size_t n, const float* scale, const int32_t* zp,
-                       const QRange& r, float* out, uint8_t* mask);
+void quant_uniform_ref(const float* x, size_t n, float scale, int32_t zp, const QRange& r, uint8_t* out);
+void quant_vec_ref(const float* x, size_t n, const float* scale, const int32_t* zp, const QRange& r, uint8_t* out);
+void dequant_uniform_ref(const uint8_t* q, size_t n, bool is_signed, float scale, int32_t zp, float* out);
+void dequant_vec_ref(const uint8_t* q, size_t n, bool is_signed, const float* scale, const int32_t* zp, float* out);
+void fakequant_uniform_ref(const float* x, size_t n, float scale, int32_t zp, const QRange& r, float* out,
+                           uint8_t* mask);
+void fakequant_vec_ref(const float* x, size_t n, const float* scale, const int32_t* zp, const QRange& r, float* out,
+                       uint8_t* mask);
 void minmax_uniform_ref(const float* x, size_t n, MinMaxAcc* acc);
 void minmax_vec_ref(const float* x, size_t n, float* mins, float* maxs, MinMaxAcc* acc);
 

@@ -47,9 +47,7 @@ inline int32_t gemm_epi_q(int32_t acc, int32_t bias, float mult, int32_t zp, int
 // Writes one output element (i, j) from its acc.
 inline void gemm_store_one(const GemmArgs& g, size_t i, size_t j, int32_t acc) {
   switch (g.out_kind) {
-    case kGemmOutInt32:
-      static_cast<int32_t*>(g.out)[i * g.ldo + j] = acc;
-      break;
+    case kGemmOutInt32: static_cast<int32_t*>(g.out)[i * g.ldo + j] = acc; break;
     case kGemmOutFloat32:
       static_cast<float*>(g.out)[i * g.ldo + j] =
           gemm_epi_f32(acc, g.a_scale[i * g.a_scale_step], g.b_scale[j], g.bias[j], g.relu);

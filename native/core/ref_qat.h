@@ -40,8 +40,8 @@ inline double lsq_lanes_total(const double* l) {
 }
 
 uint64_t ste_grad_ref(const float* dy, const uint8_t* mask, size_t n, float* dx, uint32_t flags);
-uint64_t lsq_grad_ref(const float* x, const float* dy, size_t n, float scale, int32_t zb, const LsqParams& p,
-                      float* dx, double* sums);
+uint64_t lsq_grad_ref(const float* x, const float* dy, size_t n, float scale, int32_t zb, const LsqParams& p, float* dx,
+                      double* sums);
 uint64_t lsq_grad_vec_ref(const float* x, const float* dy, size_t n, const float* scale, const int32_t* zb,
                           const LsqParams& p, float* dx, double* ds, double* dz);
 

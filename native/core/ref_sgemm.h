@@ -12,8 +12,8 @@ void sgemv_ref(const SgemvArgs& p);
 
 // The whole product in the same order: C = A (M x K) * B (K x N, or N x K when trans_b)
 // (+ bias) (relu). The scalar path returns exactly this.
-void sgemm_plain(size_t M, size_t N, size_t K, const float* a, const float* b, bool trans_b,
-                 const float* bias, bool relu, float* c);
+void sgemm_plain(size_t M, size_t N, size_t K, const float* a, const float* b, bool trans_b, const float* bias,
+                 bool relu, float* c);
 
 inline float sgemm_relu(float x) { return x < 0.0f ? 0.0f : x; }
 

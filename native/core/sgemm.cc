@@ -28,8 +28,8 @@ namespace qk {
 namespace {
 
 constexpr size_t kKc = kSgemmKc;  // K block: a 32-column panel of it is 32 KiB
-constexpr size_t kNc = 512;  // columns per task packing B itself: kc x nc = 512 KiB, in L2
-constexpr size_t kMc = 256;  // rows per task
+constexpr size_t kNc = 512;       // columns per task packing B itself: kc x nc = 512 KiB, in L2
+constexpr size_t kMc = 256;       // rows per task
 // M == 1 with an unpacked B: one matrix-vector pass, columns (or rows of B^T) per task.
 constexpr size_t kGemvMinCols = 64;
 
@@ -45,8 +45,7 @@ float* thread_pack_buffer() {
 }
 
 // Packs B[k0:k0+kc, n0:n0+n] (columns beyond N zero) into panels of kc x 32 at out.
-void pack_block(const float* b, size_t K, size_t N, bool trans, size_t k0, size_t kc, size_t n0,
-                size_t n, float* out) {
+void pack_block(const float* b, size_t K, size_t N, bool trans, size_t k0, size_t kc, size_t n0, size_t n, float* out) {
   const size_t panels = ceil_div(n, kSgemmPanel);
   const size_t full = n / kSgemmPanel;  // panels with 32 columns of B
   const size_t stride = kc * kSgemmPanel;
@@ -238,10 +237,14 @@ void sgemm(const SgemmArgs& g) {
       return t < 2 * threads || (t < 8 * threads && t % threads != 0);
     };
     while (threads > 1 && unbalanced()) {
-      if (g.N / (nb + 1) >= 256) ++nb;
-      else if (g.M / (mb + 1) >= 2 * mr) ++mb;
-      else if (g.N / (nb + 1) >= 64) ++nb;
-      else break;
+      if (g.N / (nb + 1) >= 256)
+        ++nb;
+      else if (g.M / (mb + 1) >= 2 * mr)
+        ++mb;
+      else if (g.N / (nb + 1) >= 64)
+        ++nb;
+      else
+        break;
     }
     mc = round_up(ceil_div(g.M, mb), m_align);
     nc = round_up(ceil_div(g.N, nb), kSgemmPanel);

@@ -12,13 +12,13 @@ namespace qk {
 
 struct SgemmArgs {
   size_t M = 0, N = 0, K = 0;
-  const float* a = nullptr;       // M x K, row-major
-  const float* b = nullptr;       // K x N row-major, or N x K when trans_b; unused when packed
+  const float* a = nullptr;  // M x K, row-major
+  const float* b = nullptr;  // K x N row-major, or N x K when trans_b; unused when packed
   bool trans_b = false;
   const float* packed = nullptr;  // B in the panel format (sgemm_pack_b), or null
   const float* bias = nullptr;    // N values, or null
   bool relu = false;
-  float* c = nullptr;             // M x N, row-major; must not overlap a, b, packed or bias
+  float* c = nullptr;  // M x N, row-major; must not overlap a, b, packed or bias
 };
 
 // C = A * B (+ bias) (relu). Each element of C is computed by one thread in one fixed order, so

@@ -22,21 +22,19 @@ void sgemm_block_ref(const SgemmStrip& p) {
 void sgemv_ref(const SgemvArgs& p) {
   for (size_t j = 0; j < p.n; ++j) {
     float acc = 0.0f;
-    for (size_t k = 0; k < p.k; ++k)
-      acc = acc + p.a[k] * (p.trans ? p.b[j * p.ldb + k] : p.b[k * p.ldb + j]);
+    for (size_t k = 0; k < p.k; ++k) acc = acc + p.a[k] * (p.trans ? p.b[j * p.ldb + k] : p.b[k * p.ldb + j]);
     if (p.bias) acc = acc + p.bias[j];
     if (p.relu) acc = sgemm_relu(acc);
     p.c[j] = acc;
   }
 }
 
-void sgemm_plain(size_t M, size_t N, size_t K, const float* a, const float* b, bool trans_b,
-                 const float* bias, bool relu, float* c) {
+void sgemm_plain(size_t M, size_t N, size_t K, const float* a, const float* b, bool trans_b, const float* bias,
+                 bool relu, float* c) {
   for (size_t i = 0; i < M; ++i)
     for (size_t j = 0; j < N; ++j) {
       float acc = 0.0f;
-      for (size_t k = 0; k < K; ++k)
-        acc = acc + a[i * K + k] * (trans_b ? b[j * K + k] : b[k * N + j]);
+      for (size_t k = 0; k < K; ++k) acc = acc + a[i * K + k] * (trans_b ? b[j * K + k] : b[k * N + j]);
       if (bias) acc = acc + bias[j];
       if (relu) acc = sgemm_relu(acc);
       c[i * N + j] = acc;

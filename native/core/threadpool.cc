@@ -125,7 +125,9 @@ class Pool {
   void loop() {
     uint64_t seen = 0;
     for (;;) {
-      spin_until([&] { return published_.load(std::memory_order_acquire) != seen || stopping_.load(std::memory_order_relaxed); });
+      spin_until([&] {
+        return published_.load(std::memory_order_acquire) != seen || stopping_.load(std::memory_order_relaxed);
+      });
       std::shared_ptr<Job> job;
       {
         std::unique_lock<std::mutex> lk(mu_);

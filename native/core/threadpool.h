@@ -1,8 +1,8 @@
 // A process-wide pool of worker threads shared by every op. parallel_for splits [0, n) into
 // tasks that the calling thread and the workers claim one at a time from a shared counter; the
 // caller waits only for tasks already claimed, never for a worker the OS has not run yet (so a
-// descheduled worker costs at most one task, not a share of the work). Callers from several threads at once are safe: while the
-// pool is busy with another caller's job, a call runs on its own thread instead of waiting.
+// descheduled worker costs at most one task, not a share of the work). Callers from several threads at once are safe:
+// while the pool is busy with another caller's job, a call runs on its own thread instead of waiting.
 #pragma once
 #include <cstddef>
 #include <functional>

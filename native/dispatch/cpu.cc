@@ -45,9 +45,9 @@ CpuFeatures detect() {
   const bool osxsave = (c >> 27) & 1;
   const bool cpu_avx = (c >> 28) & 1, cpu_fma = (c >> 12) & 1, cpu_f16c = (c >> 29) & 1;
   unsigned long long xcr0 = osxsave ? xgetbv0() : 0;
-  const bool os_avx = (xcr0 & 0x6) == 0x6;         // XMM and YMM state
-  const bool os_avx512 = (xcr0 & 0xe6) == 0xe6;    // + opmask, ZMM_Hi256, Hi16_ZMM
-  const bool os_amx = (xcr0 & 0x60000) == 0x60000; // XTILECFG and XTILEDATA
+  const bool os_avx = (xcr0 & 0x6) == 0x6;          // XMM and YMM state
+  const bool os_avx512 = (xcr0 & 0xe6) == 0xe6;     // + opmask, ZMM_Hi256, Hi16_ZMM
+  const bool os_amx = (xcr0 & 0x60000) == 0x60000;  // XTILECFG and XTILEDATA
   f.avx = cpu_avx && os_avx;
   f.fma = f.avx && cpu_fma;
   f.f16c = f.avx && cpu_f16c;
@@ -91,12 +91,25 @@ const CpuFeatures& cpu_features() {
 std::vector<std::string> cpu_feature_names() {
   const CpuFeatures& f = cpu_features();
   std::vector<std::string> v;
-  auto add = [&](bool on, const char* name) { if (on) v.emplace_back(name); };
-  add(f.sse41, "sse4.1"); add(f.avx, "avx"); add(f.avx2, "avx2"); add(f.fma, "fma");
-  add(f.f16c, "f16c"); add(f.avx512f, "avx512f"); add(f.avx512bw, "avx512bw");
-  add(f.avx512dq, "avx512dq"); add(f.avx512vl, "avx512vl"); add(f.avx512vnni, "avx512vnni");
-  add(f.avxvnni, "avxvnni"); add(f.amx_tile, "amx-tile"); add(f.amx_int8, "amx-int8");
-  add(f.amx_permitted, "amx-permitted"); add(f.neon, "neon"); add(f.dotprod, "dotprod");
+  auto add = [&](bool on, const char* name) {
+    if (on) v.emplace_back(name);
+  };
+  add(f.sse41, "sse4.1");
+  add(f.avx, "avx");
+  add(f.avx2, "avx2");
+  add(f.fma, "fma");
+  add(f.f16c, "f16c");
+  add(f.avx512f, "avx512f");
+  add(f.avx512bw, "avx512bw");
+  add(f.avx512dq, "avx512dq");
+  add(f.avx512vl, "avx512vl");
+  add(f.avx512vnni, "avx512vnni");
+  add(f.avxvnni, "avxvnni");
+  add(f.amx_tile, "amx-tile");
+  add(f.amx_int8, "amx-int8");
+  add(f.amx_permitted, "amx-permitted");
+  add(f.neon, "neon");
+  add(f.dotprod, "dotprod");
   add(f.i8mm, "i8mm");
   return v;
 }

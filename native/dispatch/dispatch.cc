@@ -92,7 +92,7 @@ bool own_support(Isa isa, const CpuFeatures& f) {
   (void)f;
   switch (isa) {
 #define QK_ISA(e, arch, implies, flags, support) \
-  case Isa::e:                                     \
+  case Isa::e:                                   \
     return (support);
 #include "isa.def"
 #undef QK_ISA
@@ -121,13 +121,13 @@ KernelTable build_table(bool any, Isa forced) {
     if (!isa_supported(e.isa)) continue;
     if (!any && !isa_implies(forced, e.isa)) continue;
     switch (e.op) {
-#define QK_OP(op, type)                                                   \
-  case Op::op:                                                            \
+#define QK_OP(op, type)                                                              \
+  case Op::op:                                                                       \
     if (t.op == nullptr || static_cast<int>(e.isa) > static_cast<int>(t.op##_isa)) { \
-      t.op = reinterpret_cast<type>(const_cast<void*>(e.fn));             \
-      t.op##_isa = e.isa;                                                 \
-      t.op##_geom = e.geom;                                               \
-    }                                                                     \
+      t.op = reinterpret_cast<type>(const_cast<void*>(e.fn));                        \
+      t.op##_isa = e.isa;                                                            \
+      t.op##_geom = e.geom;                                                          \
+    }                                                                                \
     break;
 #include "ops.def"
 #undef QK_OP
@@ -194,9 +194,9 @@ const std::vector<KernelEntry>& kernel_list() {
   // The address is taken as the op's function type: a symbol of another type does not compile.
   static const std::vector<KernelEntry> list = [] {
     std::vector<KernelEntry> v = {
-#define QK_KERNEL(op, isa, sym, ...)                                                        \
-  {Op::op, Isa::isa, reinterpret_cast<const void*>(static_cast<decltype(KernelTable::op)>(&sym)), \
-   #sym, KernelGeom{__VA_ARGS__}},
+#define QK_KERNEL(op, isa, sym, ...)                                                                    \
+  {Op::op, Isa::isa, reinterpret_cast<const void*>(static_cast<decltype(KernelTable::op)>(&sym)), #sym, \
+   KernelGeom{__VA_ARGS__}},
 #include "../kernels/kernels.def"
 #undef QK_KERNEL
     };
@@ -248,8 +248,7 @@ std::string set_isa(const std::string& name, const char* source) {
     const bool env = std::string(source) == "QUANTKIT_ISA";
     return std::string(source) + (env ? "=" + name : " '" + name + "'") + " is not usable here: " +
            (isa_built(isa) ? "this CPU or OS does not support it"
-                           : "this binary has no kernels for it (built for " +
-                                 cpu_features().arch + ")") +
+                           : "this binary has no kernels for it (built for " + cpu_features().arch + ")") +
            "; usable paths: " + supported_list();
   }
   std::lock_guard<std::mutex> lock(g_mu);
@@ -262,10 +261,10 @@ void set_test_kernel(Op op, const void* fn, KernelGeom geom) {
   ensure_ready();
   std::lock_guard<std::mutex> lock(g_mu);
   switch (op) {
-#define QK_OP(o, type)                                        \
-  case Op::o:                                                 \
+#define QK_OP(o, type)                                         \
+  case Op::o:                                                  \
     g_table.o = reinterpret_cast<type>(const_cast<void*>(fn)); \
-    g_table.o##_geom = geom;                                  \
+    g_table.o##_geom = geom;                                   \
     break;
 #include "ops.def"
 #undef QK_OP

@@ -48,7 +48,10 @@ std::vector<const char*> kernel_trait_names(uint32_t traits);
 
 // The selected kernels, with their paths and geometry.
 struct KernelTable {
-#define QK_OP(op, type) type op = nullptr; Isa op##_isa = Isa::scalar; KernelGeom op##_geom{};
+#define QK_OP(op, type)       \
+  type op = nullptr;          \
+  Isa op##_isa = Isa::scalar; \
+  KernelGeom op##_geom{};
 #include "ops.def"
 #undef QK_OP
 };

@@ -48,15 +48,23 @@ constexpr int kAmxTiles = 8, kAmxRows = 16, kAmxRowBytes = 64;
 #if defined(__AMX_TILE__) && defined(__AMX_INT8__)
 // The intrinsics paste the tile number into the instruction text (GCC: "%%tmm" #n), so it must
 // be a literal: each template argument selects its literal here.
-#define QK_AMX_TILE(T, OP)          \
-  if constexpr ((T) == 0) OP(0);     \
-  else if constexpr ((T) == 1) OP(1); \
-  else if constexpr ((T) == 2) OP(2); \
-  else if constexpr ((T) == 3) OP(3); \
-  else if constexpr ((T) == 4) OP(4); \
-  else if constexpr ((T) == 5) OP(5); \
-  else if constexpr ((T) == 6) OP(6); \
-  else OP(7)
+#define QK_AMX_TILE(T, OP)     \
+  if constexpr ((T) == 0)      \
+    OP(0);                     \
+  else if constexpr ((T) == 1) \
+    OP(1);                     \
+  else if constexpr ((T) == 2) \
+    OP(2);                     \
+  else if constexpr ((T) == 3) \
+    OP(3);                     \
+  else if constexpr ((T) == 4) \
+    OP(4);                     \
+  else if constexpr ((T) == 5) \
+    OP(5);                     \
+  else if constexpr ((T) == 6) \
+    OP(6);                     \
+  else                         \
+    OP(7)
 
 struct AmxHw {
   void configure(const AmxTileConfig& c) { _tile_loadconfig(&c); }
@@ -88,10 +96,14 @@ struct AmxHw {
     static_assert((C == 0 && A == 4 && B == 6) || (C == 1 && A == 4 && B == 7) || (C == 2 && A == 5 && B == 6) ||
                       (C == 3 && A == 5 && B == 7),
                   "add the tile triple to AmxHw::dpbsud");
-    if constexpr (C == 0) _tile_dpbsud(0, 4, 6);
-    else if constexpr (C == 1) _tile_dpbsud(1, 4, 7);
-    else if constexpr (C == 2) _tile_dpbsud(2, 5, 6);
-    else _tile_dpbsud(3, 5, 7);
+    if constexpr (C == 0)
+      _tile_dpbsud(0, 4, 6);
+    else if constexpr (C == 1)
+      _tile_dpbsud(1, 4, 7);
+    else if constexpr (C == 2)
+      _tile_dpbsud(2, 5, 6);
+    else
+      _tile_dpbsud(3, 5, 7);
   }
 };
 #undef QK_AMX_TILE
@@ -181,4 +193,3 @@ class AmxEmu {
 
 }  // namespace
 }  // namespace qk
-

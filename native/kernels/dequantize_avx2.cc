@@ -12,15 +12,12 @@ namespace {
 using avx2::lane_mask;
 using avx2::store_partial_ps;
 
-
 template <bool kSigned>
 QK_X86_INLINE __m256i widen8(__m128i b) {
   return kSigned ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b);
 }
 
-QK_X86_INLINE __m128i load8(const uint8_t* p) {
-  return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
-}
+QK_X86_INLINE __m128i load8(const uint8_t* p) { return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)); }
 
 QK_X86_INLINE __m128i load_partial(const uint8_t* p, size_t m) {  // m < 8
   return _mm_cvtsi64_si128(static_cast<long long>(x86::load_bytes(p, m)));
@@ -33,8 +30,10 @@ QK_X86_INLINE __m256 deq8(__m128i b, __m256i zp, __m256 s) {
 
 template <bool kStream>
 QK_X86_INLINE void store8f(float* p, __m256 v) {
-  if (kStream) _mm256_stream_ps(p, v);
-  else _mm256_storeu_ps(p, v);
+  if (kStream)
+    _mm256_stream_ps(p, v);
+  else
+    _mm256_storeu_ps(p, v);
 }
 
 template <bool kSigned, bool kStream>
@@ -75,13 +74,11 @@ void dequant_uniform_impl(const uint8_t* q, size_t n, float scale, int32_t zp, f
 
 template <bool kSigned>
 QK_X86_INLINE __m256 deq8_vec(const uint8_t* q, const float* s, const int32_t* zp) {
-  return deq8<kSigned>(load8(q), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zp)),
-                       _mm256_loadu_ps(s));
+  return deq8<kSigned>(load8(q), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zp)), _mm256_loadu_ps(s));
 }
 
 template <bool kSigned>
-void dequant_vec_impl(const uint8_t* q, size_t n, const float* scale, const int32_t* zp,
-                      float* out) {
+void dequant_vec_impl(const uint8_t* q, size_t n, const float* scale, const int32_t* zp, float* out) {
   size_t i = 0;
   for (; i + 32 <= n; i += 32) {
     _mm_prefetch(x86::ahead(out + i, x86::kPrefetchAhead), _MM_HINT_T1);
@@ -99,21 +96,19 @@ void dequant_vec_impl(const uint8_t* q, size_t n, const float* scale, const int3
   if (i < n) {
     const size_t m = n - i;
     const __m256i k = lane_mask(m);
-    const __m256 f = deq8<kSigned>(load_partial(q + i, m), _mm256_maskload_epi32(zp + i, k),
-                                   _mm256_maskload_ps(scale + i, k));
+    const __m256 f =
+        deq8<kSigned>(load_partial(q + i, m), _mm256_maskload_epi32(zp + i, k), _mm256_maskload_ps(scale + i, k));
     store_partial_ps(out + i, f, m);
   }
 }
 
 }  // namespace
 
-void dequant_uniform_avx2(const uint8_t* q, size_t n, bool is_signed, float scale, int32_t zp,
-                        float* out) {
+void dequant_uniform_avx2(const uint8_t* q, size_t n, bool is_signed, float scale, int32_t zp, float* out) {
   with_flags([&](auto s) { dequant_uniform_impl<decltype(s)::value>(q, n, scale, zp, out); }, is_signed);
 }
 
-void dequant_vec_avx2(const uint8_t* q, size_t n, bool is_signed, const float* scale,
-                    const int32_t* zp, float* out) {
+void dequant_vec_avx2(const uint8_t* q, size_t n, bool is_signed, const float* scale, const int32_t* zp, float* out) {
   with_flags([&](auto s) { dequant_vec_impl<decltype(s)::value>(q, n, scale, zp, out); }, is_signed);
 }
 

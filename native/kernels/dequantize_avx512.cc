@@ -25,19 +25,18 @@ QK_X86_INLINE __m512 deq16(__m128i b, __m512i zp, __m512 s) {
   return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(widen16<kSigned>(b), zp)), s);
 }
 
-QK_X86_INLINE __m128i load16(const uint8_t* p) {
-  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-}
+QK_X86_INLINE __m128i load16(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
 
 template <bool kStream>
 QK_X86_INLINE void store16f(float* p, __m512 v) {
-  if (kStream) _mm512_stream_ps(p, v);
-  else _mm512_storeu_ps(p, v);
+  if (kStream)
+    _mm512_stream_ps(p, v);
+  else
+    _mm512_storeu_ps(p, v);
 }
 
 template <bool kSigned, bool kStream>
-size_t dequant_uniform_body(const uint8_t* q, size_t i, size_t n, __m512 s, __m512i z,
-                            float* out) {
+size_t dequant_uniform_body(const uint8_t* q, size_t i, size_t n, __m512 s, __m512i z, float* out) {
   for (; i + 64 <= n; i += 64) {
     const __m512 f0 = deq16<kSigned>(load16(q + i), z, s);
     const __m512 f1 = deq16<kSigned>(load16(q + i + 16), z, s);
@@ -82,8 +81,7 @@ QK_X86_INLINE __m512 deq16_vec(const uint8_t* q, const float* scale, const int32
 }
 
 template <bool kSigned>
-void dequant_vec_impl(const uint8_t* q, size_t n, const float* scale, const int32_t* zp,
-                      float* out) {
+void dequant_vec_impl(const uint8_t* q, size_t n, const float* scale, const int32_t* zp, float* out) {
   size_t i = 0;
   for (; i + 32 <= n; i += 32) {
     _mm_prefetch(x86::ahead(out + i, x86::kPrefetchAhead), _MM_HINT_T1);
@@ -95,8 +93,7 @@ void dequant_vec_impl(const uint8_t* q, size_t n, const float* scale, const int3
   }
   for (; i < n; i += 16) {
     const __mmask16 k = tail_mask16(n - i);
-    const __m512 f = deq16<kSigned>(_mm_maskz_loadu_epi8(k, q + i),
-                                    _mm512_maskz_loadu_epi32(k, zp + i),
+    const __m512 f = deq16<kSigned>(_mm_maskz_loadu_epi8(k, q + i), _mm512_maskz_loadu_epi32(k, zp + i),
                                     _mm512_maskz_loadu_ps(k, scale + i));
     _mm512_mask_storeu_ps(out + i, k, f);
   }
@@ -104,13 +101,11 @@ void dequant_vec_impl(const uint8_t* q, size_t n, const float* scale, const int3
 
 }  // namespace
 
-void dequant_uniform_avx512(const uint8_t* q, size_t n, bool is_signed, float scale, int32_t zp,
-                          float* out) {
+void dequant_uniform_avx512(const uint8_t* q, size_t n, bool is_signed, float scale, int32_t zp, float* out) {
   with_flags([&](auto s) { dequant_uniform_impl<decltype(s)::value>(q, n, scale, zp, out); }, is_signed);
 }
 
-void dequant_vec_avx512(const uint8_t* q, size_t n, bool is_signed, const float* scale,
-                      const int32_t* zp, float* out) {
+void dequant_vec_avx512(const uint8_t* q, size_t n, bool is_signed, const float* scale, const int32_t* zp, float* out) {
   with_flags([&](auto s) { dequant_vec_impl<decltype(s)::value>(q, n, scale, zp, out); }, is_signed);
 }
 

@@ -66,16 +66,15 @@ void dequant_uniform_impl(const uint8_t* q, size_t n, float scale, int32_t zp, f
   }
   const int32x4_t z32 = vdupq_n_s32(zp);
   for (; i + 4 <= n; i += 4) {
-    const int32x4_t c = {code_at<kSigned>(q, i), code_at<kSigned>(q, i + 1),
-                         code_at<kSigned>(q, i + 2), code_at<kSigned>(q, i + 3)};
+    const int32x4_t c = {code_at<kSigned>(q, i), code_at<kSigned>(q, i + 1), code_at<kSigned>(q, i + 2),
+                         code_at<kSigned>(q, i + 3)};
     vst1q_f32(out + i, vmulq_f32(vcvtq_f32_s32(vsubq_s32(c, z32)), vs));
   }
   for (; i < n; ++i) out[i] = static_cast<float>(code_at<kSigned>(q, i) - zp) * scale;
 }
 
 template <bool kSigned>
-void dequant_vec_impl(const uint8_t* q, size_t n, const float* scale, const int32_t* zp,
-                      float* out) {
+void dequant_vec_impl(const uint8_t* q, size_t n, const float* scale, const int32_t* zp, float* out) {
   size_t i = 0;
   for (; i + 16 <= n; i += 16) {
     int16x8_t lo, hi;
@@ -90,23 +89,20 @@ void dequant_vec_impl(const uint8_t* q, size_t n, const float* scale, const int3
     vst1q_f32(out + i + 12, vmulq_f32(vcvtq_f32_s32(d3), vld1q_f32(scale + i + 12)));
   }
   for (; i + 4 <= n; i += 4) {
-    const int32x4_t c = {code_at<kSigned>(q, i), code_at<kSigned>(q, i + 1),
-                         code_at<kSigned>(q, i + 2), code_at<kSigned>(q, i + 3)};
-    vst1q_f32(out + i, vmulq_f32(vcvtq_f32_s32(vsubq_s32(c, vld1q_s32(zp + i))),
-                                 vld1q_f32(scale + i)));
+    const int32x4_t c = {code_at<kSigned>(q, i), code_at<kSigned>(q, i + 1), code_at<kSigned>(q, i + 2),
+                         code_at<kSigned>(q, i + 3)};
+    vst1q_f32(out + i, vmulq_f32(vcvtq_f32_s32(vsubq_s32(c, vld1q_s32(zp + i))), vld1q_f32(scale + i)));
   }
   for (; i < n; ++i) out[i] = static_cast<float>(code_at<kSigned>(q, i) - zp[i]) * scale[i];
 }
 
 }  // namespace
 
-void dequant_uniform_neon(const uint8_t* q, size_t n, bool is_signed, float scale, int32_t zp,
-                        float* out) {
+void dequant_uniform_neon(const uint8_t* q, size_t n, bool is_signed, float scale, int32_t zp, float* out) {
   with_flags([&](auto s) { dequant_uniform_impl<decltype(s)::value>(q, n, scale, zp, out); }, is_signed);
 }
 
-void dequant_vec_neon(const uint8_t* q, size_t n, bool is_signed, const float* scale,
-                    const int32_t* zp, float* out) {
+void dequant_vec_neon(const uint8_t* q, size_t n, bool is_signed, const float* scale, const int32_t* zp, float* out) {
   with_flags([&](auto s) { dequant_vec_impl<decltype(s)::value>(q, n, scale, zp, out); }, is_signed);
 }
 

@@ -33,8 +33,8 @@ QK_X86_INLINE void store_mask16(uint8_t* mask, size_t i, __mmask16 in, __mmask16
 }
 
 template <bool kMul, bool kMask>
-void fakequant_uniform_impl(const float* x, size_t n, float scale, float inv, int32_t zp,
-                            const QRange& r, float* out, uint8_t* mask) {
+void fakequant_uniform_impl(const float* x, size_t n, float scale, float inv, int32_t zp, const QRange& r, float* out,
+                            uint8_t* mask) {
   const __m512 s = _mm512_set1_ps(scale);
   const __m512 d = _mm512_set1_ps(kMul ? inv : scale);
   const __m512 lo = _mm512_set1_ps(static_cast<float>(r.qmin - zp));
@@ -54,8 +54,7 @@ void fakequant_uniform_impl(const float* x, size_t n, float scale, float inv, in
     }
     if (kMask) {
       const __mmask32 in = static_cast<__mmask32>(in0) | (static_cast<__mmask32>(in1) << 16);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(mask + i),
-                          _mm256_maskz_mov_epi8(in, _mm256_set1_epi8(1)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(mask + i), _mm256_maskz_mov_epi8(in, _mm256_set1_epi8(1)));
     }
   };
   using Cached = std::integral_constant<bool, false>;
@@ -82,18 +81,16 @@ void fakequant_uniform_impl(const float* x, size_t n, float scale, float inv, in
 }
 
 template <bool kRecip>
-QK_X86_INLINE __m512 fq16_vec(__m512 x, __m512 s, __m512i zp, __m512i qmin, __m512i qmax,
-                              __mmask16* in) {
+QK_X86_INLINE __m512 fq16_vec(__m512 x, __m512 s, __m512i zp, __m512i qmin, __m512i qmax, __mmask16* in) {
   const __m512 lo = _mm512_cvtepi32_ps(_mm512_sub_epi32(qmin, zp));
   const __m512 hi = _mm512_cvtepi32_ps(_mm512_sub_epi32(qmax, zp));
-  const __m512 v = kRecip ? _mm512_mul_ps(x, _mm512_div_ps(_mm512_set1_ps(1.0f), s))
-                          : _mm512_div_ps(x, s);
+  const __m512 v = kRecip ? _mm512_mul_ps(x, _mm512_div_ps(_mm512_set1_ps(1.0f), s)) : _mm512_div_ps(x, s);
   return fq16(v, s, lo, hi, in);
 }
 
 template <bool kRecip, bool kMask>
-void fakequant_vec_impl(const float* x, size_t n, const float* scale, const int32_t* zp,
-                        const QRange& r, float* out, uint8_t* mask) {
+void fakequant_vec_impl(const float* x, size_t n, const float* scale, const int32_t* zp, const QRange& r, float* out,
+                        uint8_t* mask) {
   const __m512i qmin = _mm512_set1_epi32(r.qmin);
   const __m512i qmax = _mm512_set1_epi32(r.qmax);
   size_t i = 0;
@@ -101,16 +98,15 @@ void fakequant_vec_impl(const float* x, size_t n, const float* scale, const int3
     _mm_prefetch(x86::ahead(x + i, x86::kPrefetchAhead), _MM_HINT_T1);
     _mm_prefetch(x86::ahead(out + i, x86::kPrefetchAhead), _MM_HINT_T1);
     __mmask16 in;
-    const __m512 f = fq16_vec<kRecip>(_mm512_loadu_ps(x + i), _mm512_loadu_ps(scale + i),
-                                      _mm512_loadu_si512(zp + i), qmin, qmax, &in);
+    const __m512 f = fq16_vec<kRecip>(_mm512_loadu_ps(x + i), _mm512_loadu_ps(scale + i), _mm512_loadu_si512(zp + i),
+                                      qmin, qmax, &in);
     _mm512_storeu_ps(out + i, f);
     store_mask16<kMask>(mask, i, in, 0xffff);
   }
   if (i < n) {
     const __mmask16 k = tail_mask16(n - i);
     __mmask16 in;
-    const __m512 f = fq16_vec<kRecip>(_mm512_maskz_loadu_ps(k, x + i),
-                                      _mm512_maskz_loadu_ps(k, scale + i),
+    const __m512 f = fq16_vec<kRecip>(_mm512_maskz_loadu_ps(k, x + i), _mm512_maskz_loadu_ps(k, scale + i),
                                       _mm512_maskz_loadu_epi32(k, zp + i), qmin, qmax, &in);
     _mm512_mask_storeu_ps(out + i, k, f);
     store_mask16<kMask>(mask, i, in, k);
@@ -119,20 +115,24 @@ void fakequant_vec_impl(const float* x, size_t n, const float* scale, const int3
 
 }  // namespace
 
-void fakequant_uniform_avx512(const float* x, size_t n, float scale, int32_t zp, const QRange& r,
-                            float* out, uint8_t* mask) {
+void fakequant_uniform_avx512(const float* x, size_t n, float scale, int32_t zp, const QRange& r, float* out,
+                              uint8_t* mask) {
   const float inv = 1.0f / scale;
   const bool mul = (r.flags & QK_RECIP) || x86::div_is_exact_mul(scale);
-  with_flags([&](auto m, auto k) {
-    fakequant_uniform_impl<decltype(m)::value, decltype(k)::value>(x, n, scale, inv, zp, r, out, mask);
-  }, mul, mask != nullptr);
+  with_flags(
+      [&](auto m, auto k) {
+        fakequant_uniform_impl<decltype(m)::value, decltype(k)::value>(x, n, scale, inv, zp, r, out, mask);
+      },
+      mul, mask != nullptr);
 }
 
-void fakequant_vec_avx512(const float* x, size_t n, const float* scale, const int32_t* zp,
-                        const QRange& r, float* out, uint8_t* mask) {
-  with_flags([&](auto recip, auto k) {
-    fakequant_vec_impl<decltype(recip)::value, decltype(k)::value>(x, n, scale, zp, r, out, mask);
-  }, r.flags & QK_RECIP, mask != nullptr);
+void fakequant_vec_avx512(const float* x, size_t n, const float* scale, const int32_t* zp, const QRange& r, float* out,
+                          uint8_t* mask) {
+  with_flags(
+      [&](auto recip, auto k) {
+        fakequant_vec_impl<decltype(recip)::value, decltype(k)::value>(x, n, scale, zp, r, out, mask);
+      },
+      r.flags & QK_RECIP, mask != nullptr);
 }
 
 }  // namespace qk

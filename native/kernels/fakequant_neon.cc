@@ -46,8 +46,8 @@ inline uint32x4_t fq4(float32x4_t v, float32x4_t lo, float32x4_t hi, float32x4_t
 }
 
 template <bool kRecip, bool kMask>
-void fakequant_uniform_impl(const float* x, size_t n, float scale, int32_t zp, const QRange& r,
-                            float* out, uint8_t* mask) {
+void fakequant_uniform_impl(const float* x, size_t n, float scale, int32_t zp, const QRange& r, float* out,
+                            uint8_t* mask) {
   const float inv = recip_of(scale);
   const float32x4_t vs = vdupq_n_f32(scale), vi = vdupq_n_f32(inv);
   const float32x4_t lo = vdupq_n_f32(static_cast<float>(r.qmin - zp));
@@ -75,8 +75,8 @@ void fakequant_uniform_impl(const float* x, size_t n, float scale, int32_t zp, c
 }
 
 template <bool kRecip, bool kMask>
-void fakequant_vec_impl(const float* x, size_t n, const float* scale, const int32_t* zp,
-                        const QRange& r, float* out, uint8_t* mask) {
+void fakequant_vec_impl(const float* x, size_t n, const float* scale, const int32_t* zp, const QRange& r, float* out,
+                        uint8_t* mask) {
   const int32x4_t qmin = vdupq_n_s32(r.qmin), qmax = vdupq_n_s32(r.qmax);
   const float32x4_t one = vdupq_n_f32(1.0f);
   // Elements k..k+3: outputs stored, mask lanes returned.
@@ -107,18 +107,22 @@ void fakequant_vec_impl(const float* x, size_t n, const float* scale, const int3
 
 }  // namespace
 
-void fakequant_uniform_neon(const float* x, size_t n, float scale, int32_t zp, const QRange& r,
-                            float* out, uint8_t* mask) {
-  with_flags([&](auto recip, auto k) {
-    fakequant_uniform_impl<decltype(recip)::value, decltype(k)::value>(x, n, scale, zp, r, out, k ? mask : nullptr);
-  }, r.flags & QK_RECIP, mask != nullptr);
+void fakequant_uniform_neon(const float* x, size_t n, float scale, int32_t zp, const QRange& r, float* out,
+                            uint8_t* mask) {
+  with_flags(
+      [&](auto recip, auto k) {
+        fakequant_uniform_impl<decltype(recip)::value, decltype(k)::value>(x, n, scale, zp, r, out, k ? mask : nullptr);
+      },
+      r.flags & QK_RECIP, mask != nullptr);
 }
 
-void fakequant_vec_neon(const float* x, size_t n, const float* scale, const int32_t* zp,
-                        const QRange& r, float* out, uint8_t* mask) {
-  with_flags([&](auto recip, auto k) {
-    fakequant_vec_impl<decltype(recip)::value, decltype(k)::value>(x, n, scale, zp, r, out, k ? mask : nullptr);
-  }, r.flags & QK_RECIP, mask != nullptr);
+void fakequant_vec_neon(const float* x, size_t n, const float* scale, const int32_t* zp, const QRange& r, float* out,
+                        uint8_t* mask) {
+  with_flags(
+      [&](auto recip, auto k) {
+        fakequant_vec_impl<decltype(recip)::value, decltype(k)::value>(x, n, scale, zp, r, out, k ? mask : nullptr);
+      },
+      r.flags & QK_RECIP, mask != nullptr);
 }
 
 }  // namespace qk

@@ -10,8 +10,10 @@ namespace {
 
 template <class F>
 inline __attribute__((always_inline)) void with_flags(F&& f, bool a) {
-  if (a) f(std::true_type{});
-  else f(std::false_type{});
+  if (a)
+    f(std::true_type{});
+  else
+    f(std::false_type{});
 }
 
 template <class F>

@@ -17,7 +17,8 @@ namespace qk {
 namespace {
 
 constexpr KernelGeom kGeom = geom::gemm_i8_avx512vnni;  // kernels_gemm.def
-static_assert(kGeom.mr >= 1 && kGeom.mr <= 6 && kGeom.nr == kGemmPanel, "tiles of 1-6 rows x one panel (24 zmm accumulators at most)");
+static_assert(kGeom.mr >= 1 && kGeom.mr <= 6 && kGeom.nr == kGemmPanel,
+              "tiles of 1-6 rows x one panel (24 zmm accumulators at most)");
 
 inline int32_t load4(const int8_t* p) {
   int32_t v;

@@ -15,7 +15,8 @@ namespace qk {
 namespace {
 
 constexpr KernelGeom kGeom = geom::gemm_i8_avxvnni;  // kernels_gemm.def
-static_assert(kGeom.mr >= 1 && kGeom.mr <= 6 && kGeom.nr == kGemmPanel, "strips of one panel, tiles of 1-6 rows x 16 columns (12 ymm accumulators at most)");
+static_assert(kGeom.mr >= 1 && kGeom.mr <= 6 && kGeom.nr == kGemmPanel,
+              "strips of one panel, tiles of 1-6 rows x 16 columns (12 ymm accumulators at most)");
 
 inline int32_t load4(const int8_t* p) {
   int32_t v;
@@ -127,7 +128,8 @@ void gemm_i8_avxvnni(const GemmArgs& g, size_t m0, size_t m1, size_t n0, size_t 
   const size_t groups = (n1 - n0) / 16;
   const size_t m_tiles = (m1 - m0) % kGeom.mr == 1 ? m1 - 1 : m1;
   for (size_t c = 0; c < groups; ++c)
-    for_row_tiles<kGeom.mr>(m0, m_tiles, [&](auto r, size_t i) { tile<decltype(r)::value>(g, i, n0 + 16 * c, bp + 64 * c, w); });
+    for_row_tiles<kGeom.mr>(m0, m_tiles,
+                            [&](auto r, size_t i) { tile<decltype(r)::value>(g, i, n0 + 16 * c, bp + 64 * c, w); });
   if (m_tiles < m1) {
     switch (groups) {
       case 1: row<1>(g, m_tiles, n0, bp, w); break;

@@ -1,7 +1,8 @@
 // gemm_i8 on NEON with the dot-product extension (sdot): B's uint8 bytes are flipped to int8
 // (b - 128) and sdot accumulates sum a * (b - 128) per column lane; adding 128 * rowsum(a) gives
 // the u8 x s8 raw sum exactly (mod 2^32 like every path). Register tile: 4 rows x 16 columns
-// (16 accumulators, one int32 lane per column); a strip is 16 columns, tail rows a shorter tile. Scalar epilogue of ref_gemm.h: bit-identical.
+// (16 accumulators, one int32 lane per column); a strip is 16 columns, tail rows a shorter tile. Scalar epilogue of
+// ref_gemm.h: bit-identical.
 #include <arm_neon.h>
 
 #include <cstring>

@@ -22,9 +22,7 @@ inline void store16(const GemmArgs& g, size_t i, size_t j, __m512i acc) {
   acc = _mm512_sub_epi32(acc, _mm512_mullo_epi32(_mm512_set1_epi32(g.row_sum[i]), zb));
   acc = _mm512_sub_epi32(acc, _mm512_mullo_epi32(_mm512_set1_epi32(g.row_za[i]), cc));
   switch (g.out_kind) {
-    case kGemmOutInt32:
-      _mm512_mask_storeu_epi32(static_cast<int32_t*>(g.out) + i * g.ldo + j, m, acc);
-      return;
+    case kGemmOutInt32: _mm512_mask_storeu_epi32(static_cast<int32_t*>(g.out) + i * g.ldo + j, m, acc); return;
     case kGemmOutFloat32: {
       const __m512 s = _mm512_mul_ps(_mm512_set1_ps(g.a_scale[i * g.a_scale_step]), _mm512_loadu_ps(g.b_scale + j));
       __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), s);
@@ -48,8 +46,8 @@ inline void store16(const GemmArgs& g, size_t i, size_t j, __m512i acc) {
       for (int h = 0; h < 2; ++h) {
         const __m256i a8 = h ? _mm512_extracti64x4_epi64(acc, 1) : _mm512_castsi512_si256(acc);
         const __m256i b8 = h ? _mm512_extracti64x4_epi64(bq, 1) : _mm512_castsi512_si256(bq);
-        const __m256 m8 = h ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(mult), 1))
-                            : _mm512_castps512_ps256(mult);
+        const __m256 m8 =
+            h ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(mult), 1)) : _mm512_castps512_ps256(mult);
         __m512d v = _mm512_add_pd(_mm512_cvtepi32_pd(a8), _mm512_cvtepi32_pd(b8));  // exact
         v = _mm512_mul_pd(v, _mm512_cvtps_pd(m8));
         v = _mm512_add_pd(v, zp);

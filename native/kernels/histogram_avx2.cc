@@ -23,7 +23,8 @@ void histogram_avx2(const float* x, size_t n, const HistParams& p, uint32_t* cou
   alignas(32) uint32_t idx[8];
   const bool redirect = sink.redirect();
   const __m256i hotv = _mm256_set1_epi32(static_cast<int>(sink.hot));
-  const __m256i trashv = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(p.nbins)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256i trashv =
+      _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(p.nbins)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
     __m256 v = _mm256_loadu_ps(x + i);
@@ -31,8 +32,8 @@ void histogram_avx2(const float* x, size_t n, const HistParams& p, uint32_t* cou
     const __m256 in = _mm256_and_ps(_mm256_cmp_ps(v, lo, _CMP_GE_OQ), _mm256_cmp_ps(v, hi, _CMP_LE_OQ));
     const __m256 t = _mm256_mul_ps(_mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(v, sc), los), w), fb);
     const __m256 lt = _mm256_cmp_ps(t, fb, _CMP_LT_OQ);
-    __m256i b = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(last),
-                                                     _mm256_castsi256_ps(_mm256_cvttps_epi32(t)), lt));
+    __m256i b = _mm256_castps_si256(
+        _mm256_blendv_ps(_mm256_castsi256_ps(last), _mm256_castsi256_ps(_mm256_cvttps_epi32(t)), lt));
     if (redirect) {  // lanes in the bin of 0: counted by popcount, added to per-lane scratch slots
       const __m256 hm = _mm256_and_ps(in, _mm256_castsi256_ps(_mm256_cmpeq_epi32(b, hotv)));
       sink.nhot += x86::popcount32(static_cast<uint32_t>(_mm256_movemask_ps(hm)));

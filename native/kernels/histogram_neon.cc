@@ -12,9 +12,9 @@ namespace qk {
 
 namespace {
 
-inline uint32x4_t bins4(float32x4_t v, float32x4_t lo, float32x4_t hi, float32x4_t sc, float32x4_t los,
-                        float32x4_t fb, float32x4_t w, uint32x4_t last, uint32x4_t* inmask,
-                        bool redirect, uint32x4_t hotv, uint32x4_t trashv, uint64_t* nhot) {
+inline uint32x4_t bins4(float32x4_t v, float32x4_t lo, float32x4_t hi, float32x4_t sc, float32x4_t los, float32x4_t fb,
+                        float32x4_t w, uint32x4_t last, uint32x4_t* inmask, bool redirect, uint32x4_t hotv,
+                        uint32x4_t trashv, uint64_t* nhot) {
   const uint32x4_t in = vandq_u32(vcgeq_f32(v, lo), vcleq_f32(v, hi));
   const float32x4_t t = vmulq_f32(vdivq_f32(vsubq_f32(vmulq_f32(v, sc), los), w), fb);
   const uint32x4_t lt = vcltq_f32(t, fb);

@@ -15,9 +15,9 @@ namespace qk {
 #include "../dispatch/ops.def"
 #undef QK_OP
 
-#define QK_KERNEL(op, isa, sym, ...) \
-  extern op##_kernel sym;            \
-  namespace geom {                   \
+#define QK_KERNEL(op, isa, sym, ...)     \
+  extern op##_kernel sym;                \
+  namespace geom {                       \
   constexpr KernelGeom sym{__VA_ARGS__}; \
   }
 #include "kernels.def"

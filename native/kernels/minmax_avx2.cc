@@ -12,13 +12,9 @@ namespace {
 struct NonFinite {
   __m256i abs_mask = _mm256_set1_epi32(0x7fffffff);
   __m256i max_finite = _mm256_set1_epi32(0x7f7fffff);
-  QK_X86_INLINE __m256i abs_bits(__m256 x) const {
-    return _mm256_and_si256(_mm256_castps_si256(x), abs_mask);
-  }
+  QK_X86_INLINE __m256i abs_bits(__m256 x) const { return _mm256_and_si256(_mm256_castps_si256(x), abs_mask); }
   // All-ones lanes where x is NaN or +-Inf.
-  QK_X86_INLINE __m256i operator()(__m256 x) const {
-    return _mm256_cmpgt_epi32(abs_bits(x), max_finite);
-  }
+  QK_X86_INLINE __m256i operator()(__m256 x) const { return _mm256_cmpgt_epi32(abs_bits(x), max_finite); }
 };
 
 struct Counts {
@@ -31,9 +27,7 @@ struct Counts {
   }
 };
 
-QK_X86_INLINE __m256 nan_where(__m256 x, __m256i nf) {
-  return _mm256_or_ps(x, _mm256_castsi256_ps(nf));
-}
+QK_X86_INLINE __m256 nan_where(__m256 x, __m256i nf) { return _mm256_or_ps(x, _mm256_castsi256_ps(nf)); }
 
 QK_X86_INLINE float hmin(__m256 v) {
   __m128 m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -64,9 +58,8 @@ void minmax_uniform_avx2(const float* x, size_t n, MinMaxAcc* acc) {
     const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
     const __m256 x2 = _mm256_loadu_ps(x + i + 16), x3 = _mm256_loadu_ps(x + i + 24);
     // Fast test for the whole block: the largest |x| bit pattern is above FLT_MAX's.
-    const __m256i a = _mm256_max_epu32(
-        _mm256_max_epu32(nonfinite.abs_bits(x0), nonfinite.abs_bits(x1)),
-        _mm256_max_epu32(nonfinite.abs_bits(x2), nonfinite.abs_bits(x3)));
+    const __m256i a = _mm256_max_epu32(_mm256_max_epu32(nonfinite.abs_bits(x0), nonfinite.abs_bits(x1)),
+                                       _mm256_max_epu32(nonfinite.abs_bits(x2), nonfinite.abs_bits(x3)));
     const __m256i any = _mm256_cmpgt_epi32(a, nonfinite.max_finite);
     if (__builtin_expect(_mm256_testz_si256(any, any), 1)) {
       mn0 = _mm256_min_ps(_mm256_min_ps(x0, x1), mn0);

@@ -18,7 +18,8 @@ QK_X86_INLINE const uint8_t* half_block(const NBitsArgs& g, size_t h, size_t b) 
 
 QK_X86_INLINE __m256 zp_half(const NBitsArgs& g, const uint8_t* meta, size_t h) {
   if (!g.asym) return _mm256_set1_ps(static_cast<float>(1u << (g.bits - 1)));
-  return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(meta + 64 + 8 * (h % 2)))));
+  return _mm256_cvtepi32_ps(
+      _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(meta + 64 + 8 * (h % 2)))));
 }
 
 QK_X86_INLINE void store_half(const NBitsArgs& g, size_t i, size_t h, __m256 acc) {
@@ -84,7 +85,8 @@ __attribute__((noinline)) void tile_f32(const NBitsArgs& g, size_t i0, size_t h0
       }
     }
     for (int h = 0; h < H; ++h) {
-      const __m256 sc = _mm256_loadu_ps(reinterpret_cast<const float*>(blk[h] - 32 * ((h0 + h) % 2) + cb) + 8 * ((h0 + h) % 2));
+      const __m256 sc =
+          _mm256_loadu_ps(reinterpret_cast<const float*>(blk[h] - 32 * ((h0 + h) % 2) + cb) + 8 * ((h0 + h) % 2));
       for (int r = 0; r < R; ++r) {
         __m256 dd = d[0][r][h];
         if (A == 2) dd = _mm256_add_ps(dd, d[A - 1][r][h]);
@@ -146,7 +148,8 @@ __attribute__((noinline)) void tile_i8(const NBitsArgs& g, size_t i0, size_t h0)
         for (int r = 0; r < R; ++r) {
           const __m256i x = bcast4(xr[r] + k0 + 4 * q);
           for (int h = 0; h < H; ++h)
-            ia[r][h] = _mm256_add_epi32(ia[r][h], _mm256_add_epi32(dot4(lo[h], x), _mm256_slli_epi32(dot4(hi[h], x), 4)));
+            ia[r][h] =
+                _mm256_add_epi32(ia[r][h], _mm256_add_epi32(dot4(lo[h], x), _mm256_slli_epi32(dot4(hi[h], x), 4)));
         }
       }
     }
@@ -168,8 +171,10 @@ __attribute__((noinline)) void tile_i8(const NBitsArgs& g, size_t i0, size_t h0)
 
 template <bool INT8, int R, int H, int BITS>
 QK_X86_INLINE void tile(const NBitsArgs& g, size_t i0, size_t h0) {
-  if (INT8) tile_i8<R, H, BITS>(g, i0, h0);
-  else tile_f32<R, H, BITS>(g, i0, h0);
+  if (INT8)
+    tile_i8<R, H, BITS>(g, i0, h0);
+  else
+    tile_f32<R, H, BITS>(g, i0, h0);
 }
 
 template <bool INT8, int BITS>
@@ -181,8 +186,10 @@ void run(const NBitsArgs& g, size_t m0, size_t m1, size_t p0, size_t p1) {
     for (size_t i = m0; i < m1;) {
       const size_t nr = m1 - i >= 4 ? 4 : 1;
       if (nr == 4) {
-        if (nh == 4) tile<INT8, 4, 4, BITS>(g, i, h);
-        else tile<INT8, 4, 2, BITS>(g, i, h);
+        if (nh == 4)
+          tile<INT8, 4, 4, BITS>(g, i, h);
+        else
+          tile<INT8, 4, 2, BITS>(g, i, h);
       } else {
         switch (nh) {
           case 8: tile<INT8, 1, 8, BITS>(g, i, h); break;
@@ -199,13 +206,17 @@ void run(const NBitsArgs& g, size_t m0, size_t m1, size_t p0, size_t p1) {
 }  // namespace
 
 void nbits_f32_avx2(const NBitsArgs& g, size_t m0, size_t m1, size_t p0, size_t p1) {
-  if (g.bits == 8) run<false, 8>(g, m0, m1, p0, p1);
-  else run<false, 4>(g, m0, m1, p0, p1);
+  if (g.bits == 8)
+    run<false, 8>(g, m0, m1, p0, p1);
+  else
+    run<false, 4>(g, m0, m1, p0, p1);
 }
 
 void nbits_i8_avx2(const NBitsArgs& g, size_t m0, size_t m1, size_t p0, size_t p1) {
-  if (g.bits == 8) run<true, 8>(g, m0, m1, p0, p1);
-  else run<true, 4>(g, m0, m1, p0, p1);
+  if (g.bits == 8)
+    run<true, 8>(g, m0, m1, p0, p1);
+  else
+    run<true, 4>(g, m0, m1, p0, p1);
 }
 
 void nbits_qx_avx2(const float* x, size_t K, size_t bs, int8_t* xq, float* xs, float* xsum) {
@@ -230,7 +241,8 @@ void nbits_qx_avx2(const float* x, size_t K, size_t bs, int8_t* xq, float* xs, f
     for (size_t k = 0; k < bs; k += 8) {
       __m256 t = _mm256_max_ps(_mm256_mul_ps(_mm256_load_ps(buf + k), iv), lo);  // NaN -> -127
       t = _mm256_min_ps(t, hi);
-      const __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(valid - (k < valid ? k : valid))), iota);
+      const __m256i keep =
+          _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(valid - (k < valid ? k : valid))), iota);
       const __m256i q = _mm256_and_si256(_mm256_cvtps_epi32(t), keep);
       sum = _mm256_add_epi32(sum, q);
       const __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));

@@ -23,8 +23,10 @@ QK_X86_INLINE void store_row(const NBitsArgs& g, size_t i, size_t p, __m512 acc)
   __m512 y = _mm512_add_ps(acc, _mm512_loadu_ps(g.bias + col));
   if (g.relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
   float* dst = g.y + i * g.ldy + col;
-  if (col + kNBitsPanel <= g.n) _mm512_storeu_ps(dst, y);
-  else _mm512_mask_storeu_ps(dst, static_cast<__mmask16>((1u << (g.n - col)) - 1), y);
+  if (col + kNBitsPanel <= g.n)
+    _mm512_storeu_ps(dst, y);
+  else
+    _mm512_mask_storeu_ps(dst, static_cast<__mmask16>((1u << (g.n - col)) - 1), y);
 }
 
 template <int R, int P, int BITS, bool ASYM>
@@ -118,8 +120,10 @@ void run_f32(const NBitsArgs& g, size_t m0, size_t m1, size_t p0, size_t p1) {
       }
       const size_t nr = m1 - i >= 4 ? 4 : 1;
       if (nr == 4) {
-        if (np == 2) tile_f32<4, 2, BITS, ASYM>(g, i, p);
-        else tile_f32<4, 1, BITS, ASYM>(g, i, p);
+        if (np == 2)
+          tile_f32<4, 2, BITS, ASYM>(g, i, p);
+        else
+          tile_f32<4, 1, BITS, ASYM>(g, i, p);
       } else {
         switch (np) {
           case 4: tile_f32<1, 4, BITS, ASYM>(g, i, p); break;
@@ -136,9 +140,12 @@ void run_f32(const NBitsArgs& g, size_t m0, size_t m1, size_t p0, size_t p1) {
 }  // namespace
 
 void nbits_f32_avx512(const NBitsArgs& g, size_t m0, size_t m1, size_t p0, size_t p1) {
-  if (g.bits == 8) run_f32<8, true>(g, m0, m1, p0, p1);  // 8 bits: zero point subtracted either way
-  else if (g.asym) run_f32<4, true>(g, m0, m1, p0, p1);
-  else run_f32<4, false>(g, m0, m1, p0, p1);
+  if (g.bits == 8)
+    run_f32<8, true>(g, m0, m1, p0, p1);  // 8 bits: zero point subtracted either way
+  else if (g.asym)
+    run_f32<4, true>(g, m0, m1, p0, p1);
+  else
+    run_f32<4, false>(g, m0, m1, p0, p1);
 }
 
 void nbits_qx_avx512(const float* x, size_t K, size_t bs, int8_t* xq, float* xs, float* xsum) {
@@ -160,7 +167,9 @@ void nbits_qx_avx512(const float* x, size_t K, size_t bs, int8_t* xq, float* xs,
     const __m512 iv = _mm512_set1_ps(inv);
     __m512i sum = _mm512_setzero_si512();
     for (size_t k = k0; k < k0 + bs; k += 16) {
-      const __mmask16 mk = k >= K ? 0 : K - k >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (K - k)) - 1);
+      const __mmask16 mk = k >= K        ? 0
+                           : K - k >= 16 ? static_cast<__mmask16>(0xffff)
+                                         : static_cast<__mmask16>((1u << (K - k)) - 1);
       const __m512 v = _mm512_maskz_loadu_ps(mk, x + (k < K ? k : 0));
       __m512 t = _mm512_max_ps(_mm512_mul_ps(v, iv), lo);  // NaN -> -127
       t = _mm512_min_ps(t, hi);

@@ -36,8 +36,10 @@ QK_X86_INLINE void store_row(const NBitsArgs& g, size_t i, size_t p, __m512 acc)
   __m512 y = _mm512_add_ps(acc, _mm512_loadu_ps(g.bias + col));
   if (g.relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
   float* dst = g.y + i * g.ldy + col;
-  if (col + kNBitsPanel <= g.n) _mm512_storeu_ps(dst, y);
-  else _mm512_mask_storeu_ps(dst, static_cast<__mmask16>((1u << (g.n - col)) - 1), y);
+  if (col + kNBitsPanel <= g.n)
+    _mm512_storeu_ps(dst, y);
+  else
+    _mm512_mask_storeu_ps(dst, static_cast<__mmask16>((1u << (g.n - col)) - 1), y);
 }
 
 template <int R, int P, int BITS>
@@ -56,7 +58,8 @@ __attribute__((noinline)) void tile_i8(const NBitsArgs& g, size_t i0, size_t p0)
     // Software prefetch kPrefetch bytes ahead in each panel's stream, one line per 64 bytes read
     // (the GEMV streams weights larger than the caches; past the end it is harmless).
     for (int p = 0; p < P; ++p) {
-      for (size_t o = 0; o < g.stride; o += 64) _mm_prefetch(reinterpret_cast<const char*>(blk[p] + kPrefetch + o), _MM_HINT_T0);
+      for (size_t o = 0; o < g.stride; o += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(blk[p] + kPrefetch + o), _MM_HINT_T0);
     }
     __m512i ia[A][R][P];
     for (int a = 0; a < A; ++a)
@@ -102,8 +105,10 @@ __attribute__((noinline)) void tile_i8(const NBitsArgs& g, size_t i0, size_t p0)
       const __m512 zp = zp_vec(g, blk[p] + cb);
       for (int r = 0; r < R; ++r) {
         __m512i raw = ia[0][r][p];
-        if constexpr (BITS == 4) raw = _mm512_add_epi32(raw, _mm512_srai_epi32(ia[1][r][p], 4));
-        else if constexpr (A == 2) raw = _mm512_add_epi32(raw, ia[A - 1][r][p]);
+        if constexpr (BITS == 4)
+          raw = _mm512_add_epi32(raw, _mm512_srai_epi32(ia[1][r][p], 4));
+        else if constexpr (A == 2)
+          raw = _mm512_add_epi32(raw, ia[A - 1][r][p]);
         const size_t e = (i0 + r) * g.kb + b;
         // d = raw - zp * sum(xq): exact in float (|terms| < 2^24).
         const __m512 d = _mm512_fnmadd_ps(zp, _mm512_set1_ps(g.xsum[e]), _mm512_cvtepi32_ps(raw));
@@ -181,13 +186,17 @@ void run_i8(const NBitsArgs& g, size_t m0, size_t m1, size_t p0, size_t p1) {
     for (size_t i = m0; i < m1;) {
       const size_t nr = m1 - i >= 4 ? 4 : 1;
       if (nr == 4) {
-        if (np == 2) tile_i8<4, 2, BITS>(g, i, p);
-        else tile_i8<4, 1, BITS>(g, i, p);
+        if (np == 2)
+          tile_i8<4, 2, BITS>(g, i, p);
+        else
+          tile_i8<4, 1, BITS>(g, i, p);
       } else {
         switch (np) {
           case 4:
-            if constexpr (BITS == 4) gemv4_i8(g, i, p);
-            else tile_i8<1, 4, BITS>(g, i, p);
+            if constexpr (BITS == 4)
+              gemv4_i8(g, i, p);
+            else
+              tile_i8<1, 4, BITS>(g, i, p);
             break;
           case 3: tile_i8<1, 3, BITS>(g, i, p); break;
           case 2: tile_i8<1, 2, BITS>(g, i, p); break;
@@ -202,8 +211,10 @@ void run_i8(const NBitsArgs& g, size_t m0, size_t m1, size_t p0, size_t p1) {
 }  // namespace
 
 void nbits_i8_avx512vnni(const NBitsArgs& g, size_t m0, size_t m1, size_t p0, size_t p1) {
-  if (g.bits == 8) run_i8<8>(g, m0, m1, p0, p1);
-  else run_i8<4>(g, m0, m1, p0, p1);
+  if (g.bits == 8)
+    run_i8<8>(g, m0, m1, p0, p1);
+  else
+    run_i8<4>(g, m0, m1, p0, p1);
 }
 
 }  // namespace qk

@@ -22,11 +22,13 @@ __attribute__((noinline)) void tile_i8(const NBitsArgs& g, size_t i0, size_t p0)
 template <int BITS>
 void run(const NBitsArgs& g, size_t m0, size_t m1, size_t p0, size_t p1, bool int8) {
   if (int8)
-    nbits_neon_loop(m0, m1, p0, p1,
+    nbits_neon_loop(
+        m0, m1, p0, p1,
         [&](size_t i, size_t p, int np) { np == 2 ? tile_i8<4, 2, BITS>(g, i, p) : tile_i8<4, 1, BITS>(g, i, p); },
         [&](size_t i, size_t p, int np) { np == 2 ? tile_i8<1, 2, BITS>(g, i, p) : tile_i8<1, 1, BITS>(g, i, p); });
   else
-    nbits_neon_loop(m0, m1, p0, p1,
+    nbits_neon_loop(
+        m0, m1, p0, p1,
         [&](size_t i, size_t p, int np) { np == 2 ? tile_f32<4, 2, BITS>(g, i, p) : tile_f32<4, 1, BITS>(g, i, p); },
         [&](size_t i, size_t p, int np) { np == 2 ? tile_f32<1, 2, BITS>(g, i, p) : tile_f32<1, 1, BITS>(g, i, p); });
 }
@@ -34,13 +36,17 @@ void run(const NBitsArgs& g, size_t m0, size_t m1, size_t p0, size_t p1, bool in
 }  // namespace
 
 void nbits_f32_neon(const NBitsArgs& g, size_t m0, size_t m1, size_t p0, size_t p1) {
-  if (g.bits == 8) run<8>(g, m0, m1, p0, p1, false);
-  else run<4>(g, m0, m1, p0, p1, false);
+  if (g.bits == 8)
+    run<8>(g, m0, m1, p0, p1, false);
+  else
+    run<4>(g, m0, m1, p0, p1, false);
 }
 
 void nbits_i8_neon(const NBitsArgs& g, size_t m0, size_t m1, size_t p0, size_t p1) {
-  if (g.bits == 8) run<8>(g, m0, m1, p0, p1, true);
-  else run<4>(g, m0, m1, p0, p1, true);
+  if (g.bits == 8)
+    run<8>(g, m0, m1, p0, p1, true);
+  else
+    run<4>(g, m0, m1, p0, p1, true);
 }
 
 void nbits_qx_neon(const float* x, size_t K, size_t bs, int8_t* xq, float* xs, float* xsum) {

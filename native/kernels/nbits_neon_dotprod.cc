@@ -16,7 +16,8 @@ __attribute__((noinline)) void tile_i8(const NBitsArgs& g, size_t i0, size_t p0)
 
 template <int BITS>
 void run(const NBitsArgs& g, size_t m0, size_t m1, size_t p0, size_t p1) {
-  nbits_neon_loop(m0, m1, p0, p1,
+  nbits_neon_loop(
+      m0, m1, p0, p1,
       [&](size_t i, size_t p, int np) { np == 2 ? tile_i8<4, 2, BITS>(g, i, p) : tile_i8<4, 1, BITS>(g, i, p); },
       [&](size_t i, size_t p, int np) { np == 2 ? tile_i8<1, 2, BITS>(g, i, p) : tile_i8<1, 1, BITS>(g, i, p); });
 }
@@ -24,8 +25,10 @@ void run(const NBitsArgs& g, size_t m0, size_t m1, size_t p0, size_t p1) {
 }  // namespace
 
 void nbits_i8_neon_dotprod(const NBitsArgs& g, size_t m0, size_t m1, size_t p0, size_t p1) {
-  if (g.bits == 8) run<8>(g, m0, m1, p0, p1);
-  else run<4>(g, m0, m1, p0, p1);
+  if (g.bits == 8)
+    run<8>(g, m0, m1, p0, p1);
+  else
+    run<4>(g, m0, m1, p0, p1);
 }
 
 }  // namespace qk

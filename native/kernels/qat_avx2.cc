@@ -114,8 +114,10 @@ template <bool kDx, bool kAcc>
 QK_X86_INLINE void put_dx_partial(float* dx, size_t i, __m256 v, __m256i k, size_t m) {
   if (!kDx) return;
   if (kAcc) v = _mm256_add_ps(_mm256_maskload_ps(dx + i, k), v);
-  if (m == 8) _mm256_storeu_ps(dx + i, v);
-  else store_partial_ps(dx + i, v, m);
+  if (m == 8)
+    _mm256_storeu_ps(dx + i, v);
+  else
+    store_partial_ps(dx + i, v, m);
 }
 
 template <bool kDx, bool kAcc>
@@ -180,7 +182,8 @@ uint64_t lsq_vec_impl(const float* x, const float* dy, size_t n, const float* sc
     // Masked-off lanes load scale 0 (1 / 0 = Inf): their results are never stored.
     const __m256 s = _mm256_maskload_ps(scale + i, k);
     const __m256 z = _mm256_cvtepi32_ps(_mm256_maskload_epi32(zb + i, k));
-    const Terms t = lsq8(_mm256_maskload_ps(x + i, k), _mm256_maskload_ps(dy + i, k), s, _mm256_div_ps(one, s), z, lo, hi, gf);
+    const Terms t =
+        lsq8(_mm256_maskload_ps(x + i, k), _mm256_maskload_ps(dy + i, k), s, _mm256_div_ps(one, s), z, lo, hi, gf);
     put_dx_partial<kDx, kAcc>(dx, i, t.dx, k, m);
     alignas(32) float ts[8], tz[8];
     _mm256_store_ps(ts, t.ts);
@@ -203,16 +206,20 @@ uint64_t ste_grad_avx2(const float* dy, const uint8_t* mask, size_t n, float* dx
 uint64_t lsq_grad_avx2(const float* x, const float* dy, size_t n, float scale, int32_t zb, const LsqParams& p,
                        float* dx, double* sums) {
   uint64_t bad = 0;
-  with_flags([&](auto d, auto a) { bad = lsq_impl<decltype(d)::value, decltype(a)::value>(x, dy, n, scale, zb, p, dx, sums); },
-             dx != nullptr, (p.flags & QK_GRAD_ACC) != 0);
+  with_flags(
+      [&](auto d, auto a) { bad = lsq_impl<decltype(d)::value, decltype(a)::value>(x, dy, n, scale, zb, p, dx, sums); },
+      dx != nullptr, (p.flags & QK_GRAD_ACC) != 0);
   return bad;
 }
 
 uint64_t lsq_grad_vec_avx2(const float* x, const float* dy, size_t n, const float* scale, const int32_t* zb,
                            const LsqParams& p, float* dx, double* ds, double* dz) {
   uint64_t bad = 0;
-  with_flags([&](auto d, auto a) { bad = lsq_vec_impl<decltype(d)::value, decltype(a)::value>(x, dy, n, scale, zb, p, dx, ds, dz); },
-             dx != nullptr, (p.flags & QK_GRAD_ACC) != 0);
+  with_flags(
+      [&](auto d, auto a) {
+        bad = lsq_vec_impl<decltype(d)::value, decltype(a)::value>(x, dy, n, scale, zb, p, dx, ds, dz);
+      },
+      dx != nullptr, (p.flags & QK_GRAD_ACC) != 0);
   return bad;
 }
 

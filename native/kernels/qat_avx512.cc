@@ -129,8 +129,8 @@ uint64_t lsq_vec_impl(const float* x, const float* dy, size_t n, const float* sc
     // Masked-off lanes load scale 0 (1 / 0 = Inf): their results are never stored.
     const __m512 s = _mm512_maskz_loadu_ps(k, scale + i);
     const __m512 z = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(k, zb + i));
-    const Terms t = lsq16(_mm512_maskz_loadu_ps(k, x + i), _mm512_maskz_loadu_ps(k, dy + i), s, _mm512_div_ps(one, s), z,
-                          lo, hi, gf);
+    const Terms t = lsq16(_mm512_maskz_loadu_ps(k, x + i), _mm512_maskz_loadu_ps(k, dy + i), s, _mm512_div_ps(one, s),
+                          z, lo, hi, gf);
     put_dx<kDx, kAcc>(dx, i, t.dx, k);
     add_terms(ds + i, t.ts, k);
     add_terms(dz + i, t.tz, k);
@@ -148,16 +148,20 @@ uint64_t ste_grad_avx512(const float* dy, const uint8_t* mask, size_t n, float* 
 uint64_t lsq_grad_avx512(const float* x, const float* dy, size_t n, float scale, int32_t zb, const LsqParams& p,
                          float* dx, double* sums) {
   uint64_t bad = 0;
-  with_flags([&](auto d, auto a) { bad = lsq_impl<decltype(d)::value, decltype(a)::value>(x, dy, n, scale, zb, p, dx, sums); },
-             dx != nullptr, (p.flags & QK_GRAD_ACC) != 0);
+  with_flags(
+      [&](auto d, auto a) { bad = lsq_impl<decltype(d)::value, decltype(a)::value>(x, dy, n, scale, zb, p, dx, sums); },
+      dx != nullptr, (p.flags & QK_GRAD_ACC) != 0);
   return bad;
 }
 
 uint64_t lsq_grad_vec_avx512(const float* x, const float* dy, size_t n, const float* scale, const int32_t* zb,
                              const LsqParams& p, float* dx, double* ds, double* dz) {
   uint64_t bad = 0;
-  with_flags([&](auto d, auto a) { bad = lsq_vec_impl<decltype(d)::value, decltype(a)::value>(x, dy, n, scale, zb, p, dx, ds, dz); },
-             dx != nullptr, (p.flags & QK_GRAD_ACC) != 0);
+  with_flags(
+      [&](auto d, auto a) {
+        bad = lsq_vec_impl<decltype(d)::value, decltype(a)::value>(x, dy, n, scale, zb, p, dx, ds, dz);
+      },
+      dx != nullptr, (p.flags & QK_GRAD_ACC) != 0);
   return bad;
 }
 

@@ -123,8 +123,12 @@ inline uint64_t chunk16(const Uniform& u, const float* x, const float* dy, float
 template <bool kDx, bool kAcc>
 uint64_t lsq_impl(const float* x, const float* dy, size_t n, float scale, int32_t zb, const LsqParams& p, float* dx,
                   double* sums) {
-  const Uniform u{vdupq_n_f32(scale), vdupq_n_f32(1.0f / scale), vdupq_n_f32(static_cast<float>(zb)),
-                  vdupq_n_f32(static_cast<float>(p.qmin)), vdupq_n_f32(static_cast<float>(p.qmax)), vdupq_n_f32(p.gf)};
+  const Uniform u{vdupq_n_f32(scale),
+                  vdupq_n_f32(1.0f / scale),
+                  vdupq_n_f32(static_cast<float>(zb)),
+                  vdupq_n_f32(static_cast<float>(p.qmin)),
+                  vdupq_n_f32(static_cast<float>(p.qmax)),
+                  vdupq_n_f32(p.gf)};
   float64x2_t ls[8], lz[8];
   for (int j = 0; j < 8; ++j) ls[j] = lz[j] = vdupq_n_f64(0.0);
   const uint32x4_t all = vdupq_n_u32(~0u);
@@ -152,8 +156,8 @@ template <bool kDx, bool kAcc>
 inline uint64_t vec4(const float* x, const float* dy, const float* scale, const int32_t* zb, float32x4_t lo,
                      float32x4_t hi, float32x4_t gf, float* dx, double* ds, double* dz) {
   const float32x4_t s = vld1q_f32(scale);
-  const Terms t = lsq4(vld1q_f32(x), vld1q_f32(dy), s, vdivq_f32(vdupq_n_f32(1.0f), s), vcvtq_f32_s32(vld1q_s32(zb)),
-                       lo, hi, gf);
+  const Terms t =
+      lsq4(vld1q_f32(x), vld1q_f32(dy), s, vdivq_f32(vdupq_n_f32(1.0f), s), vcvtq_f32_s32(vld1q_s32(zb)), lo, hi, gf);
   if (kDx) vst1q_f32(dx, kAcc ? vaddq_f32(vld1q_f32(dx), t.dx) : t.dx);
   vst1q_f64(ds, vaddq_f64(vld1q_f64(ds), vcvt_f64_f32(vget_low_f32(t.ts))));
   vst1q_f64(ds + 2, vaddq_f64(vld1q_f64(ds + 2), vcvt_high_f64_f32(t.ts)));
@@ -201,16 +205,20 @@ uint64_t ste_grad_neon(const float* dy, const uint8_t* mask, size_t n, float* dx
 uint64_t lsq_grad_neon(const float* x, const float* dy, size_t n, float scale, int32_t zb, const LsqParams& p,
                        float* dx, double* sums) {
   uint64_t bad = 0;
-  with_flags([&](auto d, auto a) { bad = lsq_impl<decltype(d)::value, decltype(a)::value>(x, dy, n, scale, zb, p, dx, sums); },
-             dx != nullptr, (p.flags & QK_GRAD_ACC) != 0);
+  with_flags(
+      [&](auto d, auto a) { bad = lsq_impl<decltype(d)::value, decltype(a)::value>(x, dy, n, scale, zb, p, dx, sums); },
+      dx != nullptr, (p.flags & QK_GRAD_ACC) != 0);
   return bad;
 }
 
 uint64_t lsq_grad_vec_neon(const float* x, const float* dy, size_t n, const float* scale, const int32_t* zb,
                            const LsqParams& p, float* dx, double* ds, double* dz) {
   uint64_t bad = 0;
-  with_flags([&](auto d, auto a) { bad = lsq_vec_impl<decltype(d)::value, decltype(a)::value>(x, dy, n, scale, zb, p, dx, ds, dz); },
-             dx != nullptr, (p.flags & QK_GRAD_ACC) != 0);
+  with_flags(
+      [&](auto d, auto a) {
+        bad = lsq_vec_impl<decltype(d)::value, decltype(a)::value>(x, dy, n, scale, zb, p, dx, ds, dz);
+      },
+      dx != nullptr, (p.flags & QK_GRAD_ACC) != 0);
   return bad;
 }
 

@@ -17,7 +17,6 @@ namespace {
 using avx2::lane_mask;
 using avx2::store_partial_ps;
 
-
 template <bool kMul>
 QK_X86_INLINE __m256i code8(__m256 x, __m256 s, __m256 lo, __m256 hi, __m256i zp) {
   const __m256 v = kMul ? _mm256_mul_ps(x, s) : _mm256_div_ps(x, s);
@@ -51,8 +50,7 @@ QK_X86_INLINE void store_partial(uint8_t* out, __m256i codes, size_t m) {
 }
 
 template <bool kMul>
-void quant_uniform_impl(const float* x, size_t n, float s_or_inv, int32_t zp, const QRange& r,
-                        uint8_t* out) {
+void quant_uniform_impl(const float* x, size_t n, float s_or_inv, int32_t zp, const QRange& r, uint8_t* out) {
   const __m256 s = _mm256_set1_ps(s_or_inv);
   const __m256 lo = _mm256_set1_ps(static_cast<float>(r.qmin - zp));
   const __m256 hi = _mm256_set1_ps(static_cast<float>(r.qmax - zp));
@@ -71,12 +69,10 @@ void quant_uniform_impl(const float* x, size_t n, float s_or_inv, int32_t zp, co
     // boundary of out; the overlap is written twice with equal values.
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), block32(0));
     i = (32 - (reinterpret_cast<uintptr_t>(out) & 31)) & 31;
-    for (; i + 32 <= n; i += 32)
-      _mm256_stream_si256(reinterpret_cast<__m256i*>(out + i), block32(i));
+    for (; i + 32 <= n; i += 32) _mm256_stream_si256(reinterpret_cast<__m256i*>(out + i), block32(i));
     _mm_sfence();
   } else {
-    for (; i + 32 <= n; i += 32)
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), block32(i));
+    for (; i + 32 <= n; i += 32) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), block32(i));
   }
   for (; i + 8 <= n; i += 8) store8(out + i, code8<kMul>(_mm256_loadu_ps(x + i), s, lo, hi, z));
   if (i < n) {
@@ -92,23 +88,20 @@ template <bool kRecip>
 QK_X86_INLINE __m256i code8_vec(__m256 x, __m256 s, __m256i zp, __m256i qmin, __m256i qmax) {
   const __m256 lo = _mm256_cvtepi32_ps(_mm256_sub_epi32(qmin, zp));
   const __m256 hi = _mm256_cvtepi32_ps(_mm256_sub_epi32(qmax, zp));
-  const __m256 v = kRecip ? _mm256_mul_ps(x, _mm256_div_ps(_mm256_set1_ps(1.0f), s))
-                          : _mm256_div_ps(x, s);
+  const __m256 v = kRecip ? _mm256_mul_ps(x, _mm256_div_ps(_mm256_set1_ps(1.0f), s)) : _mm256_div_ps(x, s);
   const __m256 ord = _mm256_cmp_ps(v, v, _CMP_ORD_Q);
   const __m256 c = _mm256_and_ps(ord, _mm256_min_ps(_mm256_max_ps(v, lo), hi));
   return _mm256_add_epi32(_mm256_cvtps_epi32(c), zp);
 }
 
 template <bool kRecip>
-QK_X86_INLINE __m256i code8_vec_at(const float* x, const float* s, const int32_t* zp,
-                                   __m256i qmin, __m256i qmax) {
+QK_X86_INLINE __m256i code8_vec_at(const float* x, const float* s, const int32_t* zp, __m256i qmin, __m256i qmax) {
   return code8_vec<kRecip>(_mm256_loadu_ps(x), _mm256_loadu_ps(s),
                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zp)), qmin, qmax);
 }
 
 template <bool kRecip>
-void quant_vec_impl(const float* x, size_t n, const float* scale, const int32_t* zp,
-                    const QRange& r, uint8_t* out) {
+void quant_vec_impl(const float* x, size_t n, const float* scale, const int32_t* zp, const QRange& r, uint8_t* out) {
   const __m256i qmin = _mm256_set1_epi32(r.qmin);
   const __m256i qmax = _mm256_set1_epi32(r.qmax);
   size_t i = 0;
@@ -121,14 +114,12 @@ void quant_vec_impl(const float* x, size_t n, const float* scale, const int32_t*
     const __m256i q3 = code8_vec_at<kRecip>(x + i + 24, scale + i + 24, zp + i + 24, qmin, qmax);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), pack_low_bytes(q0, q1, q2, q3));
   }
-  for (; i + 8 <= n; i += 8)
-    store8(out + i, code8_vec_at<kRecip>(x + i, scale + i, zp + i, qmin, qmax));
+  for (; i + 8 <= n; i += 8) store8(out + i, code8_vec_at<kRecip>(x + i, scale + i, zp + i, qmin, qmax));
   if (i < n) {
     const size_t m = n - i;
     const __m256i k = lane_mask(m);
     // Masked-off lanes load 0: 0 / 0 there is a quiet NaN, never stored.
-    const __m256i q = code8_vec<kRecip>(_mm256_maskload_ps(x + i, k),
-                                        _mm256_maskload_ps(scale + i, k),
+    const __m256i q = code8_vec<kRecip>(_mm256_maskload_ps(x + i, k), _mm256_maskload_ps(scale + i, k),
                                         _mm256_maskload_epi32(zp + i, k), qmin, qmax);
     store_partial(out + i, q, m);
   }
@@ -136,14 +127,12 @@ void quant_vec_impl(const float* x, size_t n, const float* scale, const int32_t*
 
 }  // namespace
 
-void quant_uniform_avx2(const float* x, size_t n, float scale, int32_t zp, const QRange& r,
-                      uint8_t* out) {
+void quant_uniform_avx2(const float* x, size_t n, float scale, int32_t zp, const QRange& r, uint8_t* out) {
   const bool mul = (r.flags & QK_RECIP) || x86::div_is_exact_mul(scale);
   with_flags([&](auto m) { quant_uniform_impl<decltype(m)::value>(x, n, m ? 1.0f / scale : scale, zp, r, out); }, mul);
 }
 
-void quant_vec_avx2(const float* x, size_t n, const float* scale, const int32_t* zp,
-                  const QRange& r, uint8_t* out) {
+void quant_vec_avx2(const float* x, size_t n, const float* scale, const int32_t* zp, const QRange& r, uint8_t* out) {
   with_flags([&](auto recip) { quant_vec_impl<decltype(recip)::value>(x, n, scale, zp, r, out); }, r.flags & QK_RECIP);
 }
 

@@ -46,8 +46,7 @@ struct Uniform {
 };
 
 template <bool kMul>
-void quant_uniform_impl(const float* x, size_t n, float s_or_inv, int32_t zp, const QRange& r,
-                        uint8_t* out) {
+void quant_uniform_impl(const float* x, size_t n, float s_or_inv, int32_t zp, const QRange& r, uint8_t* out) {
   const Uniform<kMul> u{_mm512_set1_ps(s_or_inv), _mm512_set1_ps(static_cast<float>(r.qmin - zp)),
                         _mm512_set1_ps(static_cast<float>(r.qmax - zp)), _mm512_set1_epi32(zp)};
   size_t i = 0;
@@ -56,8 +55,7 @@ void quant_uniform_impl(const float* x, size_t n, float s_or_inv, int32_t zp, co
     // boundary of out; the overlap is written twice with equal values.
     _mm512_storeu_si512(out, u.block64(x, 0));
     i = (64 - (reinterpret_cast<uintptr_t>(out) & 63)) & 63;
-    for (; i + 64 <= n; i += 64)
-      _mm512_stream_si512(reinterpret_cast<__m512i*>(out + i), u.block64(x, i));
+    for (; i + 64 <= n; i += 64) _mm512_stream_si512(reinterpret_cast<__m512i*>(out + i), u.block64(x, i));
     _mm_sfence();
   } else {
     for (; i + 64 <= n; i += 64) {  // four 16-byte stores: a little faster in cache
@@ -81,26 +79,23 @@ template <bool kRecip>
 QK_X86_INLINE __m512i code16_vec(__m512 x, __m512 s, __m512i zp, __m512i qmin, __m512i qmax) {
   const __m512 lo = _mm512_cvtepi32_ps(_mm512_sub_epi32(qmin, zp));
   const __m512 hi = _mm512_cvtepi32_ps(_mm512_sub_epi32(qmax, zp));
-  const __m512 v = kRecip ? _mm512_mul_ps(x, _mm512_div_ps(_mm512_set1_ps(1.0f), s))
-                          : _mm512_div_ps(x, s);
+  const __m512 v = kRecip ? _mm512_mul_ps(x, _mm512_div_ps(_mm512_set1_ps(1.0f), s)) : _mm512_div_ps(x, s);
   const __mmask16 ord = _mm512_cmp_ps_mask(v, v, _CMP_ORD_Q);
   const __m512 c = _mm512_maskz_min_ps(ord, _mm512_max_ps(v, lo), hi);
   return _mm512_add_epi32(_mm512_cvtps_epi32(c), zp);
 }
 
 template <bool kRecip>
-void quant_vec_impl(const float* x, size_t n, const float* scale, const int32_t* zp,
-                    const QRange& r, uint8_t* out) {
+void quant_vec_impl(const float* x, size_t n, const float* scale, const int32_t* zp, const QRange& r, uint8_t* out) {
   const __m512i qmin = _mm512_set1_epi32(r.qmin);
   const __m512i qmax = _mm512_set1_epi32(r.qmax);
   size_t i = 0;
   for (; i + 32 <= n; i += 32) {
     _mm_prefetch(x86::ahead(x + i, x86::kPrefetchAhead), _MM_HINT_T1);
     _mm_prefetch(x86::ahead(x + i, x86::kPrefetchAhead + 16), _MM_HINT_T1);
-    const __m512i q0 = code16_vec<kRecip>(_mm512_loadu_ps(x + i), _mm512_loadu_ps(scale + i),
-                                          _mm512_loadu_si512(zp + i), qmin, qmax);
-    const __m512i q1 = code16_vec<kRecip>(_mm512_loadu_ps(x + i + 16),
-                                          _mm512_loadu_ps(scale + i + 16),
+    const __m512i q0 =
+        code16_vec<kRecip>(_mm512_loadu_ps(x + i), _mm512_loadu_ps(scale + i), _mm512_loadu_si512(zp + i), qmin, qmax);
+    const __m512i q1 = code16_vec<kRecip>(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(scale + i + 16),
                                           _mm512_loadu_si512(zp + i + 16), qmin, qmax);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm512_cvtepi32_epi8(q0));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i + 16), _mm512_cvtepi32_epi8(q1));
@@ -108,8 +103,7 @@ void quant_vec_impl(const float* x, size_t n, const float* scale, const int32_t*
   for (; i < n; i += 16) {
     const __mmask16 k = tail_mask16(n - i);
     // Masked-off lanes load 0: 0 / 0 there is a quiet NaN, never stored.
-    const __m512i q = code16_vec<kRecip>(_mm512_maskz_loadu_ps(k, x + i),
-                                         _mm512_maskz_loadu_ps(k, scale + i),
+    const __m512i q = code16_vec<kRecip>(_mm512_maskz_loadu_ps(k, x + i), _mm512_maskz_loadu_ps(k, scale + i),
                                          _mm512_maskz_loadu_epi32(k, zp + i), qmin, qmax);
     _mm_mask_storeu_epi8(out + i, k, _mm512_cvtepi32_epi8(q));
   }
@@ -117,14 +111,12 @@ void quant_vec_impl(const float* x, size_t n, const float* scale, const int32_t*
 
 }  // namespace
 
-void quant_uniform_avx512(const float* x, size_t n, float scale, int32_t zp, const QRange& r,
-                        uint8_t* out) {
+void quant_uniform_avx512(const float* x, size_t n, float scale, int32_t zp, const QRange& r, uint8_t* out) {
   const bool mul = (r.flags & QK_RECIP) || x86::div_is_exact_mul(scale);
   with_flags([&](auto m) { quant_uniform_impl<decltype(m)::value>(x, n, m ? 1.0f / scale : scale, zp, r, out); }, mul);
 }
 
-void quant_vec_avx512(const float* x, size_t n, const float* scale, const int32_t* zp,
-                    const QRange& r, uint8_t* out) {
+void quant_vec_avx512(const float* x, size_t n, const float* scale, const int32_t* zp, const QRange& r, uint8_t* out) {
   with_flags([&](auto recip) { quant_vec_impl<decltype(recip)::value>(x, n, scale, zp, r, out); }, r.flags & QK_RECIP);
 }
 

@@ -43,8 +43,7 @@ inline float32x4_t scaled(float32x4_t x, float32x4_t scale, float32x4_t inv) {
 }
 
 template <bool kRecip>
-void quant_uniform_impl(const float* x, size_t n, float scale, int32_t zp, const QRange& r,
-                        uint8_t* out) {
+void quant_uniform_impl(const float* x, size_t n, float scale, int32_t zp, const QRange& r, uint8_t* out) {
   const float inv = recip_of(scale);
   const float lo_s = static_cast<float>(r.qmin - zp);
   const float hi_s = static_cast<float>(r.qmax - zp);
@@ -66,8 +65,7 @@ void quant_uniform_impl(const float* x, size_t n, float scale, int32_t zp, const
 }
 
 template <bool kRecip>
-inline int32x4_t code4_vec(const float* x, const float* scale, const int32_t* zp,
-                           int32x4_t qmin, int32x4_t qmax) {
+inline int32x4_t code4_vec(const float* x, const float* scale, const int32_t* zp, int32x4_t qmin, int32x4_t qmax) {
   const float32x4_t s = vld1q_f32(scale);
   const float32x4_t xv = vld1q_f32(x);
   // 1.0f / scale by true division, as recip_of() does.
@@ -79,8 +77,7 @@ inline int32x4_t code4_vec(const float* x, const float* scale, const int32_t* zp
 }
 
 template <bool kRecip>
-void quant_vec_impl(const float* x, size_t n, const float* scale, const int32_t* zp,
-                    const QRange& r, uint8_t* out) {
+void quant_vec_impl(const float* x, size_t n, const float* scale, const int32_t* zp, const QRange& r, uint8_t* out) {
   const int32x4_t qmin = vdupq_n_s32(r.qmin), qmax = vdupq_n_s32(r.qmax);
   size_t i = 0;
   for (; i + 16 <= n; i += 16) {
@@ -90,21 +87,18 @@ void quant_vec_impl(const float* x, size_t n, const float* scale, const int32_t*
     const int32x4_t d = code4_vec<kRecip>(x + i + 12, scale + i + 12, zp + i + 12, qmin, qmax);
     vst1q_u8(out + i, low_bytes(a, b, c, d));
   }
-  for (; i + 4 <= n; i += 4)
-    store_low_bytes4(out + i, code4_vec<kRecip>(x + i, scale + i, zp + i, qmin, qmax));
-  for (; i < n; ++i)
-    out[i] = static_cast<uint8_t>(quant_one(x[i], scale[i], recip_of(scale[i]), zp[i], r));
+  for (; i + 4 <= n; i += 4) store_low_bytes4(out + i, code4_vec<kRecip>(x + i, scale + i, zp + i, qmin, qmax));
+  for (; i < n; ++i) out[i] = static_cast<uint8_t>(quant_one(x[i], scale[i], recip_of(scale[i]), zp[i], r));
 }
 
 }  // namespace
 
-void quant_uniform_neon(const float* x, size_t n, float scale, int32_t zp, const QRange& r,
-                        uint8_t* out) {
-  with_flags([&](auto recip) { quant_uniform_impl<decltype(recip)::value>(x, n, scale, zp, r, out); }, r.flags & QK_RECIP);
+void quant_uniform_neon(const float* x, size_t n, float scale, int32_t zp, const QRange& r, uint8_t* out) {
+  with_flags([&](auto recip) { quant_uniform_impl<decltype(recip)::value>(x, n, scale, zp, r, out); },
+             r.flags & QK_RECIP);
 }
 
-void quant_vec_neon(const float* x, size_t n, const float* scale, const int32_t* zp,
-                    const QRange& r, uint8_t* out) {
+void quant_vec_neon(const float* x, size_t n, const float* scale, const int32_t* zp, const QRange& r, uint8_t* out) {
   with_flags([&](auto recip) { quant_vec_impl<decltype(recip)::value>(x, n, scale, zp, r, out); }, r.flags & QK_RECIP);
 }
 

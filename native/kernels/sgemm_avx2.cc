@@ -32,8 +32,8 @@ QK_X86_INLINE __m256 epilogue(__m256 v, __m256 bias, uint32_t flags) {
 
 // full: all 16 columns valid (plain loads / stores); else masks m0, m1. A packed: ap[k * kMr + r].
 template <int R, bool kFull>
-QK_X86_INLINE void tile(size_t kc, const float* ap, const float* b, size_t ldb, float* c,
-                        size_t ldc, __m256i m0, __m256i m1, uint32_t flags, const float* bias) {
+QK_X86_INLINE void tile(size_t kc, const float* ap, const float* b, size_t ldb, float* c, size_t ldc, __m256i m0,
+                        __m256i m1, uint32_t flags, const float* bias) {
   __m256 acc0[R], acc1[R];
   if (flags & QK_SGEMM_ACCUMULATE) {
 #pragma GCC unroll 8
@@ -78,8 +78,8 @@ QK_X86_INLINE void tile(size_t kc, const float* ap, const float* b, size_t ldb, 
 
 // One tile, out of line (the tiles of a strip are direct calls).
 template <int R, bool kFull>
-__attribute__((noinline)) void tile_fn(size_t kc, const float* ap, const float* b, size_t ldb, float* c,
-                                       size_t ldc, __m256i m0, __m256i m1, uint32_t flags, const float* bias) {
+__attribute__((noinline)) void tile_fn(size_t kc, const float* ap, const float* b, size_t ldb, float* c, size_t ldc,
+                                       __m256i m0, __m256i m1, uint32_t flags, const float* bias) {
   tile<R, kFull>(kc, ap, b, ldb, c, ldc, m0, m1, flags, bias);
 }
 
@@ -109,8 +109,10 @@ void sgemm_block_avx2(const SgemmStrip& s) {
     constexpr int R = decltype(r)::value;
     const float* ap = s.a + i0 * s.k;  // sliver i0 / kMr
     float* c = s.c + i0 * s.ldc;
-    if (s.n >= 16) tile_fn<R, true>(s.k, ap, s.b, s.ldb, c, s.ldc, m0, m1, s.flags, s.bias);
-    else tile_fn<R, false>(s.k, ap, s.b, s.ldb, c, s.ldc, m0, m1, s.flags, s.bias);
+    if (s.n >= 16)
+      tile_fn<R, true>(s.k, ap, s.b, s.ldb, c, s.ldc, m0, m1, s.flags, s.bias);
+    else
+      tile_fn<R, false>(s.k, ap, s.b, s.ldb, c, s.ldc, m0, m1, s.flags, s.bias);
   });
 }
 

@@ -64,9 +64,8 @@ QK_X86_INLINE void prefetch_l2(uintptr_t p) { _mm_prefetch(reinterpret_cast<cons
 // R x 32P tile: C[R x 32P] (=|+=) A[R x kc] (rows lda apart) * B (P panels panel_stride apart,
 // rows 32 floats apart). mask[2q], mask[2q + 1]: the columns of panel q.
 template <int R, int P>
-QK_X86_INLINE void tile(size_t kc, const float* a, size_t lda, const float* b, size_t panel_stride,
-                        size_t ldc, float* c, const __mmask16* mask, uint32_t flags,
-                        const float* bias, const Prefetch& pf) {
+QK_X86_INLINE void tile(size_t kc, const float* a, size_t lda, const float* b, size_t panel_stride, size_t ldc,
+                        float* c, const __mmask16* mask, uint32_t flags, const float* bias, const Prefetch& pf) {
   constexpr int V = 2 * P;
   __m512 acc[R][V];
   if (flags & QK_SGEMM_ACCUMULATE) {
@@ -120,15 +119,14 @@ QK_X86_INLINE void tile(size_t kc, const float* a, size_t lda, const float* b, s
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-    for (int v = 0; v < V; ++v)
-      _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask[v], epilogue(acc[r][v], bv[v], flags));
+    for (int v = 0; v < V; ++v) _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask[v], epilogue(acc[r][v], bv[v], flags));
 }
 
 // One tile, out of line (the tiles of a strip are direct calls).
 template <int R, int P>
 __attribute__((noinline)) void tile_fn(size_t kc, const float* a, size_t lda, const float* b, size_t panel_stride,
-                                       size_t ldc, float* c, const __mmask16* mask, uint32_t flags,
-                                       const float* bias, const Prefetch& pf) {
+                                       size_t ldc, float* c, const __mmask16* mask, uint32_t flags, const float* bias,
+                                       const Prefetch& pf) {
   tile<R, P>(kc, a, lda, b, panel_stride, ldc, c, mask, flags, bias, pf);
 }
 
@@ -138,9 +136,8 @@ __attribute__((noinline)) void tile_fn(size_t kc, const float* a, size_t lda, co
 // the same rows of the next four panels into L2 (prefetcht2; in the panel format that is the
 // next group, or the next K block's first one) adds about 10% (26-27 GB/s).
 template <int P>
-QK_X86_INLINE void row_panels(size_t kc, const float* a, const float* b, size_t panel_stride,
-                              float* c, __mmask16 m0, __mmask16 m1, uint32_t flags,
-                              const float* bias) {
+QK_X86_INLINE void row_panels(size_t kc, const float* a, const float* b, size_t panel_stride, float* c, __mmask16 m0,
+                              __mmask16 m1, uint32_t flags, const float* bias) {
   const uintptr_t pf = reinterpret_cast<uintptr_t>(b) + P * panel_stride * sizeof(float);
   __m512 acc[2 * P];
 #pragma GCC unroll 8
@@ -180,8 +177,7 @@ QK_X86_INLINE void row_panels(size_t kc, const float* a, const float* b, size_t 
 
 // Tiles over the panels at b (panel_stride apart): columns [0, n) of the strip, then n_after
 // more columns whose first pair the last tiles prefetch (B only when prefetch_b: adjacent panels).
-void panels(const SgemmStrip& s, const float* b, size_t panel_stride, size_t n, size_t n_after,
-            bool prefetch_b) {
+void panels(const SgemmStrip& s, const float* b, size_t panel_stride, size_t n, size_t n_after, bool prefetch_b) {
   constexpr size_t kStep = 2 * kSgemmPanel;
   const SpreadRows<kMr> sl(s.m);
   for (size_t j0 = 0; j0 < n; j0 += kStep) {
@@ -216,8 +212,10 @@ void panels(const SgemmStrip& s, const float* b, size_t panel_stride, size_t n, 
         constexpr int R = decltype(r)::value;
         const float* a = s.a + i * s.lda;
         float* c = s.c + i * s.ldc + j0;
-        if (np == 2) tile_fn<R, 2>(s.k, a, s.lda, bq, panel_stride, s.ldc, c, mask, s.flags, bias, pf);
-        else tile_fn<R, 1>(s.k, a, s.lda, bq, panel_stride, s.ldc, c, mask, s.flags, bias, pf);
+        if (np == 2)
+          tile_fn<R, 2>(s.k, a, s.lda, bq, panel_stride, s.ldc, c, mask, s.flags, bias, pf);
+        else
+          tile_fn<R, 1>(s.k, a, s.lda, bq, panel_stride, s.ldc, c, mask, s.flags, bias, pf);
       });
     }
   }
@@ -258,8 +256,8 @@ void sgemm_block_avx512(const SgemmStrip& s) {
     }
     for (size_t j0 = 0; j0 < s.n; j0 += kSgemmPanel) {
       const size_t w = s.n - j0;
-      row_panels<1>(s.k, s.a, s.b + (j0 / kSgemmPanel) * s.b_panel_stride, s.b_panel_stride, s.c + j0,
-                    mask_of(w), mask_of(w > 16 ? w - 16 : 0), s.flags, s.bias ? s.bias + j0 : nullptr);
+      row_panels<1>(s.k, s.a, s.b + (j0 / kSgemmPanel) * s.b_panel_stride, s.b_panel_stride, s.c + j0, mask_of(w),
+                    mask_of(w > 16 ? w - 16 : 0), s.flags, s.bias ? s.bias + j0 : nullptr);
     }
     return;
   }

@@ -31,16 +31,14 @@ inline float32x4_t epilogue(float32x4_t v, float32x4_t bias, uint32_t flags) {
 // Full 16 columns at c (ldc), bias: 16 values (or null without QK_SGEMM_BIAS). A packed:
 // ap[k * kMr + r].
 template <int R>
-inline __attribute__((always_inline)) void tile(size_t kc, const float* ap, const float* b,
-                                                size_t ldb, float* c, size_t ldc, uint32_t flags,
-                                                const float* bias) {
+inline __attribute__((always_inline)) void tile(size_t kc, const float* ap, const float* b, size_t ldb, float* c,
+                                                size_t ldc, uint32_t flags, const float* bias) {
   float32x4_t acc[R][4];
   for (int r = 0; r < R; ++r)
     for (int q = 0; q < 4; ++q)
       acc[r][q] = (flags & QK_SGEMM_ACCUMULATE) ? vld1q_f32(c + r * ldc + 4 * q) : vdupq_n_f32(0.0f);
   for (size_t k = 0; k < kc; ++k) {
-    const float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8),
-                      b3 = vld1q_f32(b + 12);
+    const float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8), b3 = vld1q_f32(b + 12);
     b += ldb;
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
@@ -60,8 +58,8 @@ inline __attribute__((always_inline)) void tile(size_t kc, const float* ap, cons
 
 // One tile, out of line (the tiles of a strip are direct calls).
 template <int R>
-__attribute__((noinline)) void tile_fn(size_t kc, const float* ap, const float* b, size_t ldb, float* c,
-                                       size_t ldc, uint32_t flags, const float* bias) {
+__attribute__((noinline)) void tile_fn(size_t kc, const float* ap, const float* b, size_t ldb, float* c, size_t ldc,
+                                       uint32_t flags, const float* bias) {
   tile<R>(kc, ap, b, ldb, c, ldc, flags, bias);
 }
 

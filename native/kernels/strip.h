@@ -24,8 +24,10 @@ using Rows = std::integral_constant<int, R>;
 template <int R, class Tile>
 QK_STRIP_INLINE void tail_tile(size_t r, size_t i0, Tile& tile) {
   if constexpr (R > 0) {
-    if (r == R) tile(Rows<R>{}, i0);
-    else tail_tile<R - 1>(r, i0, tile);
+    if (r == R)
+      tile(Rows<R>{}, i0);
+    else
+      tail_tile<R - 1>(r, i0, tile);
   }
 }
 
@@ -43,8 +45,7 @@ QK_STRIP_INLINE void for_row_tiles(size_t m0, size_t m1, Tile&& tile) {
 template <int MR>
 struct SpreadRows {
   size_t count, base, extra;
-  explicit SpreadRows(size_t m)
-      : count((m + MR - 1) / MR), base(count ? m / count : 0), extra(count ? m % count : 0) {}
+  explicit SpreadRows(size_t m) : count((m + MR - 1) / MR), base(count ? m / count : 0), extra(count ? m % count : 0) {}
   size_t rows(size_t s) const { return base + (s < extra ? 1 : 0); }
   size_t first(size_t s) const { return s * base + (s < extra ? s : extra); }
 };
@@ -52,8 +53,10 @@ struct SpreadRows {
 // tile(Rows<R>{}, i0) for the r-row tile (1 <= r <= MR) starting at row i0.
 template <int MR, class Tile>
 QK_STRIP_INLINE void tile_of_rows(size_t r, size_t i0, Tile&& tile) {
-  if (r == MR) tile(Rows<MR>{}, i0);
-  else tail_tile<MR - 1>(r, i0, tile);
+  if (r == MR)
+    tile(Rows<MR>{}, i0);
+  else
+    tail_tile<MR - 1>(r, i0, tile);
 }
 
 }  // namespace

@@ -58,8 +58,7 @@ QK_X86_INLINE uint32_t popcount32(uint32_t v) {
 // AVX2 tails: lanes [0, m) of 8 are loaded with vmaskmov (which never faults on the masked-off
 // lanes) from a mask read at kLaneMask + 8 - m; byte data moves through these helpers, which never
 // touch memory past m bytes.
-alignas(32) constexpr int32_t kLaneMask[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
-                                               0,  0,  0,  0,  0,  0,  0,  0};
+alignas(32) constexpr int32_t kLaneMask[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
 
 // The first m < 8 bytes at p, little-endian, zero-extended.
 QK_X86_INLINE uint64_t load_bytes(const uint8_t* p, size_t m) {
@@ -102,8 +101,14 @@ QK_X86_INLINE void store_bytes(uint8_t* p, uint64_t v, size_t m) {
 // (v < m ? v : m), without <cmath> (bit tests instead of std::isnan / std::isinf).
 QK_X86_INLINE void minmax_one(float v, float* mn, float* mx, MinMaxAcc* acc) {
   const uint32_t a = bits_of(v) & 0x7fffffffu;
-  if (a > 0x7f800000u) { ++acc->nan; return; }
-  if (a == 0x7f800000u) { ++acc->inf; return; }
+  if (a > 0x7f800000u) {
+    ++acc->nan;
+    return;
+  }
+  if (a == 0x7f800000u) {
+    ++acc->inf;
+    return;
+  }
   *mn = v < *mn ? v : *mn;
   *mx = v > *mx ? v : *mx;
 }

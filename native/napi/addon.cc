@@ -28,11 +28,14 @@ Napi::Value Quantize(const Napi::CallbackInfo& info) {
   expect_length(env, x, L.numel(), "x");
   expect_length(env, out, storage_bytes(L, st), "out");
   if (st == Storage::Nibble && (r.qmin < -8 || r.qmax > 15))
-    range_error(env, "Expected a range inside -8..15 for nibble storage but received " + std::to_string(r.qmin) + ".." + std::to_string(r.qmax));
+    range_error(env, "Expected a range inside -8..15 for nibble storage but received " + std::to_string(r.qmin) + ".." +
+                         std::to_string(r.qmax));
   if (st == Storage::Byte && r.qmax > 127 && out.type != napi_uint8_array)
-    type_error(env, std::string("Expected Uint8Array for out (codes up to ") + std::to_string(r.qmax) + ") but received " + out.type_name());
+    type_error(env, std::string("Expected Uint8Array for out (codes up to ") + std::to_string(r.qmax) +
+                        ") but received " + out.type_name());
   if (st == Storage::Byte && r.qmin < 0 && out.type != napi_int8_array)
-    type_error(env, std::string("Expected Int8Array for out (codes down to ") + std::to_string(r.qmin) + ") but received " + out.type_name());
+    type_error(env, std::string("Expected Int8Array for out (codes down to ") + std::to_string(r.qmin) +
+                        ") but received " + out.type_name());
   QParamsArg qp = qparams_at(info, 2, L.num_groups(), r.qmin, r.qmax);
   expect_no_partial_overlap(env, x.data, x.length * 4, out.data, out.length, "x", "out", false);
   qp.expect_clear_of(env, out.data, out.length, "out");
@@ -185,9 +188,7 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), num_threads());
-}
+Napi::Value GetNumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), num_threads()); }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   const std::string err = init_dispatch_from_env();
@@ -203,7 +204,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
   exports.Set("enums", enum_table(env));  // enums.def, checked by lib/native.ts at load
-  register_all(env, exports);  // functions of the other native/napi/*.cc files
+  register_all(env, exports);             // functions of the other native/napi/*.cc files
   return exports;
 }
 
@@ -211,8 +212,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 }  // namespace napi
 }  // namespace qk
 
-static Napi::Object InitQuantkit(Napi::Env env, Napi::Object exports) {
-  return qk::napi::Init(env, exports);
-}
+static Napi::Object InitQuantkit(Napi::Env env, Napi::Object exports) { return qk::napi::Init(env, exports); }
 
 NODE_API_MODULE(quantkit, InitQuantkit)

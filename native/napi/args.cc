@@ -68,8 +68,7 @@ std::string describe(const Napi::Value& v) {
   if (v.IsNull()) return "null";
   if (v.IsTypedArray()) {
     Napi::TypedArray ta = v.As<Napi::TypedArray>();
-    return std::string(typed_array_name(ta.TypedArrayType())) + " of length " +
-           std::to_string(ta.ElementLength());
+    return std::string(typed_array_name(ta.TypedArrayType())) + " of length " + std::to_string(ta.ElementLength());
   }
   if (v.IsBoolean()) return std::string("boolean ") + (v.As<Napi::Boolean>().Value() ? "true" : "false");
   if (v.IsNumber()) return "number " + fmt_number(v.As<Napi::Number>().DoubleValue());
@@ -97,7 +96,8 @@ bool is_typed_array(Napi::Env env, const Napi::Value& v) {
 
 View typed_array(Napi::Env env, const Napi::Value& value, const char* name) {
   napi_value v = value;
-  if (!is_typed_array(env, value)) type_error(env, std::string("Expected a TypedArray for ") + name + " but received " + describe(value));
+  if (!is_typed_array(env, value))
+    type_error(env, std::string("Expected a TypedArray for ") + name + " but received " + describe(value));
   View out;
   napi_value ab;
   size_t byte_offset = 0;
@@ -114,13 +114,12 @@ View typed_array(const Napi::CallbackInfo& info, size_t i, const char* name) {
   return typed_array(info.Env(), info[i], name);
 }
 
-View typed_array_of(const Napi::CallbackInfo& info, size_t i, const char* name,
-                    napi_typedarray_type want) {
+View typed_array_of(const Napi::CallbackInfo& info, size_t i, const char* name, napi_typedarray_type want) {
   return typed_array_of2(info.Env(), info[i], name, want, want);
 }
 
-View typed_array_of2(const Napi::CallbackInfo& info, size_t i, const char* name,
-                     napi_typedarray_type want1, napi_typedarray_type want2) {
+View typed_array_of2(const Napi::CallbackInfo& info, size_t i, const char* name, napi_typedarray_type want1,
+                     napi_typedarray_type want2) {
   return typed_array_of2(info.Env(), info[i], name, want1, want2);
 }
 
@@ -151,15 +150,13 @@ double number(Napi::Env env, const Napi::Value& v, const char* name) {
   return v.As<Napi::Number>().DoubleValue();
 }
 
-double number(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  return number(info.Env(), info[i], name);
-}
+double number(const Napi::CallbackInfo& info, size_t i, const char* name) { return number(info.Env(), info[i], name); }
 
 int64_t integer(Napi::Env env, const Napi::Value& v, const char* name, int64_t lo, int64_t hi) {
   const double d = number(env, v, name);
   if (!(d >= static_cast<double>(lo) && d <= static_cast<double>(hi)) || std::floor(d) != d)
-    range_error(env, std::string("Expected an integer between ") + std::to_string(lo) + " and " +
-                         std::to_string(hi) + " for " + name + " but received " + describe(v));
+    range_error(env, std::string("Expected an integer between ") + std::to_string(lo) + " and " + std::to_string(hi) +
+                         " for " + name + " but received " + describe(v));
   return static_cast<int64_t>(d);
 }
 
@@ -172,9 +169,7 @@ bool boolean(Napi::Env env, const Napi::Value& v, const char* name) {
   return v.As<Napi::Boolean>().Value();
 }
 
-bool boolean(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  return boolean(info.Env(), info[i], name);
-}
+bool boolean(const Napi::CallbackInfo& info, size_t i, const char* name) { return boolean(info.Env(), info[i], name); }
 
 Napi::Value field(const Napi::Object& obj, const char* key) {
   // Own properties only (nothing inherited). A getter runs JavaScript: read every field of a call
@@ -189,12 +184,12 @@ Napi::Value field(const Napi::Object& obj, const char* key) {
 
 void expect_length(Napi::Env env, const View& v, size_t want, const char* name) {
   if (v.length != want)
-    range_error(env, std::string("Expected length ") + std::to_string(want) + " for " + name +
-                         " but received " + v.type_name() + " of length " + std::to_string(v.length));
+    range_error(env, std::string("Expected length ") + std::to_string(want) + " for " + name + " but received " +
+                         v.type_name() + " of length " + std::to_string(v.length));
 }
 
-void expect_no_partial_overlap(Napi::Env env, const void* a, size_t abytes, const void* b,
-                               size_t bbytes, const char* an, const char* bn, bool allow_same) {
+void expect_no_partial_overlap(Napi::Env env, const void* a, size_t abytes, const void* b, size_t bbytes,
+                               const char* an, const char* bn, bool allow_same) {
   const auto pa = reinterpret_cast<uintptr_t>(a), pb = reinterpret_cast<uintptr_t>(b);
   if (abytes == 0 || bbytes == 0) return;
   if (allow_same && pa == pb && abytes == bbytes) return;
@@ -219,12 +214,13 @@ Layout layout_at(const Napi::CallbackInfo& info, size_t i, LayoutArgs form) {
   L.outer = static_cast<size_t>(integer(info, i, "outer", 0, kMaxLayoutDim));
   L.axis_dim = static_cast<size_t>(integer(info, i + 1, "axisDim", 0, kMaxLayoutDim));
   L.inner = static_cast<size_t>(integer(info, i + 2, "inner", 0, kMaxLayoutDim));
-  const int64_t g = integer(info, i + 3, "granularity", 0,
-                            with_block ? kGranularityMax : wire::GranularityCode_PerAxis);
+  const int64_t g =
+      integer(info, i + 3, "granularity", 0, with_block ? kGranularityMax : wire::GranularityCode_PerAxis);
   L.gran = static_cast<Gran>(g);
   if (with_block) {
     L.block = static_cast<size_t>(integer(info, i + 4, "blockSize", 0, kMaxLayoutDim));
-    if (L.gran == Gran::Blocked && L.block == 0) range_error(env, "Expected a positive integer for blockSize but received 0");
+    if (L.gran == Gran::Blocked && L.block == 0)
+      range_error(env, "Expected a positive integer for blockSize but received 0");
   }
   checked_mul(env, checked_mul(env, L.outer, L.axis_dim), L.inner);
   return L;
@@ -237,7 +233,8 @@ QRange range_at(const Napi::CallbackInfo& info, size_t i) {
   r.qmax = static_cast<int32_t>(integer(info, i + 1, "qmax", -128, 255));
   r.flags = static_cast<uint32_t>(integer(info, i + 2, "flags", 0, kFormulaMax));
   if (r.qmin > r.qmax)
-    range_error(env, "Expected qmin <= qmax but received qmin " + std::to_string(r.qmin) + " and qmax " + std::to_string(r.qmax));
+    range_error(env, "Expected qmin <= qmax but received qmin " + std::to_string(r.qmin) + " and qmax " +
+                         std::to_string(r.qmax));
   if (r.qmin < 0 && r.qmax > 127)
     range_error(env, "Expected a signed (-128..127) or unsigned (0..255) range but received " + std::to_string(r.qmin) +
                          ".." + std::to_string(r.qmax));
@@ -254,9 +251,7 @@ QRange storage_range(bool is_signed, Storage st) {
   return QRange{0, nib ? 15 : 255, 0};
 }
 
-size_t storage_bytes(const Layout& L, Storage st) {
-  return st == Storage::Nibble ? (L.numel() + 1) / 2 : L.numel();
-}
+size_t storage_bytes(const Layout& L, Storage st) { return st == Storage::Nibble ? (L.numel() + 1) / 2 : L.numel(); }
 
 int32_t output_kind_at(const Napi::CallbackInfo& info, size_t i, const char* name) {
   return static_cast<int32_t>(integer(info, i, name, 0, kOutputKindMax));
@@ -289,7 +284,8 @@ void expect_count(Napi::Env env, const View& v, size_t count, Count c, const cha
 std::string at(const char* name, size_t k) { return std::string(name) + "[" + std::to_string(k) + "]"; }
 
 [[noreturn]] void zero_point_type_error(Napi::Env env, const Napi::Value& v, const char* name) {
-  type_error(env, std::string("Expected a number, Int32Array, Int8Array or Uint8Array for ") + name + " but received " + describe(v));
+  type_error(env, std::string("Expected a number, Int32Array, Int8Array or Uint8Array for ") + name + " but received " +
+                      describe(v));
 }
 
 }  // namespace
@@ -298,7 +294,8 @@ Scales scales(Napi::Env env, const Napi::Value& v, const char* name, size_t coun
   Scales s;
   if (v.IsNumber()) {
     if (c == Count::Exact && count != 1)
-      range_error(env, "Expected a Float32Array of length " + std::to_string(count) + " for " + name + " but received a number");
+      range_error(env, "Expected a Float32Array of length " + std::to_string(count) + " for " + name +
+                           " but received a number");
     const double d = v.As<Napi::Number>().DoubleValue();
     s.one = static_cast<float>(d);
     s.count = 1;
@@ -315,16 +312,18 @@ Scales scales(Napi::Env env, const Napi::Value& v, const char* name, size_t coun
   s.bytes = t.length * sizeof(float);
   for (size_t k = 0; k < s.count; ++k)
     if (!(s.view[k] > 0.0f) || !std::isfinite(s.view[k]))
-      range_error(env, "Expected a positive finite number for " + at(name, k) + " but received " + fmt_number(s.view[k]));
+      range_error(env,
+                  "Expected a positive finite number for " + at(name, k) + " but received " + fmt_number(s.view[k]));
   return s;
 }
 
-ZeroPoints zero_points(Napi::Env env, const Napi::Value& v, const char* name, size_t count, int32_t lo,
-                       int32_t hi, Count c) {
+ZeroPoints zero_points(Napi::Env env, const Napi::Value& v, const char* name, size_t count, int32_t lo, int32_t hi,
+                       Count c) {
   ZeroPoints z;
   if (v.IsNumber()) {
     if (c == Count::Exact && count != 1)
-      range_error(env, "Expected a typed array of length " + std::to_string(count) + " for " + name + " but received a number");
+      range_error(
+          env, "Expected a typed array of length " + std::to_string(count) + " for " + name + " but received a number");
     z.one = static_cast<int32_t>(integer(env, v, name, lo, hi));
     z.count = 1;
     return z;

@@ -21,12 +21,8 @@ std::string describe(const Napi::Value& v);
 // A number as JavaScript would name it: NaN, Infinity, -Infinity, else %.9g.
 std::string fmt_number(double d);
 
-[[noreturn]] inline void type_error(Napi::Env env, const std::string& msg) {
-  throw Napi::TypeError::New(env, msg);
-}
-[[noreturn]] inline void range_error(Napi::Env env, const std::string& msg) {
-  throw Napi::RangeError::New(env, msg);
-}
+[[noreturn]] inline void type_error(Napi::Env env, const std::string& msg) { throw Napi::TypeError::New(env, msg); }
+[[noreturn]] inline void range_error(Napi::Env env, const std::string& msg) { throw Napi::RangeError::New(env, msg); }
 
 // ---- the enums (enums.def) --------------------------------------------------------------------
 
@@ -83,10 +79,9 @@ View typed_array_of2(Napi::Env env, const Napi::Value& v, const char* name, napi
                      napi_typedarray_type want2);
 View typed_array(const Napi::CallbackInfo& info, size_t i, const char* name);
 // Same, and the type must be `want` (one or two accepted types).
-View typed_array_of(const Napi::CallbackInfo& info, size_t i, const char* name,
-                    napi_typedarray_type want);
-View typed_array_of2(const Napi::CallbackInfo& info, size_t i, const char* name,
-                     napi_typedarray_type want1, napi_typedarray_type want2);
+View typed_array_of(const Napi::CallbackInfo& info, size_t i, const char* name, napi_typedarray_type want);
+View typed_array_of2(const Napi::CallbackInfo& info, size_t i, const char* name, napi_typedarray_type want1,
+                     napi_typedarray_type want2);
 bool is_typed_array(Napi::Env env, const Napi::Value& v);
 
 double number(const Napi::CallbackInfo& info, size_t i, const char* name);
@@ -102,8 +97,8 @@ bool is_nullish(const Napi::Value& v);
 
 void expect_length(Napi::Env env, const View& v, size_t want, const char* name);
 // Throws unless a and b are the same region or do not overlap.
-void expect_no_partial_overlap(Napi::Env env, const void* a, size_t abytes, const void* b,
-                               size_t bbytes, const char* an, const char* bn, bool allow_same);
+void expect_no_partial_overlap(Napi::Env env, const void* a, size_t abytes, const void* b, size_t bbytes,
+                               const char* an, const char* bn, bool allow_same);
 // a * b, or a RangeError when the product of sizes overflows.
 size_t checked_mul(Napi::Env env, size_t a, size_t b);
 
@@ -156,8 +151,8 @@ struct ZeroPoints {
   std::vector<int32_t> copy;
   const int32_t* data() const { return bytes ? view : (copy.empty() ? &one : copy.data()); }
 };
-ZeroPoints zero_points(Napi::Env env, const Napi::Value& v, const char* name, size_t count, int32_t lo,
-                       int32_t hi, Count c);
+ZeroPoints zero_points(Napi::Env env, const Napi::Value& v, const char* name, size_t count, int32_t lo, int32_t hi,
+                       Count c);
 
 // The scale and zero point of a quantize-family call, one per group of its layout.
 struct QParamsArg {

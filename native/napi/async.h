@@ -79,7 +79,8 @@ class OutSlot {
     s.bytes_ = length * elem_bytes;
     if (async && is_nullish(info[i])) {
       if (length != 0 && s.bytes_ / length != elem_bytes)
-        range_error(env, std::string("Expected a size that fits in memory for ") + name + " but received " + std::to_string(length) + " elements");
+        range_error(env, std::string("Expected a size that fits in memory for ") + name + " but received " +
+                             std::to_string(length) + " elements");
       // Native memory, neither zeroed nor touched here: the job writes every element, and finish()
       // hands the block itself to JavaScript. A 16 MiB result costs the event loop no allocation
       // pass and no copy.
@@ -121,9 +122,9 @@ class OutSlot {
       bool detached = false;
       napi_is_detached_arraybuffer(env, ab, &detached);
       if (detached || len != length_ || data == nullptr)
-        throw Napi::TypeError::New(env, std::string("Expected opts.") + name_ + " to keep its length " + std::to_string(length_) +
-                                            " until the promise settled but received a " + describe(o) +
-                                            " (detached or resized meanwhile)");
+        throw Napi::TypeError::New(env, std::string("Expected opts.") + name_ + " to keep its length " +
+                                            std::to_string(length_) + " until the promise settled but received a " +
+                                            describe(o) + " (detached or resized meanwhile)");
       std::memcpy(data, scratch_.get(), bytes_);
       scratch_.reset();
     }
@@ -161,7 +162,8 @@ class OutSlot {
     }
     napi_value ta;
     if (napi_create_typedarray(env, create_, length_, ab, 0, &ta) != napi_ok)
-      throw Napi::Error::New(env, std::string("quantkit: could not create ") + typed_array_name(create_) + " for " + name_);
+      throw Napi::Error::New(env,
+                             std::string("quantkit: could not create ") + typed_array_name(create_) + " for " + name_);
     return Napi::Value(env, ta);
   }
 
@@ -181,7 +183,9 @@ template <class Job>
 class PromiseWorker : public Napi::AsyncWorker {
  public:
   PromiseWorker(Napi::Env env, const char* name, Job job, OutSlot out)
-      : Napi::AsyncWorker(env, name), job_(std::move(job)), out_(std::move(out)),
+      : Napi::AsyncWorker(env, name),
+        job_(std::move(job)),
+        out_(std::move(out)),
         deferred_(Napi::Promise::Deferred::New(env)) {}
   void Execute() override {
     BackgroundScope background;  // yield the CPU between tasks: the event loop comes first

@@ -51,15 +51,17 @@ std::shared_ptr<const PackedB> packed_at(const Napi::CallbackInfo& info, size_t 
   Napi::Env env = info.Env();
   if (is_packed(env, info[i])) return info[i].As<Napi::External<Holder>>().Data()->p;
   if (!info[i].IsObject() || info[i].IsTypedArray() || info[i].IsArray() || info[i].IsFunction())
-    type_error(env, "Expected PackedWeights (from packWeights) or { b, K, N, zeroPoint, scale } for packed but received " +
-                        describe(info[i]));
+    type_error(env,
+               "Expected PackedWeights (from packWeights) or { b, K, N, zeroPoint, scale } for packed but received " +
+                   describe(info[i]));
   const Napi::Object o = info[i].As<Napi::Object>();
   // Every field is read before any View is taken (a getter could detach an array already viewed).
   const Napi::Value bv = field(o, "b"), kv = field(o, "K"), nv = field(o, "N"), zv = field(o, "zeroPoint"),
                     sv = field(o, "scale");
   const size_t K = static_cast<size_t>(integer(env, kv, "packed.K", 1, kMaxMatrixDim));
   const size_t N = static_cast<size_t>(integer(env, nv, "packed.N", 1, kMaxMatrixDim));
-  const bool is_signed = typed_array_of2(env, bv, "packed.b", napi_int8_array, napi_uint8_array).type == napi_int8_array;
+  const bool is_signed =
+      typed_array_of2(env, bv, "packed.b", napi_int8_array, napi_uint8_array).type == napi_int8_array;
   return pack_from(env, bv, is_signed, K, N, false, is_nullish(zv) ? Napi::Number::New(env, 0) : zv,
                    is_nullish(sv) ? Napi::Number::New(env, 1) : sv, "packed.b");
 }
@@ -97,8 +99,10 @@ struct Job {
   const float* x = nullptr;
   bool per_row = true, act_signed = false;
   void run() {
-    if (dynamic) linear_dynamic(x, call.M, *packed, call.bias, call.relu, per_row, act_signed, static_cast<float*>(call.out));
-    else gemm_run(*packed, call);
+    if (dynamic)
+      linear_dynamic(x, call.M, *packed, call.bias, call.relu, per_row, act_signed, static_cast<float*>(call.out));
+    else
+      gemm_run(*packed, call);
   }
 };
 
@@ -144,7 +148,8 @@ Job prepare_gemm(const Napi::CallbackInfo& info, bool async, OutSlot* out) {
   // bias: Float32Array (float32 output) or Int32Array (int8/uint8: ONNX QLinearConv / QGemm bias).
   View bias{};
   if (!is_nullish(info[8])) {
-    if (kind == kGemmOutInt32) type_error(env, "Expected null (output int32) for bias but received " + describe(info[8]));
+    if (kind == kGemmOutInt32)
+      type_error(env, "Expected null (output int32) for bias but received " + describe(info[8]));
     bias = typed_array_of(info, 8, "bias", kind == kGemmOutFloat32 ? napi_float32_array : napi_int32_array);
     expect_length(env, bias, B.N, "bias");
   }
@@ -166,8 +171,10 @@ Job prepare_gemm(const Napi::CallbackInfo& info, bool async, OutSlot* out) {
   Snapshot& in = *j.inputs;
   c.a = in.take<uint8_t>(env, a);
   if (bias.data) {
-    if (kind == kGemmOutFloat32) c.bias = in.take<float>(env, bias);
-    else c.bias_q = in.take<int32_t>(env, bias);
+    if (kind == kGemmOutFloat32)
+      c.bias = in.take<float>(env, bias);
+    else
+      c.bias_q = in.take<int32_t>(env, bias);
   }
   c.out = out->data();
   return j;
@@ -180,7 +187,8 @@ Job prepare_dynamic(const Napi::CallbackInfo& info, bool async, OutSlot* out) {
   j.inputs = std::make_shared<Snapshot>(async);
   j.dynamic = true;
   const size_t M = static_cast<size_t>(integer(info, 1, "M", 0, kMaxMatrixDim));
-  if (!is_packed(env, info[2])) type_error(env, "Expected PackedWeights (from packWeights) for packed but received " + describe(info[2]));
+  if (!is_packed(env, info[2]))
+    type_error(env, "Expected PackedWeights (from packWeights) for packed but received " + describe(info[2]));
   j.packed = packed_at(info, 2);
   const PackedB& B = *j.packed;
   View x = typed_array_of(info, 0, "x", napi_float32_array);

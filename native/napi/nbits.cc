@@ -36,7 +36,8 @@ std::shared_ptr<const PackedNBits> packed_at(const Napi::CallbackInfo& info, siz
   Napi::Env env = info.Env();
   bool ok = false;
   if (info[i].IsExternal()) napi_check_object_type_tag(env, info[i], &kPackedNBitsTag, &ok);
-  if (!ok) type_error(env, std::string("Expected PackedWeightsNBits for ") + name + " but received " + describe(info[i]));
+  if (!ok)
+    type_error(env, std::string("Expected PackedWeightsNBits for ") + name + " but received " + describe(info[i]));
   return info[i].As<Napi::External<Holder>>().Data()->p;
 }
 
@@ -50,7 +51,8 @@ Napi::Value NbitsPack(const Napi::CallbackInfo& info) {
   s.bits = static_cast<size_t>(integer(info, 5, "bits", 4, 8));
   if (s.bits != 4 && s.bits != 8) range_error(env, "Expected 4 or 8 for bits but received " + std::to_string(s.bits));
   s.bs = static_cast<size_t>(integer(info, 6, "blockSize", 16, 256));
-  if (s.bs & (s.bs - 1)) range_error(env, "Expected a power of two in 16..256 for blockSize but received " + std::to_string(s.bs));
+  if (s.bs & (s.bs - 1))
+    range_error(env, "Expected a power of two in 16..256 for blockSize but received " + std::to_string(s.bs));
   s.asym = !is_nullish(info[2]);
   const size_t blocks = checked_mul(env, s.N, s.kb());
   expect_length(env, codes, checked_mul(env, s.N, s.K), "codes");
@@ -63,17 +65,22 @@ Napi::Value NbitsPack(const Napi::CallbackInfo& info) {
   const uint32_t qmax = (1u << s.bits) - 1;
   const uint8_t* c = static_cast<const uint8_t*>(codes.data);
   for (size_t i = 0; i < codes.length; ++i)
-    if (c[i] > qmax) range_error(env, "Expected codes between 0 and " + std::to_string(qmax) + " for codes but received " + std::to_string(c[i]) + " at " + std::to_string(i));
+    if (c[i] > qmax)
+      range_error(env, "Expected codes between 0 and " + std::to_string(qmax) + " for codes but received " +
+                           std::to_string(c[i]) + " at " + std::to_string(i));
   if (s.asym) {
     const uint8_t* z = static_cast<const uint8_t*>(zps.data);
     for (size_t i = 0; i < zps.length; ++i)
-      if (z[i] > qmax) range_error(env, "Expected codes between 0 and " + std::to_string(qmax) + " for zeroPoints but received " + std::to_string(z[i]) + " at " + std::to_string(i));
+      if (z[i] > qmax)
+        range_error(env, "Expected codes between 0 and " + std::to_string(qmax) + " for zeroPoints but received " +
+                             std::to_string(z[i]) + " at " + std::to_string(i));
   }
   auto p = std::make_shared<PackedNBits>();
   p->shape = s;
   checked_mul(env, checked_mul(env, s.panels(), s.kb()), s.stride());
   p->mem = owned_bytes(env, s.packed_bytes());
-  nbits_pack(s, c, static_cast<const float*>(scales.data), s.asym ? static_cast<const uint8_t*>(zps.data) : nullptr, p->mem.get());
+  nbits_pack(s, c, static_cast<const float*>(scales.data), s.asym ? static_cast<const uint8_t*>(zps.data) : nullptr,
+             p->mem.get());
   auto* h = new Holder{p};
   const int64_t nbytes = p->bytes();
   Napi::External<Holder> ext = Napi::External<Holder>::New(env, h, [](Napi::Env e, Holder* hh) {

@@ -35,10 +35,13 @@ Napi::Value Histogram(const Napi::CallbackInfo& info) {
   const float* phi = static_cast<const float*>(hi.data);
   for (size_t g = 0; g < groups; ++g) {
     const std::string at = "[" + std::to_string(g) + "]";
-    if (!std::isfinite(plo[g])) range_error(env, "Expected a finite number for lo" + at + " but received " + fmt_number(plo[g]));
-    if (!std::isfinite(phi[g])) range_error(env, "Expected a finite number for hi" + at + " but received " + fmt_number(phi[g]));
+    if (!std::isfinite(plo[g]))
+      range_error(env, "Expected a finite number for lo" + at + " but received " + fmt_number(plo[g]));
+    if (!std::isfinite(phi[g]))
+      range_error(env, "Expected a finite number for hi" + at + " but received " + fmt_number(phi[g]));
     if (!(plo[g] < phi[g]))
-      range_error(env, "Expected a value greater than lo" + at + " (" + fmt_number(plo[g]) + ") for hi" + at + " but received " + fmt_number(phi[g]));
+      range_error(env, "Expected a value greater than lo" + at + " (" + fmt_number(plo[g]) + ") for hi" + at +
+                           " but received " + fmt_number(phi[g]));
   }
   expect_no_partial_overlap(env, x.data, x.length * 4, counts.data, counts.length * 8, "x", "counts", false);
   histogram(static_cast<const float*>(x.data), L, plo, phi, nbins, abs_values, static_cast<double*>(counts.data));

@@ -26,8 +26,8 @@ Napi::Value SteBackward(const Napi::CallbackInfo& info) {
   expect_length(env, dx, dy.length, "dx");
   expect_no_partial_overlap(env, dy.data, dy.length * 4, dx.data, dx.length * 4, "dy", "dx", true);
   expect_no_partial_overlap(env, mask.data, mask.length, dx.data, dx.length * 4, "mask", "dx", false);
-  const uint64_t bad = ste_backward(static_cast<const float*>(dy.data), static_cast<const uint8_t*>(mask.data), dy.length,
-                                    static_cast<float*>(dx.data), acc);
+  const uint64_t bad = ste_backward(static_cast<const float*>(dy.data), static_cast<const uint8_t*>(mask.data),
+                                    dy.length, static_cast<float*>(dx.data), acc);
   return Napi::Number::New(env, static_cast<double>(bad));
 }
 
@@ -47,10 +47,13 @@ Napi::Value LsqBackward(const Napi::CallbackInfo& info) {
   const Layout L = layout_at(info, 4, LayoutArgs::NoBlock);
   const int32_t qmin = static_cast<int32_t>(integer(info, 8, "qmin", -32768, 65535));
   const int32_t qmax = static_cast<int32_t>(integer(info, 9, "qmax", -32768, 65535));
-  if (!(qmin < qmax)) range_error(env, "Expected qmin < qmax but received qmin " + std::to_string(qmin) + " and qmax " + std::to_string(qmax));
+  if (!(qmin < qmax))
+    range_error(env,
+                "Expected qmin < qmax but received qmin " + std::to_string(qmin) + " and qmax " + std::to_string(qmax));
   const double gfd = number(info, 10, "gradFactor");
   const float gf = static_cast<float>(gfd);
-  if (!(gf > 0.0f) || !std::isfinite(gf)) range_error(env, "Expected a positive finite float32 for gradFactor but received " + fmt_number(gfd));
+  if (!(gf > 0.0f) || !std::isfinite(gf))
+    range_error(env, "Expected a positive finite float32 for gradFactor but received " + fmt_number(gfd));
   View dx{};
   if (!is_nullish(info[11])) dx = typed_array_of(info, 11, "dx", napi_float32_array);
   const bool acc = boolean(info, 12, "accumulate");
@@ -69,10 +72,11 @@ Napi::Value LsqBackward(const Napi::CallbackInfo& info) {
   for (size_t g = 0; g < groups; ++g) {
     const std::string at = groups > 1 ? "[" + std::to_string(g) + "]" : "";
     if (!(s[g] >= FLT_MIN) || !std::isfinite(s[g]))
-      range_error(env, "Expected a normal positive finite float32 for scale" + at + " but received " + fmt_number(s[g]));
+      range_error(env,
+                  "Expected a normal positive finite float32 for scale" + at + " but received " + fmt_number(s[g]));
     if (z[g] < qmin || z[g] > qmax)
-      range_error(env, "Expected an integer " + std::to_string(qmin) + ".." + std::to_string(qmax) + " for zeroPoint" + at +
-                           " but received " + std::to_string(z[g]));
+      range_error(env, "Expected an integer " + std::to_string(qmin) + ".." + std::to_string(qmax) + " for zeroPoint" +
+                           at + " but received " + std::to_string(z[g]));
   }
   // Outputs: dx may be x or dy itself (element-wise), nothing else may share bytes with an output.
   const void* ins[] = {x.data, dy.data, sc.data, zp.data};
@@ -88,9 +92,9 @@ Napi::Value LsqBackward(const Napi::CallbackInfo& info) {
     expect_no_partial_overlap(env, dx.data, dx.length * 4, ds.data, ds.length * 8, "dx", "dScale", false);
     expect_no_partial_overlap(env, dx.data, dx.length * 4, dz.data, dz.length * 8, "dx", "dZeroPoint", false);
   }
-  const uint64_t bad = lsq_backward(static_cast<const float*>(x.data), static_cast<const float*>(dy.data), L, s, z, qmin, qmax,
-                                    gf, static_cast<float*>(dx.data), acc, static_cast<double*>(ds.data),
-                                    static_cast<double*>(dz.data));
+  const uint64_t bad =
+      lsq_backward(static_cast<const float*>(x.data), static_cast<const float*>(dy.data), L, s, z, qmin, qmax, gf,
+                   static_cast<float*>(dx.data), acc, static_cast<double*>(ds.data), static_cast<double*>(dz.data));
   return Napi::Number::New(env, static_cast<double>(bad));
 }
 

@@ -97,7 +97,8 @@ Job prepare(const Napi::CallbackInfo& info, bool async, OutSlot* out) {
     j.keep = info[1].As<Napi::External<Holder>>().Data()->p;
     if (j.keep->K != g.K || j.keep->N != g.N)
       range_error(env, "Expected K = " + std::to_string(j.keep->K) + " and N = " + std::to_string(j.keep->N) +
-                           " (the packed B) but received K = " + std::to_string(g.K) + " and N = " + std::to_string(g.N));
+                           " (the packed B) but received K = " + std::to_string(g.K) +
+                           " and N = " + std::to_string(g.N));
     g.packed = j.keep->data;
   } else {
     bool is_ta = false;

@@ -45,7 +45,8 @@ void test_entries() {
     check(want == e.symbol, "%s: symbol should be %s", e.symbol, want.c_str());
     // Built for this architecture only.
     const std::string arch = isa_arch(e.isa);
-    check(arch == "any" || arch == cpu_features().arch, "%s: path of another architecture (%s)", e.symbol, arch.c_str());
+    check(arch == "any" || arch == cpu_features().arch, "%s: path of another architecture (%s)", e.symbol,
+          arch.c_str());
     check((g.traits & ~kKernelTraitsAll) == 0, "%s: unknown trait bits", e.symbol);
     if (!tiled(e.op)) {
       check(g.mr == 0 && g.nr == 0 && g.traits == 0, "%s: an element-wise kernel has no geometry", e.symbol);
@@ -60,12 +61,15 @@ void test_entries() {
       check(g.traits == 0, "%s: gemm_i8 kernels take A and B in the one internal form (no traits)", e.symbol);
     } else if (e.op == Op::nbits_f32 || e.op == Op::nbits_i8) {
       // Whole 16-column panels of the one packed layout (kernel_types_nbits.h).
-      check(g.nr == kNBitsPanel && g.traits == 0, "%s: nbits kernels take whole 16-column panels (no traits)", e.symbol);
+      check(g.nr == kNBitsPanel && g.traits == 0, "%s: nbits kernels take whole 16-column panels (no traits)",
+            e.symbol);
     } else {
       // Strips start at a panel (or a panel half): nr is a multiple of 32 or divides 32.
-      check(g.nr % kSgemmPanel == 0 || kSgemmPanel % g.nr == 0, "%s: sgemm_block nr must be a multiple or a divisor of 32", e.symbol);
+      check(g.nr % kSgemmPanel == 0 || kSgemmPanel % g.nr == 0,
+            "%s: sgemm_block nr must be a multiple or a divisor of 32", e.symbol);
       // Packed slivers are mr rows from the top: they cannot serve a kernel that spreads rows.
-      check(!((g.traits & kPackA) && (g.traits & kSpreadRows)), "%s: kPackA and kSpreadRows exclude each other", e.symbol);
+      check(!((g.traits & kPackA) && (g.traits & kSpreadRows)), "%s: kPackA and kSpreadRows exclude each other",
+            e.symbol);
     }
   }
   for (int op = 0; op < static_cast<int>(Op::count); ++op)
@@ -98,7 +102,8 @@ void test_paths() {
       check(!isa_cpu_ok(a) || isa_cpu_ok(b), "%s is usable where %s is not", name.c_str(), isa_name(b));
       for (int k = 0; k < n; ++k)
         if (isa_implies(b, static_cast<Isa>(k)))
-          check(isa_implies(a, static_cast<Isa>(k)), "implication not transitive at %s -> %s", name.c_str(), isa_name(b));
+          check(isa_implies(a, static_cast<Isa>(k)), "implication not transitive at %s -> %s", name.c_str(),
+                isa_name(b));
     }
   }
   // The rows of isa.def as the docs state them.
@@ -145,16 +150,19 @@ void check_table(const std::string& path) {
   for (int o = 0; o < static_cast<int>(Op::count); ++o) {
     const Op op = static_cast<Op>(o);
     const KernelEntry* e = expected(op, any, forced);
-    if (!e) { check(false, "[%s] no kernel for %s", path.c_str(), op_name(op)); continue; }
+    if (!e) {
+      check(false, "[%s] no kernel for %s", path.c_str(), op_name(op));
+      continue;
+    }
     const void* fn = nullptr;
     KernelGeom g;
     Isa isa = Isa::scalar;
     switch (op) {
-#define QK_OP(o2, type)                              \
-  case Op::o2:                                       \
-    fn = reinterpret_cast<const void*>(t.o2);        \
-    g = t.o2##_geom;                                 \
-    isa = t.o2##_isa;                                \
+#define QK_OP(o2, type)                       \
+  case Op::o2:                                \
+    fn = reinterpret_cast<const void*>(t.o2); \
+    g = t.o2##_geom;                          \
+    isa = t.o2##_isa;                         \
     break;
 #include "dispatch/ops.def"
 #undef QK_OP
@@ -172,7 +180,10 @@ void check_table(const std::string& path) {
 void check_named(const char* path, Op op, const char* want) {
   Isa p, w;
   if (!isa_from_name(path, &p) || !isa_from_name(want, &w) || !isa_supported(p) || !isa_supported(w)) return;
-  if (!set_isa(path).empty()) { check(false, "set_isa(%s) refused", path); return; }
+  if (!set_isa(path).empty()) {
+    check(false, "set_isa(%s) refused", path);
+    return;
+  }
   check(std::string(selected_isa(op)) == want, "forced %s does not select %s", path, want);
 }
 

@@ -35,13 +35,13 @@ namespace {
 struct Problem {
   size_t M, N, K;
   bool a_signed, b_signed, transposed;
-  std::vector<uint8_t> a, b;       // codes as bytes; b is K x N or N x K (transposed)
-  std::vector<int32_t> za, zb;     // 1 or M / 1 or N
-  std::vector<float> as, bs;       // 1 or M / 1 or N
-  std::vector<float> bias;         // N or empty
-  std::vector<int32_t> bias_q;     // N: int8/uint8 outputs' bias
-  int bias_kind = 0;               // 0 random, 1 extremes, 2 zeros, 3 cancels row 0's acc
-  float ys = 0.0f;                 // output scale (0: from K)
+  std::vector<uint8_t> a, b;    // codes as bytes; b is K x N or N x K (transposed)
+  std::vector<int32_t> za, zb;  // 1 or M / 1 or N
+  std::vector<float> as, bs;    // 1 or M / 1 or N
+  std::vector<float> bias;      // N or empty
+  std::vector<int32_t> bias_q;  // N: int8/uint8 outputs' bias
+  int bias_kind = 0;            // 0 random, 1 extremes, 2 zeros, 3 cancels row 0's acc
+  float ys = 0.0f;              // output scale (0: from K)
 };
 
 int32_t code(const std::vector<uint8_t>& v, size_t i, bool s) {
@@ -69,8 +69,8 @@ std::vector<int64_t> naive(const Problem& p) {
 const int32_t kExt[] = {2147483647, -2147483647 - 1, -2147483647, 0, 1, -1, 1 << 30};  // extreme biases
 
 // kind: 0 random, 1 all extremes (lo/hi codes), 2 all lo, 3 all hi.
-Problem make(size_t M, size_t N, size_t K, bool as_, bool bs_, bool tr, int kind, int zkind, bool per_row,
-             bool per_col, uint32_t seed) {
+Problem make(size_t M, size_t N, size_t K, bool as_, bool bs_, bool tr, int kind, int zkind, bool per_row, bool per_col,
+             uint32_t seed) {
   std::mt19937 rng(seed);
   Problem p{M, N, K, as_, bs_, tr, {}, {}, {}, {}, {}, {}, {}, {}, 0, 0.0f};
   auto gen = [&](bool s) -> uint8_t {
@@ -120,8 +120,8 @@ Problem make(size_t M, size_t N, size_t K, bool as_, bool bs_, bool tr, int kind
   return p;
 }
 
-// The AMX strip on emulated tiles, with the scalar epilogue (raw -> acc -> output, ref_gemm.h): a kernel outside the list, installed
-// with set_test_kernel (other ops scalar).
+// The AMX strip on emulated tiles, with the scalar epilogue (raw -> acc -> output, ref_gemm.h): a kernel outside the
+// list, installed with set_test_kernel (other ops scalar).
 void gemm_i8_amx_emu(const GemmArgs& g, size_t m0, size_t m1, size_t n0, size_t n1) {
   amx_gemm_strip<AmxEmu>(g, m0, m1, n0, n1, [](const GemmArgs& gg, size_t i, size_t j, const int32_t* acc) {
     for (size_t c = j; c < j + 16 && c < gg.n; ++c)
@@ -146,17 +146,28 @@ bool force(const KernelEntry& e) {
     set_test_kernel(Op::gemm_i8, e.fn, e.geom);
   } else {
     const std::string err = set_isa(isa_name(e.isa));
-    if (!err.empty()) { fail(e, "set_isa: %s", err.c_str()); return false; }
+    if (!err.empty()) {
+      fail(e, "set_isa: %s", err.c_str());
+      return false;
+    }
   }
-  if (reinterpret_cast<const void*>(kernels().gemm_i8) != e.fn) { fail(e, "forced path not selected"); return false; }
+  if (reinterpret_cast<const void*>(kernels().gemm_i8) != e.fn) {
+    fail(e, "forced path not selected");
+    return false;
+  }
   const KernelGeom& g = kernels().gemm_i8_geom;
-  if (g.mr != e.geom.mr || g.nr != e.geom.nr) { fail(e, "the driver would not use the kernel's geometry"); return false; }
+  if (g.mr != e.geom.mr || g.nr != e.geom.nr) {
+    fail(e, "the driver would not use the kernel's geometry");
+    return false;
+  }
   return true;
 }
 
 void exercised(const KernelEntry& e) {
-  if (&e == &kAmxEmu) ++g_amx_emu_cases;
-  else note_exercised(e);
+  if (&e == &kAmxEmu)
+    ++g_amx_emu_cases;
+  else
+    note_exercised(e);
 }
 
 struct Outputs {
@@ -179,30 +190,43 @@ Outputs run_all(const PackedB& B, const Problem& p, const std::vector<int32_t>& 
   c.a_scale = p.as.data();
   c.a_scale_per_row = p.as.size() > 1;
   o.i32.assign(MN + G, 0x5a5a5a5a);
-  c.out_kind = kGemmOutInt32; c.out = o.i32.data();
+  c.out_kind = kGemmOutInt32;
+  c.out = o.i32.data();
   gemm_run(B, c);
   o.f32.assign(MN + G, 777.0f);
-  c.out_kind = kGemmOutFloat32; c.out = o.f32.data(); c.bias = p.bias.data();
+  c.out_kind = kGemmOutFloat32;
+  c.out = o.f32.data();
+  c.bias = p.bias.data();
   gemm_run(B, c);
   o.f32relu.assign(MN + G, 777.0f);
-  c.out = o.f32relu.data(); c.relu = true; c.bias = nullptr;
+  c.out = o.f32relu.data();
+  c.relu = true;
+  c.bias = nullptr;
   gemm_run(B, c);
   c.bias = nullptr;
   c.relu = relu_q;
   c.y_scale = ys;
   o.q8.assign(MN + G, 0xA5);
-  c.out_kind = kGemmOutInt8; c.out = o.q8.data(); c.y_zp = yzp8;
+  c.out_kind = kGemmOutInt8;
+  c.out = o.q8.data();
+  c.y_zp = yzp8;
   gemm_run(B, c);
   o.qu8.assign(MN + G, 0xA5);
-  c.out_kind = kGemmOutUint8; c.out = o.qu8.data(); c.y_zp = yzpu8;
+  c.out_kind = kGemmOutUint8;
+  c.out = o.qu8.data();
+  c.y_zp = yzpu8;
   gemm_run(B, c);
   c.bias_q = bias_q.data();
   c.relu = !relu_q;
   o.q8b.assign(MN + G, 0xA5);
-  c.out_kind = kGemmOutInt8; c.out = o.q8b.data(); c.y_zp = yzp8;
+  c.out_kind = kGemmOutInt8;
+  c.out = o.q8b.data();
+  c.y_zp = yzp8;
   gemm_run(B, c);
   o.qu8b.assign(MN + G, 0xA5);
-  c.out_kind = kGemmOutUint8; c.out = o.qu8b.data(); c.y_zp = yzpu8;
+  c.out_kind = kGemmOutUint8;
+  c.out = o.qu8b.data();
+  c.y_zp = yzpu8;
   gemm_run(B, c);
   return o;
 }
@@ -214,7 +238,10 @@ void check_problem(const Problem& p, const std::vector<const KernelEntry*>& path
   auto B = pack_b(p.b.data(), p.K, p.N, p.b_signed, p.transposed, p.zb.data(), p.zb.size() > 1, p.bs.data(),
                   p.bs.size() > 1);
   const int32_t dev_a = gemm_max_dev(p.a_signed, p.za.data(), p.za.size());
-  if (!gemm_bound_error(p.K, dev_a, B->max_dev).empty()) { fail_plain("bound refused a valid case K=%zu", p.K); return; }
+  if (!gemm_bound_error(p.K, dev_a, B->max_dev).empty()) {
+    fail_plain("bound refused a valid case K=%zu", p.K);
+    return;
+  }
   const std::vector<int64_t> acc = naive(p);
   const float ys = p.ys > 0.0f ? p.ys : 0.37f + static_cast<float>(p.K % 7);
   std::vector<int32_t> bias_q = p.bias_q;
@@ -235,7 +262,10 @@ void check_problem(const Problem& p, const std::vector<const KernelEntry*>& path
   ++checks();
   for (size_t e = 0; e < MN; ++e) {
     const size_t i = e / p.N, j = e % p.N;
-    if (acc[e] != ref.i32[e]) { fail_plain("%s: int32 (%zu,%zu) want %lld got %d", ctx, i, j, (long long)acc[e], ref.i32[e]); break; }
+    if (acc[e] != ref.i32[e]) {
+      fail_plain("%s: int32 (%zu,%zu) want %lld got %d", ctx, i, j, (long long)acc[e], ref.i32[e]);
+      break;
+    }
     const float as = p.as[p.as.size() > 1 ? i : 0], bs = p.bs[p.bs.size() > 1 ? j : 0];
     // float32 formula
     const float s = as * bs;
@@ -244,11 +274,18 @@ void check_problem(const Problem& p, const std::vector<const KernelEntry*>& path
     float yr = static_cast<float>(static_cast<int32_t>(acc[e])) * s;
     yr = yr + 0.0f;
     yr = yr > 0.0f ? yr : 0.0f;
-    if (fbits(y) != fbits(ref.f32[e]) || fbits(yr) != fbits(ref.f32relu[e])) { fail_plain("%s: f32 (%zu,%zu) want %.9g got %.9g", ctx, i, j, y, ref.f32[e]); break; }
+    if (fbits(y) != fbits(ref.f32[e]) || fbits(yr) != fbits(ref.f32relu[e])) {
+      fail_plain("%s: f32 (%zu,%zu) want %.9g got %.9g", ctx, i, j, y, ref.f32[e]);
+      break;
+    }
     if (check_f64) {
       const double y64 = static_cast<double>(acc[e]) * as * bs + p.bias[j];
-      const double tol = 4.0 * 1.2e-7 * (std::fabs(static_cast<double>(acc[e]) * as * bs) + std::fabs(p.bias[j])) + 1e-30;
-      if (std::fabs(y64 - ref.f32[e]) > tol) { fail_plain("%s: f32 vs f64 (%zu,%zu) f64 %.17g got %.9g", ctx, i, j, y64, ref.f32[e]); break; }
+      const double tol =
+          4.0 * 1.2e-7 * (std::fabs(static_cast<double>(acc[e]) * as * bs) + std::fabs(p.bias[j])) + 1e-30;
+      if (std::fabs(y64 - ref.f32[e]) > tol) {
+        fail_plain("%s: f32 vs f64 (%zu,%zu) f64 %.17g got %.9g", ctx, i, j, y64, ref.f32[e]);
+        break;
+      }
     }
     // ONNX QLinearMatMul: float32 multiplier, float64 acc * mult + zp, rint, saturate.
     const float mult = (as * bs) / ys;
@@ -261,12 +298,22 @@ void check_problem(const Problem& p, const std::vector<const KernelEntry*>& path
       return static_cast<int>(std::min<double>(hi, std::max<double>(lo, d)));
     };
     const int q8 = onnx_q(yzp8, -128, 127, 0, relu_q), qu8 = onnx_q(yzpu8, 0, 255, 0, relu_q);
-    if (q8 != static_cast<int8_t>(ref.q8[e]) || qu8 != ref.qu8[e]) { fail_plain("%s: requant (%zu,%zu) want %d/%d got %d/%d", ctx, i, j, q8, qu8, (int8_t)ref.q8[e], ref.qu8[e]); break; }
+    if (q8 != static_cast<int8_t>(ref.q8[e]) || qu8 != ref.qu8[e]) {
+      fail_plain("%s: requant (%zu,%zu) want %d/%d got %d/%d", ctx, i, j, q8, qu8, (int8_t)ref.q8[e], ref.qu8[e]);
+      break;
+    }
     const int q8b = onnx_q(yzp8, -128, 127, bias_q[j], !relu_q), qu8b = onnx_q(yzpu8, 0, 255, bias_q[j], !relu_q);
-    if (q8b != static_cast<int8_t>(ref.q8b[e]) || qu8b != ref.qu8b[e]) { fail_plain("%s: requant bias %d (%zu,%zu) want %d/%d got %d/%d", ctx, bias_q[j], i, j, q8b, qu8b, (int8_t)ref.q8b[e], ref.qu8b[e]); break; }
+    if (q8b != static_cast<int8_t>(ref.q8b[e]) || qu8b != ref.qu8b[e]) {
+      fail_plain("%s: requant bias %d (%zu,%zu) want %d/%d got %d/%d", ctx, bias_q[j], i, j, q8b, qu8b,
+                 (int8_t)ref.q8b[e], ref.qu8b[e]);
+      break;
+    }
   }
   for (size_t e = MN; e < MN + p.N + 7; ++e)
-    if (ref.i32[e] != 0x5a5a5a5a || ref.q8[e] != 0xA5 || ref.qu8b[e] != 0xA5 || fbits(ref.f32[e]) != fbits(777.0f)) { fail_plain("%s: scalar wrote past the output", ctx); break; }
+    if (ref.i32[e] != 0x5a5a5a5a || ref.q8[e] != 0xA5 || ref.qu8b[e] != 0xA5 || fbits(ref.f32[e]) != fbits(777.0f)) {
+      fail_plain("%s: scalar wrote past the output", ctx);
+      break;
+    }
   for (const KernelEntry* e : paths) {
     if (e->isa == Isa::scalar) continue;
     if (!force(*e)) continue;
@@ -292,11 +339,13 @@ void test_shapes(const std::vector<const KernelEntry*>& paths) {
     for (size_t N : Ns)
       for (size_t K : Ks) {
         ++seed;
-        if ((seed * 2654435761u >> 7) % 5 != 0 && !(M == 1 || N == 1 || K == 1)) continue;  // a fifth of the grid + all 1s
+        if ((seed * 2654435761u >> 7) % 5 != 0 && !(M == 1 || N == 1 || K == 1))
+          continue;  // a fifth of the grid + all 1s
         const int combo = seed % 4;
         const bool as_ = combo & 1, bs_ = combo & 2;
         check_problem(make(M, N, K, as_, bs_, seed % 3 == 0, static_cast<int>(seed % 4), static_cast<int>(seed % 5),
-                           seed % 2 == 0, seed % 5 < 2, seed), paths);
+                           seed % 2 == 0, seed % 5 < 2, seed),
+                      paths);
       }
 }
 
@@ -366,8 +415,14 @@ void test_concurrent() {
   Problem p = make(50, 260, 300, false, true, false, 0, 3, true, true, 999);
   auto B = pack_b(p.b.data(), p.K, p.N, p.b_signed, false, p.zb.data(), true, p.bs.data(), true);
   GemmCall c;
-  c.a = p.a.data(); c.a_signed = false; c.M = p.M; c.a_zp = p.za.data(); c.a_zp_per_row = true;
-  c.a_scale = p.as.data(); c.a_scale_per_row = true; c.bias = p.bias.data();
+  c.a = p.a.data();
+  c.a_signed = false;
+  c.M = p.M;
+  c.a_zp = p.za.data();
+  c.a_zp_per_row = true;
+  c.a_scale = p.as.data();
+  c.a_scale_per_row = true;
+  c.bias = p.bias.data();
   c.out_kind = kGemmOutFloat32;
   std::vector<float> want(p.M * p.N);
   c.out = want.data();
@@ -420,7 +475,8 @@ void test_linear_dynamic(const std::vector<const KernelEntry*>& paths) {
           s = amax / 127.0f;
           if (!(s >= 1.17549435e-38f)) s = 1.0f;
           z = 0;
-          for (size_t k = 0; k < n; ++k) qall[k] = static_cast<uint8_t>(quant_one(xs[k], s, 0, 0, QRange{-127, 127, 0}));
+          for (size_t k = 0; k < n; ++k)
+            qall[k] = static_cast<uint8_t>(quant_one(xs[k], s, 0, 0, QRange{-127, 127, 0}));
         }
         std::memcpy(q.data(), qall.data() + (per_row ? 0 : i * K), K);
         for (size_t j = 0; j < N; ++j) {
@@ -430,7 +486,12 @@ void test_linear_dynamic(const std::vector<const KernelEntry*>& paths) {
             acc += (a - z) * (static_cast<int64_t>(static_cast<int8_t>(p.b[k * N + j])) - p.zb[j]);
           }
           const float y = gemm_epi_f32(static_cast<int32_t>(acc), s, p.bs[j], p.bias[j], 0);
-          if (fbits(y) != fbits(ref[i * N + j])) { fail_plain("linear_dynamic per_row=%d sgn=%d (%zu,%zu) want %.9g got %.9g", per_row, sgn, i, j, y, ref[i * N + j]); i = M; break; }
+          if (fbits(y) != fbits(ref[i * N + j])) {
+            fail_plain("linear_dynamic per_row=%d sgn=%d (%zu,%zu) want %.9g got %.9g", per_row, sgn, i, j, y,
+                       ref[i * N + j]);
+            i = M;
+            break;
+          }
         }
       }
       for (const KernelEntry* e : paths) {
@@ -453,9 +514,12 @@ void test_amx_emu_tiles() {
   for (const auto& sh : shapes) {
     const int M = sh[0], N = sh[1], Kb = sh[2];
     AmxTileConfig cfg;
-    cfg.rows[0] = static_cast<uint8_t>(M); cfg.colsb[0] = static_cast<uint16_t>(N * 4);
-    cfg.rows[1] = static_cast<uint8_t>(M); cfg.colsb[1] = static_cast<uint16_t>(Kb);
-    cfg.rows[2] = static_cast<uint8_t>(Kb / 4); cfg.colsb[2] = static_cast<uint16_t>(N * 4);
+    cfg.rows[0] = static_cast<uint8_t>(M);
+    cfg.colsb[0] = static_cast<uint16_t>(N * 4);
+    cfg.rows[1] = static_cast<uint8_t>(M);
+    cfg.colsb[1] = static_cast<uint16_t>(Kb);
+    cfg.rows[2] = static_cast<uint8_t>(Kb / 4);
+    cfg.colsb[2] = static_cast<uint16_t>(N * 4);
     // Sources with a stride wider than a row, filled with garbage past each row's bytes.
     std::vector<uint8_t> a(16 * 80), b(16 * 72);
     std::vector<int32_t> c(16 * 20), want(16 * 20);
@@ -468,7 +532,8 @@ void test_amx_emu_tiles() {
       for (int n = 0; n < N; ++n) {
         uint32_t acc = static_cast<uint32_t>(want[m * 20 + n]);
         for (int k = 0; k < Kb; ++k)
-          acc += static_cast<uint32_t>(static_cast<int8_t>(a[m * 80 + k]) * static_cast<int32_t>(b[(k / 4) * 72 + 4 * n + k % 4]));
+          acc += static_cast<uint32_t>(static_cast<int8_t>(a[m * 80 + k]) *
+                                       static_cast<int32_t>(b[(k / 4) * 72 + 4 * n + k % 4]));
         want[m * 20 + n] = static_cast<int32_t>(acc);
       }
     AmxEmu t;
@@ -482,7 +547,10 @@ void test_amx_emu_tiles() {
     t.release();
     ++checks();
     for (size_t e = 0; e < got.size(); ++e)
-      if (got[e] != want[e]) { fail_plain("AmxEmu tdpbsud %dx%dx%d: element %zu want %d got %d", M, N, Kb, e, want[e], got[e]); break; }
+      if (got[e] != want[e]) {
+        fail_plain("AmxEmu tdpbsud %dx%dx%d: element %zu want %d got %d", M, N, Kb, e, want[e], got[e]);
+        break;
+      }
   }
   // A configuration's shapes: the kernel's blocks are valid for every row and column tail.
   ++checks();
@@ -509,8 +577,10 @@ void run() {
   set_isa("auto");
   std::printf("  gemm: %lld problems\n", g_cases);
   ++checks();
-  if (g_amx_emu_cases == 0) fail_plain("the AMX strip on emulated tiles was never exercised");
-  else std::printf("  exercised gemm_i8/amx on emulated tiles (gemm_i8_amx_emu) %lld cases\n", g_amx_emu_cases);
+  if (g_amx_emu_cases == 0)
+    fail_plain("the AMX strip on emulated tiles was never exercised");
+  else
+    std::printf("  exercised gemm_i8/amx on emulated tiles (gemm_i8_amx_emu) %lld cases\n", g_amx_emu_cases);
 }
 
 static qk::TestSuite s("gemm", run);

@@ -26,7 +26,7 @@ namespace {
 std::map<std::string, int> g_exercised;  // "op/isa" -> cases
 
 const QRange kRanges[] = {
-    {-128, 127, 0}, {-127, 127, 0}, {0, 255, 0}, {-8, 7, 0}, {-7, 7, 0}, {0, 15, 0},
+    {-128, 127, 0}, {-127, 127, 0}, {0, 255, 0},           {-8, 7, 0},         {-7, 7, 0},        {0, 15, 0},
     {-2, 1, 0},     {0, 3, 0},      {-128, 127, QK_RECIP}, {0, 255, QK_RECIP}, {-8, 7, QK_RECIP},
 };
 
@@ -57,7 +57,8 @@ void test_quant_uniform() {
       for_paths(Op::quant_uniform, [&](const KernelEntry& e) {
         std::fill(got.begin(), got.end(), 0xAB);
         reinterpret_cast<quant_uniform_fn>(const_cast<void*>(e.fn))(x.data(), n, scale, zp, r, got.data());
-        CHECK_BYTES(e, ref, got, n + 64, "n=%zu qmin=%d qmax=%d zp=%d scale=%g flags=%u", n, r.qmin, r.qmax, zp, scale, r.flags);
+        CHECK_BYTES(e, ref, got, n + 64, "n=%zu qmin=%d qmax=%d zp=%d scale=%g flags=%u", n, r.qmin, r.qmax, zp, scale,
+                    r.flags);
       });
     }
 }
@@ -67,9 +68,13 @@ void test_quant_vec() {
     for (size_t n : lengths()) {
       std::vector<float> sc(n);
       std::vector<int32_t> zps(n);
-      for (size_t i = 0; i < n; ++i) { sc[i] = pick_scale(i * 7 + n); zps[i] = pick_zp(r, i + n); }
+      for (size_t i = 0; i < n; ++i) {
+        sc[i] = pick_scale(i * 7 + n);
+        zps[i] = pick_zp(r, i + n);
+      }
       std::vector<float> x = adversarial(n, 1.0f, 2000 + n);
-      for (size_t i = 0; i < n; ++i) if (i % 5 == 0) x[i] = (std::floor(x[i]) + 0.5f) * sc[i];
+      for (size_t i = 0; i < n; ++i)
+        if (i % 5 == 0) x[i] = (std::floor(x[i]) + 0.5f) * sc[i];
       std::vector<uint8_t> ref(n + 64, 0xAB), got(n + 64, 0xAB);
       quant_vec_ref(x.data(), n, sc.data(), zps.data(), r, ref.data());
       for_paths(Op::quant_vec, [&](const KernelEntry& e) {
@@ -86,7 +91,11 @@ void test_dequant() {
       std::mt19937 rng(3000 + n);
       std::vector<uint8_t> q(n);
       for (auto& b : q) b = static_cast<uint8_t>(rng());
-      if (n > 2) { q[0] = 0x80; q[1] = 0x7f; q[2] = 0xff; }
+      if (n > 2) {
+        q[0] = 0x80;
+        q[1] = 0x7f;
+        q[2] = 0xff;
+      }
       const float scale = pick_scale(n);
       const int32_t zp = sgn ? static_cast<int32_t>(rng() % 256) - 128 : static_cast<int32_t>(rng() % 256);
       std::vector<float> ref(n + 16, 7.0f), got(n + 16, 7.0f);
@@ -124,18 +133,24 @@ void test_fakequant() {
         for_paths(Op::fakequant_uniform, [&](const KernelEntry& e) {
           std::fill(got.begin(), got.end(), 7.0f);
           std::fill(mgot.begin(), mgot.end(), 9);
-          reinterpret_cast<fakequant_uniform_fn>(const_cast<void*>(e.fn))(x.data(), n, scale, zp, r, got.data(), with_mask ? mgot.data() : nullptr);
+          reinterpret_cast<fakequant_uniform_fn>(const_cast<void*>(e.fn))(x.data(), n, scale, zp, r, got.data(),
+                                                                          with_mask ? mgot.data() : nullptr);
           CHECK_FLOATS(e, ref, got, n + 16, "n=%zu qmin=%d qmax=%d zp=%d flags=%u", n, r.qmin, r.qmax, zp, r.flags);
-          CHECK_BYTES(e, mref, mgot, n + 16, "mask n=%zu qmin=%d qmax=%d zp=%d flags=%u", n, r.qmin, r.qmax, zp, r.flags);
+          CHECK_BYTES(e, mref, mgot, n + 16, "mask n=%zu qmin=%d qmax=%d zp=%d flags=%u", n, r.qmin, r.qmax, zp,
+                      r.flags);
         });
         std::vector<float> sc(n);
         std::vector<int32_t> zps(n);
-        for (size_t i = 0; i < n; ++i) { sc[i] = pick_scale(i + 2 * n); zps[i] = pick_zp(r, 3 * i + n); }
+        for (size_t i = 0; i < n; ++i) {
+          sc[i] = pick_scale(i + 2 * n);
+          zps[i] = pick_zp(r, 3 * i + n);
+        }
         fakequant_vec_ref(x.data(), n, sc.data(), zps.data(), r, ref.data(), with_mask ? mref.data() : nullptr);
         for_paths(Op::fakequant_vec, [&](const KernelEntry& e) {
           std::fill(got.begin(), got.end(), 7.0f);
           std::fill(mgot.begin(), mgot.end(), 9);
-          reinterpret_cast<fakequant_vec_fn>(const_cast<void*>(e.fn))(x.data(), n, sc.data(), zps.data(), r, got.data(), with_mask ? mgot.data() : nullptr);
+          reinterpret_cast<fakequant_vec_fn>(const_cast<void*>(e.fn))(x.data(), n, sc.data(), zps.data(), r, got.data(),
+                                                                      with_mask ? mgot.data() : nullptr);
           CHECK_FLOATS(e, ref, got, n + 16, "vec n=%zu qmin=%d qmax=%d flags=%u", n, r.qmin, r.qmax, r.flags);
           CHECK_BYTES(e, mref, mgot, n + 16, "vec mask n=%zu", n);
         });
@@ -177,16 +192,17 @@ void test_large() {
 
 bool same_acc(const MinMaxAcc& a, const MinMaxAcc& b) {
   // min/max compared as values with -0 == +0 (the core canonicalises zeros afterwards).
-  return a.min == b.min && a.max == b.max && a.nan == b.nan && a.inf == b.inf &&
-         std::isnan(a.min) == std::isnan(b.min);
+  return a.min == b.min && a.max == b.max && a.nan == b.nan && a.inf == b.inf && std::isnan(a.min) == std::isnan(b.min);
 }
 
 void test_minmax() {
   for (size_t n : lengths()) {
     for (int variant = 0; variant < 4; ++variant) {
       std::vector<float> x = adversarial(n, 0.37f, 5000 + n * 4 + variant);
-      if (variant == 1) for (auto& v : x) v = std::numeric_limits<float>::quiet_NaN();
-      if (variant == 2) for (size_t i = 0; i < n; ++i) x[i] = (i % 2) ? -0.0f : 0.0f;
+      if (variant == 1)
+        for (auto& v : x) v = std::numeric_limits<float>::quiet_NaN();
+      if (variant == 2)
+        for (size_t i = 0; i < n; ++i) x[i] = (i % 2) ? -0.0f : 0.0f;
       if (variant == 3 && n) x[n - 1] = -1e38f;  // extreme in the tail
       const float inf = std::numeric_limits<float>::infinity();
       MinMaxAcc ref{inf, -inf, 0, 0};
@@ -194,7 +210,10 @@ void test_minmax() {
       for_paths(Op::minmax_uniform, [&](const KernelEntry& e) {
         MinMaxAcc got{inf, -inf, 0, 0};
         reinterpret_cast<minmax_uniform_fn>(const_cast<void*>(e.fn))(x.data(), n, &got);
-        if (!same_acc(ref, got)) fail(e, "minmax n=%zu variant=%d: ref %g..%g nan %llu inf %llu, got %g..%g nan %llu inf %llu", n, variant, ref.min, ref.max, (unsigned long long)ref.nan, (unsigned long long)ref.inf, got.min, got.max, (unsigned long long)got.nan, (unsigned long long)got.inf);
+        if (!same_acc(ref, got))
+          fail(e, "minmax n=%zu variant=%d: ref %g..%g nan %llu inf %llu, got %g..%g nan %llu inf %llu", n, variant,
+               ref.min, ref.max, (unsigned long long)ref.nan, (unsigned long long)ref.inf, got.min, got.max,
+               (unsigned long long)got.nan, (unsigned long long)got.inf);
         // Accumulating into a non-empty acc keeps earlier values.
         MinMaxAcc pre{-5e37f, 5e37f, 3, 4}, pre_ref = pre;
         minmax_uniform_ref(x.data(), n, &pre_ref);
@@ -202,7 +221,10 @@ void test_minmax() {
         if (!same_acc(pre_ref, pre)) fail(e, "minmax accumulate n=%zu variant=%d", n, variant);
       });
       std::vector<float> mins_ref(n), maxs_ref(n);
-      for (size_t i = 0; i < n; ++i) { mins_ref[i] = (i % 3 == 0) ? inf : -1.0f; maxs_ref[i] = (i % 3 == 0) ? -inf : 1.0f; }
+      for (size_t i = 0; i < n; ++i) {
+        mins_ref[i] = (i % 3 == 0) ? inf : -1.0f;
+        maxs_ref[i] = (i % 3 == 0) ? -inf : 1.0f;
+      }
       std::vector<float> mins_got = mins_ref, maxs_got = maxs_ref;
       MinMaxAcc cref{0, 0, 0, 0};
       minmax_vec_ref(x.data(), n, mins_ref.data(), maxs_ref.data(), &cref);
@@ -211,7 +233,10 @@ void test_minmax() {
         MinMaxAcc cgot{0, 0, 0, 0};
         reinterpret_cast<minmax_vec_fn>(const_cast<void*>(e.fn))(x.data(), n, mn.data(), mx.data(), &cgot);
         for (size_t i = 0; i < n; ++i)
-          if (!(mn[i] == mins_ref[i] && mx[i] == maxs_ref[i])) { fail(e, "minmax_vec n=%zu i=%zu", n, i); break; }
+          if (!(mn[i] == mins_ref[i] && mx[i] == maxs_ref[i])) {
+            fail(e, "minmax_vec n=%zu i=%zu", n, i);
+            break;
+          }
         if (cgot.nan != cref.nan || cgot.inf != cref.inf) fail(e, "minmax_vec counts n=%zu", n);
       });
     }
@@ -255,8 +280,10 @@ int main() {
   for (const KernelEntry& e : kernel_list()) {
     if (e.isa == Isa::scalar || !isa_supported(e.isa)) continue;
     const std::string key = std::string(op_name(e.op)) + "/" + isa_name(e.isa);
-    if (g_exercised[key] == 0) fail_plain("path never exercised: %s (%s)", key.c_str(), e.symbol);
-    else std::printf("  exercised %-28s %6d cases\n", key.c_str(), g_exercised[key]);
+    if (g_exercised[key] == 0)
+      fail_plain("path never exercised: %s (%s)", key.c_str(), e.symbol);
+    else
+      std::printf("  exercised %-28s %6d cases\n", key.c_str(), g_exercised[key]);
   }
   if (const char* exp = std::getenv("QK_EXPECT_PATHS")) {
     std::string s = exp;
@@ -268,8 +295,10 @@ int main() {
       p = q + 1;
       if (name.empty()) continue;
       Isa isa;
-      if (!isa_from_name(name, &isa)) fail_plain("QK_EXPECT_PATHS names unknown path %s", name.c_str());
-      else if (!isa_supported(isa)) fail_plain("expected path %s is not supported on this machine/binary", name.c_str());
+      if (!isa_from_name(name, &isa))
+        fail_plain("QK_EXPECT_PATHS names unknown path %s", name.c_str());
+      else if (!isa_supported(isa))
+        fail_plain("expected path %s is not supported on this machine/binary", name.c_str());
     }
   }
   return report();

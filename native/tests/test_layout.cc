@@ -67,8 +67,10 @@ void check_case(const Case& c, const QRange& r, bool nibble, const std::string& 
   const Storage st = nibble ? Storage::Nibble : Storage::Byte;
   const size_t bytes = nibble ? (n + 1) / 2 : n;
   std::vector<uint8_t> want(bytes + 8, 0xCD), got(bytes + 8, 0xCD);
-  if (nibble) pack_nibbles(codes.data(), n, 0, want.data());
-  else std::copy(codes.begin(), codes.end(), want.begin());
+  if (nibble)
+    pack_nibbles(codes.data(), n, 0, want.data());
+  else
+    std::copy(codes.begin(), codes.end(), want.begin());
   quantize(x.data(), L, QParamsView{scale.data(), zp.data()}, r, st, got.data());
   CHECK_BYTES(kCore, want, got, bytes + 8, "quantize %s n=%zu", tag.c_str(), n);
 
@@ -92,7 +94,10 @@ void check_case(const Case& c, const QRange& r, bool nibble, const std::string& 
       const size_t g = group_of(L, e);
       float f;
       fakequant_uniform_ref(&x[e], 1, scale[g], zp[g], r, &f, &mwant[e]);
-      if (fbits(f) != fbits(dwant[e])) { fail(kCore, "fake != deq(quant) %s e=%zu", tag.c_str(), e); break; }
+      if (fbits(f) != fbits(dwant[e])) {
+        fail(kCore, "fake != deq(quant) %s e=%zu", tag.c_str(), e);
+        break;
+      }
     }
     fake_quantize(x.data(), L, QParamsView{scale.data(), zp.data()}, r, fgot.data(), mgot.data());
     CHECK_FLOATS(kCore, dwant, fgot, n + 4, "fake_quantize %s n=%zu", tag.c_str(), n);
@@ -105,8 +110,14 @@ void check_case(const Case& c, const QRange& r, bool nibble, const std::string& 
   uint64_t nan = 0, infs = 0;
   for (size_t e = 0; e < n; ++e) {
     const size_t g = group_of(L, e);
-    if (std::isnan(x[e])) { ++nan; continue; }
-    if (std::isinf(x[e])) { ++infs; continue; }
+    if (std::isnan(x[e])) {
+      ++nan;
+      continue;
+    }
+    if (std::isinf(x[e])) {
+      ++infs;
+      continue;
+    }
     mnw[g] = std::min(mnw[g], x[e]);
     mxw[g] = std::max(mxw[g], x[e]);
   }
@@ -125,13 +136,12 @@ void check_case(const Case& c, const QRange& r, bool nibble, const std::string& 
 
 void run_all(const std::string& tag) {
   std::vector<Case> cases = {
-      {{0}, -1, 0},          {{1}, -1, 0},         {{7}, -1, 0},          {{1000}, -1, 0},
-      {{300001}, -1, 0},     {{5, 0, 3}, 1, 0},
-      {{4, 6}, 0, 0},        {{4, 6}, 1, 0},       {{3, 5, 7}, 0, 0},     {{3, 5, 7}, 1, 0},
-      {{3, 5, 7}, 2, 0},     {{2, 3, 40}, 1, 0},   {{2, 3, 4, 5}, 2, 0},  {{64, 4099}, 1, 0},
-      {{9, 33}, 1, 8},       {{9, 33}, 1, 32},     {{9, 33}, 1, 33},      {{9, 33}, 1, 1},
-      {{9, 33}, 1, 100},     {{33, 9}, 0, 4},      {{4, 10, 3}, 1, 3},    {{4, 10, 33}, 1, 4},
-      {{2, 7, 5, 3}, 2, 2},  {{5, 131072}, 1, 32}, {{131072, 5}, 0, 128}, {{700, 1000}, 0, 0},
+      {{0}, -1, 0},        {{1}, -1, 0},        {{7}, -1, 0},         {{1000}, -1, 0},      {{300001}, -1, 0},
+      {{5, 0, 3}, 1, 0},   {{4, 6}, 0, 0},      {{4, 6}, 1, 0},       {{3, 5, 7}, 0, 0},    {{3, 5, 7}, 1, 0},
+      {{3, 5, 7}, 2, 0},   {{2, 3, 40}, 1, 0},  {{2, 3, 4, 5}, 2, 0}, {{64, 4099}, 1, 0},   {{9, 33}, 1, 8},
+      {{9, 33}, 1, 32},    {{9, 33}, 1, 33},    {{9, 33}, 1, 1},      {{9, 33}, 1, 100},    {{33, 9}, 0, 4},
+      {{4, 10, 3}, 1, 3},  {{4, 10, 33}, 1, 4}, {{2, 7, 5, 3}, 2, 2}, {{5, 131072}, 1, 32}, {{131072, 5}, 0, 128},
+      {{700, 1000}, 0, 0},
   };
   const QRange ranges[] = {{-128, 127, 0}, {0, 255, 0}, {-8, 7, 0}, {0, 15, QK_RECIP}, {-7, 7, 0}};
   for (const Case& c : cases)
@@ -158,7 +168,10 @@ void test_nibbles() {
       unpack_nibbles(packed.data(), off, n, true, back.data());
       for (size_t i = 0; i < n; ++i) {
         const int v = (codes[i] & 8) ? static_cast<int>(codes[i]) - 16 : codes[i];
-        if (static_cast<int8_t>(back[i]) != v) { fail(kCore, "signed nibble off=%zu i=%zu", off, i); break; }
+        if (static_cast<int8_t>(back[i]) != v) {
+          fail(kCore, "signed nibble off=%zu i=%zu", off, i);
+          break;
+        }
       }
     }
 }
@@ -167,11 +180,13 @@ void test_dynamic() {
   // ONNX DynamicQuantizeLinear: scale and zero point from the float32 formula.
   std::vector<float> x = {0.0f, 2.0f, -3.0f, -4.0f, 0.5f, 1000.0f};
   std::vector<uint8_t> q(x.size());
-  float s; int32_t z;
+  float s;
+  int32_t z;
   dynamic_quantize(x.data(), x.size(), q.data(), &s, &z);
   const float s_want = (1000.0f - -4.0f) / 255.0f;
   ++checks();
-  if (s != s_want || z != static_cast<int32_t>(std::nearbyint(4.0f / s_want))) fail(kCore, "dynamic scale %g zp %d", s, z);
+  if (s != s_want || z != static_cast<int32_t>(std::nearbyint(4.0f / s_want)))
+    fail(kCore, "dynamic scale %g zp %d", s, z);
   std::vector<float> zeros(5, 0.0f);
   dynamic_quantize(zeros.data(), zeros.size(), q.data(), &s, &z);
   if (s != 1.0f || z != 0 || q[0] != 0) fail(kCore, "dynamic all-zero: scale %g zp %d", s, z);
@@ -187,7 +202,10 @@ void run_layout_tests() {
   for (int i = 0; i < static_cast<int>(Isa::count); ++i) {
     const Isa isa = static_cast<Isa>(i);
     if (!isa_supported(isa)) continue;
-    if (!set_isa(isa_name(isa)).empty()) { fail_plain("set_isa(%s) failed", isa_name(isa)); continue; }
+    if (!set_isa(isa_name(isa)).empty()) {
+      fail_plain("set_isa(%s) failed", isa_name(isa));
+      continue;
+    }
     for (int threads : {1, 2, 3}) {
       set_num_threads(threads);
       run_all(std::string(isa_name(isa)) + "/t" + std::to_string(threads));

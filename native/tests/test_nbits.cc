@@ -37,7 +37,11 @@ struct Data {
 
 Data make(const Case& c, uint32_t seed) {
   Data d;
-  d.s.K = c.K; d.s.N = c.N; d.s.bits = c.bits; d.s.bs = c.bs; d.s.asym = c.asym;
+  d.s.K = c.K;
+  d.s.N = c.N;
+  d.s.bits = c.bits;
+  d.s.bs = c.bs;
+  d.s.asym = c.asym;
   const size_t kb = d.s.kb();
   std::mt19937 rng(seed);
   const uint32_t qmax = (1u << c.bits) - 1;
@@ -81,7 +85,10 @@ NBitsKernels ref_kernels() { return {nbits_f32_ref, nbits_i8_ref, nbits_qx_ref, 
 
 void check_guard(const KernelEntry& e, const std::vector<float>& y, size_t n) {
   for (size_t j = n; j < y.size(); ++j)
-    if (fbits(y[j]) != fbits(kGuard)) { fail(e, "wrote past the end"); break; }
+    if (fbits(y[j]) != fbits(kGuard)) {
+      fail(e, "wrote past the end");
+      break;
+    }
 }
 
 // float64 product with the bound of the fp32 compute.
@@ -97,7 +104,10 @@ void check_f32(const KernelEntry& e, const Data& d, const Case& c, const std::ve
         s += d.x[i * c.K + k] * w;
         mag += std::fabs(d.x[i * c.K + k] * w);
       }
-      if (c.bias) { s += d.bias[n]; mag += std::fabs(d.bias[n]); }
+      if (c.bias) {
+        s += d.bias[n];
+        mag += std::fabs(d.bias[n]);
+      }
       if (c.relu) s = s > 0 ? s : 0;
       const double bound = (c.bs + kb + 2) * std::ldexp(1.0, -23) * mag + 1e-30;
       const double got = y[i * c.N + n];
@@ -217,7 +227,8 @@ void test_pack_roundtrip() {
     std::vector<float> scales(c.N * d.s.kb());
     nbits_unpack(d.s, d.packed.data(), codes.data(), scales.data(), zps.data());
     ++checks();
-    if (codes != d.codes || zps != d.zps || scales != d.scales) fail_plain("pack/unpack round trip N%zu K%zu", c.N, c.K);
+    if (codes != d.codes || zps != d.zps || scales != d.scales)
+      fail_plain("pack/unpack round trip N%zu K%zu", c.N, c.K);
   }
 }
 
@@ -231,7 +242,8 @@ void test_threads() {
     set_num_threads(3);
     const std::vector<float> b = run(d, c, int8, nbits_selected());
     ++checks();
-    if (std::memcmp(a.data(), b.data(), a.size() * 4) != 0) fail_plain("nbits: thread count changed a result (int8 %d)", int8);
+    if (std::memcmp(a.data(), b.data(), a.size() * 4) != 0)
+      fail_plain("nbits: thread count changed a result (int8 %d)", int8);
   }
   set_num_threads(t0);
 }

@@ -26,9 +26,8 @@ struct Range {
 };
 
 const Range kRanges[] = {
-    {-1.0f, 1.0f},       {0.0f, 5.3f},          {-3.7e-3f, 1.2e-2f}, {-3e38f, 3e38f},
-    {1e-40f, 3e-40f},    {-100.0f, -99.99f},    {0.0f, 1e35f},       {-6.0f, 10.0f},
-    {-0.1f, 0.7f},       {2.0f, 2.0000005f},    {-1e-3f, 0.0f},      {-3.4e38f, -1e38f},
+    {-1.0f, 1.0f}, {0.0f, 5.3f},   {-3.7e-3f, 1.2e-2f}, {-3e38f, 3e38f},    {1e-40f, 3e-40f}, {-100.0f, -99.99f},
+    {0.0f, 1e35f}, {-6.0f, 10.0f}, {-0.1f, 0.7f},       {2.0f, 2.0000005f}, {-1e-3f, 0.0f},   {-3.4e38f, -1e38f},
 };
 
 const uint32_t kBins[] = {1, 2, 3, 7, 128, 256, 2048, 3001};
@@ -39,9 +38,24 @@ std::vector<float> edge_values(size_t n, const Range& r, uint32_t nbins, bool mi
   std::mt19937 rng(seed);
   std::vector<float> x(n);
   const float inf = std::numeric_limits<float>::infinity();
-  const float specials[] = {0.0f, -0.0f, inf, -inf, NAN, -NAN, 1e-45f, -1e-45f, 1e-39f, -1e-39f,
-                            3.4e38f, -3.4e38f, r.lo, r.hi, std::nextafter(r.lo, -inf),
-                            std::nextafter(r.hi, inf), std::nextafter(r.lo, inf), std::nextafter(r.hi, -inf)};
+  const float specials[] = {0.0f,
+                            -0.0f,
+                            inf,
+                            -inf,
+                            NAN,
+                            -NAN,
+                            1e-45f,
+                            -1e-45f,
+                            1e-39f,
+                            -1e-39f,
+                            3.4e38f,
+                            -3.4e38f,
+                            r.lo,
+                            r.hi,
+                            std::nextafter(r.lo, -inf),
+                            std::nextafter(r.hi, inf),
+                            std::nextafter(r.lo, inf),
+                            std::nextafter(r.hi, -inf)};
   std::uniform_real_distribution<double> ud(0.0, 1.0);
   for (size_t i = 0; i < n; ++i) {
     const uint32_t k = rng() % 8;
@@ -50,13 +64,15 @@ std::vector<float> edge_values(size_t n, const Range& r, uint32_t nbins, bool mi
       v = specials[rng() % (sizeof specials / sizeof specials[0])];
     } else if (k <= 4) {
       const uint32_t j = rng() % (nbins + 1);
-      float e = (rng() & 1) ? r.lo + static_cast<float>(j) * ((r.hi - r.lo) / static_cast<float>(nbins))
-                            : static_cast<float>(static_cast<double>(r.lo) + j * ((static_cast<double>(r.hi) - r.lo) / nbins));
+      float e = (rng() & 1)
+                    ? r.lo + static_cast<float>(j) * ((r.hi - r.lo) / static_cast<float>(nbins))
+                    : static_cast<float>(static_cast<double>(r.lo) + j * ((static_cast<double>(r.hi) - r.lo) / nbins));
       const int steps = static_cast<int>(rng() % 5) - 2;
       for (int s = 0; s < std::abs(steps); ++s) e = std::nextafter(e, steps < 0 ? -inf : inf);
       v = e;
     } else {
-      v = static_cast<float>(static_cast<double>(r.lo) + ud(rng) * (static_cast<double>(r.hi) - r.lo) * 1.02 - 0.01 * (static_cast<double>(r.hi) - r.lo));
+      v = static_cast<float>(static_cast<double>(r.lo) + ud(rng) * (static_cast<double>(r.hi) - r.lo) * 1.02 -
+                             0.01 * (static_cast<double>(r.hi) - r.lo));
     }
     if (mirror && (rng() & 1)) v = -v;
     x[i] = v;
@@ -69,7 +85,7 @@ std::vector<size_t> lengths(uint32_t nbins) {
   for (size_t n = 0; n <= 200; ++n) v.push_back(n);
   for (size_t n : {255, 256, 257, 1000, 4099}) v.push_back(n);
   v.push_back(static_cast<size_t>(nbins) * 16 + 37);  // the sub-histogram loop
-  if (nbins == 7) v.push_back(300001);                 // uint16 sub-histograms flushed twice
+  if (nbins == 7) v.push_back(300001);                // uint16 sub-histograms flushed twice
   return v;
 }
 
@@ -84,7 +100,8 @@ void test_histogram_kernels() {
         const HistParams p = hist_params(r.lo, r.hi, nbins, ab != 0);
         for (size_t n : lengths(nbins)) {
           if (nbins > 256 && n < 200 && n % 7 != 0) continue;  // keep the run short
-          const std::vector<float> x = edge_values(n, r, nbins, ab != 0, static_cast<uint32_t>(n * 131 + nbins * 7 + ri * 3 + ab));
+          const std::vector<float> x =
+              edge_values(n, r, nbins, ab != 0, static_cast<uint32_t>(n * 131 + nbins * 7 + ri * 3 + ab));
           std::vector<uint32_t> ref(nbins + 8, 5u), got;
           for (uint32_t g = 0; g < 8; ++g) ref[nbins + g] = kGuard;
           got = ref;
@@ -97,7 +114,9 @@ void test_histogram_kernels() {
           }
           for (uint32_t b = 0; b < nbins; ++b) total += ref[b] - 5u;
           ++checks();
-          if (in != total) fail_plain("histogram_ref total %llu != in-range %llu (n=%zu nbins=%u)", (unsigned long long)total, (unsigned long long)in, n, nbins);
+          if (in != total)
+            fail_plain("histogram_ref total %llu != in-range %llu (n=%zu nbins=%u)", (unsigned long long)total,
+                       (unsigned long long)in, n, nbins);
           for (const KernelEntry& e : kernel_list()) {
             if (e.op != Op::histogram || e.isa == Isa::scalar || !isa_supported(e.isa)) continue;
             note_exercised(e);
@@ -106,7 +125,8 @@ void test_histogram_kernels() {
             ++checks();
             for (size_t b = 0; b < g2.size(); ++b)
               if (g2[b] != ref[b]) {
-                fail(e, "histogram range [%g, %g] nbins=%u abs=%d n=%zu: bin %zu ref %u got %u", r.lo, r.hi, nbins, ab, n, b, ref[b], g2[b]);
+                fail(e, "histogram range [%g, %g] nbins=%u abs=%d n=%zu: bin %zu ref %u got %u", r.lo, r.hi, nbins, ab,
+                     n, b, ref[b], g2[b]);
                 break;
               }
           }
@@ -124,7 +144,8 @@ void test_histogram_formula() {
       const HistParams p = hist_params(r.lo, r.hi, nbins, false);
       std::vector<float> x = edge_values(5000, r, nbins, false, 99 + nbins);
       std::vector<float> in;
-      for (float v : x) if (v >= r.lo && v <= r.hi) in.push_back(v);
+      for (float v : x)
+        if (v >= r.lo && v <= r.hi) in.push_back(v);
       std::sort(in.begin(), in.end());
       uint32_t prev = 0;
       ++checks();
@@ -133,14 +154,20 @@ void test_histogram_formula() {
         HistParams p1 = p;
         (void)c1;
         const uint32_t b = hist_bin_of(v, p1);
-        if (b < prev) { fail_plain("bins not monotone at %.9g (range [%g, %g], nbins %u)", v, r.lo, r.hi, nbins); break; }
+        if (b < prev) {
+          fail_plain("bins not monotone at %.9g (range [%g, %g], nbins %u)", v, r.lo, r.hi, nbins);
+          break;
+        }
         prev = b;
         if (p.scale == 1.0f) {
           // torch: pos = (int64)((elt - leftmost) / (rightmost - leftmost) * nbins); pos == nbins -> nbins - 1
           const float t = ((v - r.lo) / (r.hi - r.lo)) * static_cast<float>(nbins);
           int64_t pos = static_cast<int64_t>(t);
           if (pos == static_cast<int64_t>(nbins)) pos -= 1;
-          if (static_cast<uint32_t>(pos) != b) { fail_plain("bin of %.9g is %u, torch formula %lld", v, b, (long long)pos); break; }
+          if (static_cast<uint32_t>(pos) != b) {
+            fail_plain("bin of %.9g is %u, torch formula %lld", v, b, (long long)pos);
+            break;
+          }
         }
       }
       ++checks();
@@ -151,13 +178,17 @@ void test_histogram_formula() {
 
 // The tensor-level op under every usable path, against per-element reference binning.
 void test_histogram_tensor() {
-  struct Case { size_t outer, axis, inner; bool per_axis; };
-  const Case cases[] = {{1, 1, 0, false}, {1, 1, 1, false}, {1, 1, 100000, false}, {3, 5, 7, true},
-                        {2, 4, 300, true}, {7, 3, 1, true}, {1, 6, 1000, true}, {50, 2, 63, true},
-                        {1, 1, 70000, true}};
+  struct Case {
+    size_t outer, axis, inner;
+    bool per_axis;
+  };
+  const Case cases[] = {{1, 1, 0, false},   {1, 1, 1, false},  {1, 1, 100000, false},
+                        {3, 5, 7, true},    {2, 4, 300, true}, {7, 3, 1, true},
+                        {1, 6, 1000, true}, {50, 2, 63, true}, {1, 1, 70000, true}};
   std::vector<std::string> paths = {"scalar"};
   for (int i = 0; i < static_cast<int>(Isa::count); ++i)
-    if (isa_supported(static_cast<Isa>(i)) && static_cast<Isa>(i) != Isa::scalar) paths.push_back(isa_name(static_cast<Isa>(i)));
+    if (isa_supported(static_cast<Isa>(i)) && static_cast<Isa>(i) != Isa::scalar)
+      paths.push_back(isa_name(static_cast<Isa>(i)));
   for (const std::string& path : paths) {
     if (!set_isa(path).empty()) continue;
     for (const Case& c : cases)
@@ -188,7 +219,8 @@ void test_histogram_tensor() {
           ++checks();
           for (size_t b = 0; b < got.size(); ++b)
             if (got[b] != want[b]) {
-              fail_plain("histogram() path %s outer=%zu axis=%zu inner=%zu abs=%d nbins=%u: slot %zu want %g got %g", path.c_str(), c.outer, c.axis, c.inner, ab, nbins, b, want[b], got[b]);
+              fail_plain("histogram() path %s outer=%zu axis=%zu inner=%zu abs=%d nbins=%u: slot %zu want %g got %g",
+                         path.c_str(), c.outer, c.axis, c.inner, ab, nbins, b, want[b], got[b]);
               break;
             }
         }

@@ -23,7 +23,11 @@ using namespace qk;
 
 namespace {
 
-uint64_t dbits(double d) { uint64_t u; std::memcpy(&u, &d, 8); return u; }
+uint64_t dbits(double d) {
+  uint64_t u;
+  std::memcpy(&u, &d, 8);
+  return u;
+}
 bool same_double(double a, double b) { return dbits(a) == dbits(b) || (std::isnan(a) && std::isnan(b)); }
 
 std::vector<size_t> lengths() {
@@ -36,7 +40,8 @@ std::vector<size_t> lengths() {
 struct QCase {
   int32_t qmin, qmax;
 };
-const QCase kRanges[] = {{0, 255}, {-127, 127}, {-128, 127}, {0, 15}, {-7, 7}, {-8, 7}, {0, 3}, {-1, 1}, {-2, 1}, {0, 1}};
+const QCase kRanges[] = {{0, 255}, {-127, 127}, {-128, 127}, {0, 15}, {-7, 7},
+                         {-8, 7},  {0, 3},      {-1, 1},     {-2, 1}, {0, 1}};
 const float kScales[] = {1.0f, 0.1f, 0.013f, 0.0078125f, 1.1920929e-07f, 3.0f, 0.33333334f, 2.5e-3f, 1e30f, FLT_MIN};
 const float kGf[] = {1.0f, 0.0012345f, 0.0625f, 3.0e-6f};
 
@@ -54,12 +59,14 @@ void make_data(size_t n, float s, int32_t zb, const QCase& r, uint32_t seed, boo
   for (size_t i = 0; i < n; ++i) {
     const uint32_t k = rng() % 10;
     float v;
-    if (specials && k == 0) v = xs[rng() % (sizeof xs / sizeof xs[0])];
+    if (specials && k == 0)
+      v = xs[rng() % (sizeof xs / sizeof xs[0])];
     else if (k <= 5) {
       const int code = r.qmin - 2 + static_cast<int>(rng() % span);
       v = (static_cast<float>(code - zb) + ((rng() & 1) ? 0.5f : 0.0f)) * s;
       for (int t = static_cast<int>(rng() % 3) - 1; t != 0; t = 0) v = std::nextafter(v, t < 0 ? -INFINITY : INFINITY);
-    } else v = nd(rng) * s * static_cast<float>(r.qmax - r.qmin) * 0.6f;
+    } else
+      v = nd(rng) * s * static_cast<float>(r.qmax - r.qmin) * 0.6f;
     x[i] = v;
     const uint32_t j = rng() % 12;
     dy[i] = (specials && j == 0) ? ds[rng() % (sizeof ds / sizeof ds[0])] : nd(rng) * ((j == 1) ? 1e-30f : 1.0f);
@@ -91,11 +98,15 @@ void test_ste_kernels() {
         float want = std::isfinite(dy[i]) ? dy[i] * static_cast<float>(mask[i]) : 0.0f;
         if (acc) want = (static_cast<float>(i % 5) - 2.0f) + want;
         ++checks();
-        if (fbits(want) != fbits(ref[i])) { fail_plain("ste_grad_ref n=%zu i=%zu", n, i); break; }
+        if (fbits(want) != fbits(ref[i])) {
+          fail_plain("ste_grad_ref n=%zu i=%zu", n, i);
+          break;
+        }
       }
       for_paths(Op::ste_grad, [&](const KernelEntry& e) {
         std::vector<float> g = got;
-        const uint64_t b = reinterpret_cast<ste_grad_fn>(const_cast<void*>(e.fn))(dy.data(), mask.data(), n, g.data(), acc ? QK_GRAD_ACC : 0u);
+        const uint64_t b = reinterpret_cast<ste_grad_fn>(const_cast<void*>(e.fn))(dy.data(), mask.data(), n, g.data(),
+                                                                                  acc ? QK_GRAD_ACC : 0u);
         CHECK_FLOATS(e, ref, g, n + 16, "ste n=%zu acc=%d", n, acc);
         ++checks();
         if (b != rb) fail(e, "ste n=%zu bad count ref %llu got %llu", n, (unsigned long long)rb, (unsigned long long)b);
@@ -126,12 +137,12 @@ void test_lsq_kernels() {
           gs[0] = 0.5;
           gs[1] = -0.25;
           const uint64_t b = reinterpret_cast<lsq_grad_fn>(const_cast<void*>(e.fn))(x.data(), dy.data(), n, s, zb, p,
-                                                                                     mode == 2 ? nullptr : g.data(), gs);
+                                                                                    mode == 2 ? nullptr : g.data(), gs);
           CHECK_FLOATS(e, ref, g, n + 16, "lsq n=%zu q=%d..%d s=%g zb=%d mode=%d", n, r.qmin, r.qmax, s, zb, mode);
           ++checks();
           if (b != rb || !same_double(rs[0], gs[0]) || !same_double(rs[1], gs[1]))
-            fail(e, "lsq n=%zu q=%d..%d s=%g zb=%d mode=%d: bad %llu/%llu sums %.17g %.17g / %.17g %.17g", n, r.qmin, r.qmax, s, zb,
-                 mode, (unsigned long long)rb, (unsigned long long)b, rs[0], rs[1], gs[0], gs[1]);
+            fail(e, "lsq n=%zu q=%d..%d s=%g zb=%d mode=%d: bad %llu/%llu sums %.17g %.17g / %.17g %.17g", n, r.qmin,
+                 r.qmax, s, zb, mode, (unsigned long long)rb, (unsigned long long)b, rs[0], rs[1], gs[0], gs[1]);
         });
         // per element: one group each
         std::vector<float> sv(n);
@@ -146,8 +157,8 @@ void test_lsq_kernels() {
         std::vector<double> rds(n, 0.0), rdz(n, 0.0);
         for (size_t i = 0; i < n; ++i) rds[i] = (i % 4 == 1) ? 1.5 : 0.0;
         std::vector<double> gds0 = rds, gdz0 = rdz;
-        const uint64_t vb = lsq_grad_vec_ref(x.data(), dy.data(), n, sv.data(), zv.data(), p, mode == 2 ? nullptr : vref.data(),
-                                             rds.data(), rdz.data());
+        const uint64_t vb = lsq_grad_vec_ref(x.data(), dy.data(), n, sv.data(), zv.data(), p,
+                                             mode == 2 ? nullptr : vref.data(), rds.data(), rdz.data());
         for_paths(Op::lsq_grad_vec, [&](const KernelEntry& e) {
           std::vector<float> g = vx;
           std::vector<double> gds = gds0, gdz = gdz0;
@@ -155,11 +166,12 @@ void test_lsq_kernels() {
               x.data(), dy.data(), n, sv.data(), zv.data(), p, mode == 2 ? nullptr : g.data(), gds.data(), gdz.data());
           CHECK_FLOATS(e, vref, g, n + 16, "lsq_vec n=%zu q=%d..%d mode=%d", n, r.qmin, r.qmax, mode);
           ++checks();
-          if (b != vb) fail(e, "lsq_vec n=%zu bad count ref %llu got %llu", n, (unsigned long long)vb, (unsigned long long)b);
+          if (b != vb)
+            fail(e, "lsq_vec n=%zu bad count ref %llu got %llu", n, (unsigned long long)vb, (unsigned long long)b);
           for (size_t i = 0; i < n; ++i)
             if (!same_double(rds[i], gds[i]) || !same_double(rdz[i], gdz[i])) {
-              fail(e, "lsq_vec n=%zu q=%d..%d mode=%d: elem %zu ds %.17g/%.17g dz %.17g/%.17g", n, r.qmin, r.qmax, mode, i, rds[i],
-                   gds[i], rdz[i], gdz[i]);
+              fail(e, "lsq_vec n=%zu q=%d..%d mode=%d: elem %zu ds %.17g/%.17g dz %.17g/%.17g", n, r.qmin, r.qmax, mode,
+                   i, rds[i], gds[i], rdz[i], gdz[i]);
               break;
             }
         });
@@ -178,7 +190,8 @@ void test_lsq_one() {
           const float x = static_cast<float>(k) * 0.5f * s;
           for (float dy : {1.0f, -0.75f}) {
             const float inv = 1.0f / s;
-            const LsqOne o = lsq_one(x, dy, s, inv, static_cast<float>(zb), static_cast<float>(r.qmin), static_cast<float>(r.qmax), 0.5f);
+            const LsqOne o = lsq_one(x, dy, s, inv, static_cast<float>(zb), static_cast<float>(r.qmin),
+                                     static_cast<float>(r.qmax), 0.5f);
             const double q = std::nearbyint(f(zb + f(static_cast<double>(x) * inv)));
             double wdx, wts, wtz;
             if (q < r.qmin || q > r.qmax) {
@@ -194,8 +207,8 @@ void test_lsq_one() {
             }
             ++checks();
             if (o.dx != wdx || o.ts != wts || o.tz != wtz)
-              fail_plain("lsq_one x=%.9g s=%g zb=%d q=%d..%d: got %g %g %g want %g %g %g", x, s, zb, r.qmin, r.qmax, o.dx, o.ts, o.tz,
-                         wdx, wts, wtz);
+              fail_plain("lsq_one x=%.9g s=%g zb=%d q=%d..%d: got %g %g %g want %g %g %g", x, s, zb, r.qmin, r.qmax,
+                         o.dx, o.ts, o.tz, wdx, wts, wtz);
           }
         }
 }
@@ -207,7 +220,8 @@ struct Shape {
 
 // The documented order, written out: runs in order of outer, blocks of kLsqBlock, 16 lanes each.
 void spec_sums(const std::vector<float>& x, const std::vector<float>& dy, const Shape& sh, const std::vector<float>& sc,
-               const std::vector<int32_t>& zb, const QCase& r, float gf, std::vector<double>& ds, std::vector<double>& dz) {
+               const std::vector<int32_t>& zb, const QCase& r, float gf, std::vector<double>& ds,
+               std::vector<double>& dz) {
   const bool pt = sh.gran == Gran::PerTensor;
   const size_t n = sh.outer * sh.axis * sh.inner;
   const size_t runs = pt ? 1 : sh.outer * sh.axis, len = pt ? n : sh.inner;
@@ -230,13 +244,14 @@ void spec_sums(const std::vector<float>& x, const std::vector<float>& dy, const 
 }
 
 void test_lsq_tensor() {
-  const Shape shapes[] = {{Gran::PerTensor, 1, 1, 0},    {Gran::PerTensor, 1, 1, 37},   {Gran::PerTensor, 1, 1, 100000},
-                          {Gran::PerTensor, 3, 5, 7},    {Gran::PerAxis, 1, 512, 784},  {Gran::PerAxis, 1, 3, 9000},
-                          {Gran::PerAxis, 2, 4, 33},     {Gran::PerAxis, 64, 300, 1},   {Gran::PerAxis, 5, 1, 1},
-                          {Gran::PerAxis, 1, 10, 1},     {Gran::PerAxis, 3, 9000, 1}};
+  const Shape shapes[] = {{Gran::PerTensor, 1, 1, 0}, {Gran::PerTensor, 1, 1, 37},  {Gran::PerTensor, 1, 1, 100000},
+                          {Gran::PerTensor, 3, 5, 7}, {Gran::PerAxis, 1, 512, 784}, {Gran::PerAxis, 1, 3, 9000},
+                          {Gran::PerAxis, 2, 4, 33},  {Gran::PerAxis, 64, 300, 1},  {Gran::PerAxis, 5, 1, 1},
+                          {Gran::PerAxis, 1, 10, 1},  {Gran::PerAxis, 3, 9000, 1}};
   std::vector<std::string> paths = {"scalar"};
   for (int i = 0; i < static_cast<int>(Isa::count); ++i)
-    if (isa_supported(static_cast<Isa>(i)) && static_cast<Isa>(i) != Isa::scalar) paths.push_back(isa_name(static_cast<Isa>(i)));
+    if (isa_supported(static_cast<Isa>(i)) && static_cast<Isa>(i) != Isa::scalar)
+      paths.push_back(isa_name(static_cast<Isa>(i)));
   const int saved = num_threads();
   size_t c = 0;
   for (const Shape& sh : shapes)
@@ -272,7 +287,8 @@ void test_lsq_tensor() {
         ++cnt[g];
       }
       for (size_t g = 0; g < groups; ++g) {
-        // |blocked - sequential| <= 2 (n - 1) 2^-53 sum |t| (each float64 sum of n terms errs by at most (n - 1) u sum |t|)
+        // |blocked - sequential| <= 2 (n - 1) 2^-53 sum |t| (each float64 sum of n terms errs by at most (n - 1) u sum
+        // |t|)
         const double bound = 2.0 * static_cast<double>(cnt[g]) * std::ldexp(1.0, -53) * qabs[g];
         ++checks();
         if (std::isfinite(qabs[g]) && !(std::fabs(wds[g] - qds[g]) <= bound))
@@ -285,28 +301,36 @@ void test_lsq_tensor() {
             set_num_threads(threads);
             std::vector<float> dx(n, 0.5f);
             std::vector<double> ds(groups, 0.0), dz(groups, 0.0);
-            const uint64_t b = lsq_backward(x.data(), dy.data(), L, sc.data(), zb.data(), r.qmin, r.qmax, gf, dx.data(), acc != 0,
-                                            ds.data(), dz.data());
+            const uint64_t b = lsq_backward(x.data(), dy.data(), L, sc.data(), zb.data(), r.qmin, r.qmax, gf, dx.data(),
+                                            acc != 0, ds.data(), dz.data());
             ++checks();
             for (size_t g = 0; g < groups; ++g)
               if (!same_double(ds[g], wds[g]) || !same_double(dz[g], wdz[g])) {
-                fail_plain("lsq_backward path %s threads %d shape %zu/%zu/%zu gran %d: group %zu ds %.17g want %.17g dz %.17g want %.17g",
-                           path.c_str(), threads, sh.outer, sh.axis, sh.inner, static_cast<int>(sh.gran), g, ds[g], wds[g], dz[g], wdz[g]);
+                fail_plain(
+                    "lsq_backward path %s threads %d shape %zu/%zu/%zu gran %d: group %zu ds %.17g want %.17g dz %.17g "
+                    "want %.17g",
+                    path.c_str(), threads, sh.outer, sh.axis, sh.inner, static_cast<int>(sh.gran), g, ds[g], wds[g],
+                    dz[g], wdz[g]);
                 break;
               }
             uint64_t wb = 0;
             for (size_t e = 0; e < n; ++e) {
               const size_t g = sh.gran == Gran::PerTensor ? 0 : (e / sh.inner) % sh.axis;
-              LsqOne o = lsq_one(x[e], dy[e], sc[g], 1.0f / sc[g], static_cast<float>(zb[g]), static_cast<float>(r.qmin),
-                                 static_cast<float>(r.qmax), gf);
-              if (lsq_bad(x[e], dy[e])) { o = LsqOne{0, 0, 0}; ++wb; }
+              LsqOne o = lsq_one(x[e], dy[e], sc[g], 1.0f / sc[g], static_cast<float>(zb[g]),
+                                 static_cast<float>(r.qmin), static_cast<float>(r.qmax), gf);
+              if (lsq_bad(x[e], dy[e])) {
+                o = LsqOne{0, 0, 0};
+                ++wb;
+              }
               const float want = acc ? 0.5f + o.dx : o.dx;
               if (fbits(want) != fbits(dx[e])) {
                 fail_plain("lsq_backward path %s dx[%zu] %.9g want %.9g", path.c_str(), e, dx[e], want);
                 break;
               }
             }
-            if (b != wb) fail_plain("lsq_backward path %s bad %llu want %llu", path.c_str(), (unsigned long long)b, (unsigned long long)wb);
+            if (b != wb)
+              fail_plain("lsq_backward path %s bad %llu want %llu", path.c_str(), (unsigned long long)b,
+                         (unsigned long long)wb);
           }
         }
     }
@@ -325,7 +349,8 @@ void test_ste_tensor() {
   const int saved = num_threads();
   std::vector<std::string> paths = {"scalar"};
   for (int i = 0; i < static_cast<int>(Isa::count); ++i)
-    if (isa_supported(static_cast<Isa>(i)) && static_cast<Isa>(i) != Isa::scalar) paths.push_back(isa_name(static_cast<Isa>(i)));
+    if (isa_supported(static_cast<Isa>(i)) && static_cast<Isa>(i) != Isa::scalar)
+      paths.push_back(isa_name(static_cast<Isa>(i)));
   for (const std::string& path : paths) {
     if (!set_isa(path).empty()) continue;
     for (int threads : {1, 2, 4}) {
@@ -333,7 +358,8 @@ void test_ste_tensor() {
       std::vector<float> got(n, 1.0f);
       const uint64_t b = ste_backward(dy.data(), mask.data(), n, got.data(), true);
       ++checks();
-      if (b != wb || std::memcmp(got.data(), want.data(), n * 4) != 0) fail_plain("ste_backward path %s threads %d differs", path.c_str(), threads);
+      if (b != wb || std::memcmp(got.data(), want.data(), n * 4) != 0)
+        fail_plain("ste_backward path %s threads %d differs", path.c_str(), threads);
     }
   }
   set_num_threads(saved);

@@ -33,10 +33,14 @@ std::vector<float> rand_matrix(size_t n, uint32_t seed) {
   for (size_t i = 0; i < n; ++i) {
     const uint32_t k = rng() % 16;
     float x = u(rng);
-    if (k == 0) x *= 1000.0f;             // large
-    else if (k == 1) x *= 1e-3f;          // small
-    else if (k == 2) x = std::round(x * 8.0f) / 8.0f;  // exact, cancels
-    else if (k == 3) x = 0.0f;
+    if (k == 0)
+      x *= 1000.0f;  // large
+    else if (k == 1)
+      x *= 1e-3f;  // small
+    else if (k == 2)
+      x = std::round(x * 8.0f) / 8.0f;  // exact, cancels
+    else if (k == 3)
+      x = 0.0f;
     v[i] = x;
   }
   return v;
@@ -48,9 +52,8 @@ inline float b_at(const float* b, size_t K, size_t N, bool trans, size_t k, size
 }
 
 // Checks c (M x N, ldc) against the float64 product with the documented bound.
-bool check_bound(const char* what, size_t M, size_t N, size_t K, const float* a, size_t lda,
-                 const float* b, bool trans, const float* bias, bool relu, const float* c,
-                 size_t ldc, const float* c_init = nullptr) {
+bool check_bound(const char* what, size_t M, size_t N, size_t K, const float* a, size_t lda, const float* b, bool trans,
+                 const float* bias, bool relu, const float* c, size_t ldc, const float* c_init = nullptr) {
   ++checks();
   for (size_t i = 0; i < M; ++i)
     for (size_t j = 0; j < N; ++j) {
@@ -140,19 +143,29 @@ void test_block_kernels() {
           for (size_t i = 0; i < m; ++i)
             for (size_t j = 0; j < n; ++j) c[i * ldc + j] = init[i * ldc + j];
         SgemmBlock p;
-        p.m = m; p.n = n; p.k = k;
-        p.a = a.data(); p.lda = lda;
-        p.b = pb.data(); p.b_panel_stride = k * kSgemmPanel; p.ldb = kSgemmPanel;
-        if (in_place) { p.b = braw.data(); p.b_panel_stride = kSgemmPanel; p.ldb = ldb_raw; }
-        p.c = c.data(); p.ldc = ldc;
+        p.m = m;
+        p.n = n;
+        p.k = k;
+        p.a = a.data();
+        p.lda = lda;
+        p.b = pb.data();
+        p.b_panel_stride = k * kSgemmPanel;
+        p.ldb = kSgemmPanel;
+        if (in_place) {
+          p.b = braw.data();
+          p.b_panel_stride = kSgemmPanel;
+          p.ldb = ldb_raw;
+        }
+        p.c = c.data();
+        p.ldc = ldc;
         p.bias = bias.data();
         p.flags = flags;
         fn(p);
         char what[96];
         std::snprintf(what, sizeof what, "%s flags=%u%s", e.symbol, flags, in_place ? " in place" : "");
         check_bound(what, m, n, k, a.data(), lda, in_place ? b.data() : bt.data(), in_place ? false : trans,
-                    (flags & QK_SGEMM_BIAS) ? bias.data() : nullptr, (flags & QK_SGEMM_RELU) != 0,
-                    c.data(), ldc, (flags & QK_SGEMM_ACCUMULATE) ? init.data() : nullptr);
+                    (flags & QK_SGEMM_BIAS) ? bias.data() : nullptr, (flags & QK_SGEMM_RELU) != 0, c.data(), ldc,
+                    (flags & QK_SGEMM_ACCUMULATE) ? init.data() : nullptr);
         // Nothing outside the block was written.
         for (size_t i = 0; i < c.size(); ++i) {
           const size_t r = i / ldc, col = i % ldc;
@@ -169,11 +182,24 @@ void test_block_kernels() {
       std::vector<float> a = rand_matrix(m * k, 11 + k), b = rand_matrix(k * n, 12 + k), bias = rand_matrix(n, 13);
       std::vector<float> pb = pack_one_block(b.data(), k, n, false);
       std::vector<float> c1(m * n), c2(m * n);
-      SgemmBlock p{m, n, k, a.data(), k, pb.data(), k * kSgemmPanel, kSgemmPanel, c1.data(), n, bias.data(), QK_SGEMM_BIAS | QK_SGEMM_RELU};
+      SgemmBlock p{m,
+                   n,
+                   k,
+                   a.data(),
+                   k,
+                   pb.data(),
+                   k * kSgemmPanel,
+                   kSgemmPanel,
+                   c1.data(),
+                   n,
+                   bias.data(),
+                   QK_SGEMM_BIAS | QK_SGEMM_RELU};
       fn(p);
       SgemmBlock q{m, n, k1, a.data(), k, pb.data(), k * kSgemmPanel, kSgemmPanel, c2.data(), n, bias.data(), 0};
       fn(q);
-      q.a = a.data() + k1; q.b = pb.data() + k1 * kSgemmPanel; q.k = k - k1;
+      q.a = a.data() + k1;
+      q.b = pb.data() + k1 * kSgemmPanel;
+      q.k = k - k1;
       q.flags = QK_SGEMM_ACCUMULATE | QK_SGEMM_BIAS | QK_SGEMM_RELU;
       fn(q);
       CHECK_FLOATS(e, c1, c2, m * n, "split K=%zu", k);
@@ -202,13 +228,19 @@ void test_block_kernels() {
           if (flags & QK_SGEMM_ACCUMULATE)
             for (size_t i = 0; i < m; ++i)
               for (size_t j = 0; j < n; ++j) c[i * ldc + j] = init[i * ldc + j];
-          SgemmBlock p{m, n, k, a.data(), lda, pb.data(), k * kSgemmPanel, kSgemmPanel, c.data(), ldc, bias.data(), flags};
-          if (in_place) { p.b = braw.data(); p.b_panel_stride = kSgemmPanel; p.ldb = ldb_raw; }
+          SgemmBlock p{m,           n,        k,   a.data(),    lda,  pb.data(), k * kSgemmPanel,
+                       kSgemmPanel, c.data(), ldc, bias.data(), flags};
+          if (in_place) {
+            p.b = braw.data();
+            p.b_panel_stride = kSgemmPanel;
+            p.ldb = ldb_raw;
+          }
           fn(p);
           char what[96];
           std::snprintf(what, sizeof what, "%s tails flags=%u%s", e.symbol, flags, in_place ? " in place" : "");
-          if (!check_bound(what, m, n, k, a.data(), lda, b.data(), false, (flags & QK_SGEMM_BIAS) ? bias.data() : nullptr,
-                           (flags & QK_SGEMM_RELU) != 0, c.data(), ldc, (flags & QK_SGEMM_ACCUMULATE) ? init.data() : nullptr))
+          if (!check_bound(what, m, n, k, a.data(), lda, b.data(), false,
+                           (flags & QK_SGEMM_BIAS) ? bias.data() : nullptr, (flags & QK_SGEMM_RELU) != 0, c.data(), ldc,
+                           (flags & QK_SGEMM_ACCUMULATE) ? init.data() : nullptr))
             break;
           for (size_t i = 0; i < c.size(); ++i) {
             const size_t r = i / ldc, col = i % ldc;
@@ -238,16 +270,21 @@ void test_gemv_kernels() {
           std::vector<float> braw = rand_matrix((trans ? n : k) * ldb, 600 + cases);
           std::vector<float> bias = rand_matrix(n, 700 + cases);
           std::vector<float> c(n + 8, kGuard);
-          fn(SgemvArgs{k, n, a.data(), braw.data(), ldb, trans != 0, c.data(), with_bias ? bias.data() : nullptr, relu});
+          fn(SgemvArgs{k, n, a.data(), braw.data(), ldb, trans != 0, c.data(), with_bias ? bias.data() : nullptr,
+                       relu});
           // Dense copy of B for the check.
           std::vector<float> b(k * n);
           for (size_t kk = 0; kk < k; ++kk)
             for (size_t j = 0; j < n; ++j) b[kk * n + j] = trans ? braw[j * ldb + kk] : braw[kk * ldb + j];
           char what[96];
           std::snprintf(what, sizeof what, "%s", e.symbol);
-          check_bound(what, 1, n, k, a.data(), k, b.data(), false, with_bias ? bias.data() : nullptr, relu, c.data(), n);
+          check_bound(what, 1, n, k, a.data(), k, b.data(), false, with_bias ? bias.data() : nullptr, relu, c.data(),
+                      n);
           for (size_t j = n; j < n + 8; ++j)
-            if (fbits(c[j]) != fbits(kGuard)) { fail(e, "n=%zu k=%zu: wrote past the end", n, k); break; }
+            if (fbits(c[j]) != fbits(kGuard)) {
+              fail(e, "n=%zu k=%zu: wrote past the end", n, k);
+              break;
+            }
           ++cases;
         }
   }
@@ -261,25 +298,48 @@ struct Shape {
 
 std::vector<Shape> driver_shapes() {
   std::vector<Shape> v = {
-      {0, 5, 3}, {5, 0, 3}, {0, 0, 0}, {3, 4, 0}, {1, 1, 0}, {1, 1, 1}, {1, 7, 5}, {1, 100, 37},
-      {1, 1031, 300}, {2, 3, 1}, {7, 33, 17}, {12, 32, 16}, {13, 65, 257}, {25, 97, 31},
-      {31, 513, 7}, {64, 64, 64}, {97, 131, 300}, {250, 47, 600}, {257, 1031, 19},
-      {520, 70, 40}, {769, 33, 5}, {3, 2000, 11}, {37, 3000, 3},
+      {0, 5, 3},
+      {5, 0, 3},
+      {0, 0, 0},
+      {3, 4, 0},
+      {1, 1, 0},
+      {1, 1, 1},
+      {1, 7, 5},
+      {1, 100, 37},
+      {1, 1031, 300},
+      {2, 3, 1},
+      {7, 33, 17},
+      {12, 32, 16},
+      {13, 65, 257},
+      {25, 97, 31},
+      {31, 513, 7},
+      {64, 64, 64},
+      {97, 131, 300},
+      {250, 47, 600},
+      {257, 1031, 19},
+      {520, 70, 40},
+      {769, 33, 5},
+      {3, 2000, 11},
+      {37, 3000, 3},
       // Several row tiles and tile pairs over K blocks, the whole N in one task when packed.
       {40, 300, 260},
   };
   return v;
 }
 
-void run_driver(const Shape& s, bool trans, bool use_packed, bool with_bias, bool relu,
-                uint32_t seed, std::vector<float>* out) {
+void run_driver(const Shape& s, bool trans, bool use_packed, bool with_bias, bool relu, uint32_t seed,
+                std::vector<float>* out) {
   std::vector<float> a = rand_matrix(s.M * s.K, seed), b = rand_matrix(s.K * s.N, seed + 1);
   std::vector<float> bias = rand_matrix(s.N, seed + 2);
   out->assign(s.M * s.N + 4, kGuard);
   std::vector<float> pb;
   SgemmArgs g;
-  g.M = s.M; g.N = s.N; g.K = s.K;
-  g.a = a.data(); g.b = b.data(); g.trans_b = trans;
+  g.M = s.M;
+  g.N = s.N;
+  g.K = s.K;
+  g.a = a.data();
+  g.b = b.data();
+  g.trans_b = trans;
   if (use_packed) {
     pb = pack(b.data(), s.K, s.N, trans);
     g.packed = pb.data();
@@ -289,20 +349,28 @@ void run_driver(const Shape& s, bool trans, bool use_packed, bool with_bias, boo
   g.c = out->data();
   sgemm(g);
   for (size_t i = s.M * s.N; i < out->size(); ++i)
-    if (fbits((*out)[i]) != fbits(kGuard)) { fail_plain("sgemm wrote past C (M=%zu N=%zu K=%zu)", s.M, s.N, s.K); break; }
+    if (fbits((*out)[i]) != fbits(kGuard)) {
+      fail_plain("sgemm wrote past C (M=%zu N=%zu K=%zu)", s.M, s.N, s.K);
+      break;
+    }
   // B as K x N for the check.
   std::vector<float> bkn(s.K * s.N);
   for (size_t k = 0; k < s.K; ++k)
     for (size_t j = 0; j < s.N; ++j) bkn[k * s.N + j] = trans ? b[j * s.K + k] : b[k * s.N + j];
   char what[128];
-  std::snprintf(what, sizeof what, "sgemm[%s%s threads=%d]", forced_isa().c_str(), use_packed ? " packed" : "", num_threads());
-  check_bound(what, s.M, s.N, s.K, a.data(), s.K, bkn.data(), false, with_bias ? bias.data() : nullptr, relu, out->data(), s.N);
+  std::snprintf(what, sizeof what, "sgemm[%s%s threads=%d]", forced_isa().c_str(), use_packed ? " packed" : "",
+                num_threads());
+  check_bound(what, s.M, s.N, s.K, a.data(), s.K, bkn.data(), false, with_bias ? bias.data() : nullptr, relu,
+              out->data(), s.N);
   // K = 0: exactly bias (or 0), relu'd.
   if (s.K == 0)
     for (size_t i = 0; i < s.M * s.N; ++i) {
       float want = with_bias ? bias[i % s.N] : 0.0f;
       if (relu) want = sgemm_relu(want);
-      if (fbits((*out)[i]) != fbits(want)) { fail_plain("K=0: C[%zu] = %g, want %g", i, (*out)[i], want); break; }
+      if (fbits((*out)[i]) != fbits(want)) {
+        fail_plain("K=0: C[%zu] = %g, want %g", i, (*out)[i], want);
+        break;
+      }
     }
   // The scalar path is the plain loop, bit for bit.
   if (forced_isa() == "scalar") {
@@ -310,7 +378,10 @@ void run_driver(const Shape& s, bool trans, bool use_packed, bool with_bias, boo
     sgemm_plain(s.M, s.N, s.K, a.data(), b.data(), trans, with_bias ? bias.data() : nullptr, relu, plain.data());
     ++checks();
     for (size_t i = 0; i < plain.size(); ++i)
-      if (fbits(plain[i]) != fbits((*out)[i])) { fail_plain("scalar path != sgemm_plain at %zu (M=%zu N=%zu K=%zu)", i, s.M, s.N, s.K); break; }
+      if (fbits(plain[i]) != fbits((*out)[i])) {
+        fail_plain("scalar path != sgemm_plain at %zu (M=%zu N=%zu K=%zu)", i, s.M, s.N, s.K);
+        break;
+      }
   }
 }
 
@@ -322,7 +393,10 @@ void test_driver() {
     if (e.op == Op::sgemm_block && isa_supported(e.isa)) paths.push_back(isa_name(e.isa));
   for (const std::string& path : paths) {
     const std::string err = set_isa(path);
-    if (!err.empty()) { fail_plain("set_isa(%s): %s", path.c_str(), err.c_str()); continue; }
+    if (!err.empty()) {
+      fail_plain("set_isa(%s): %s", path.c_str(), err.c_str());
+      continue;
+    }
     uint32_t seed = 1;
     for (const Shape& s : driver_shapes()) {
       for (int variant = 0; variant < 4; ++variant) {
@@ -335,14 +409,21 @@ void test_driver() {
         run_driver(s, trans, packed, with_bias, relu, seed, &r3);
         ++checks();
         for (size_t i = 0; i < r1.size(); ++i)
-          if (fbits(r1[i]) != fbits(r3[i])) { fail_plain("[%s] 1 vs 3 threads differ at %zu (M=%zu N=%zu K=%zu)", path.c_str(), i, s.M, s.N, s.K); break; }
+          if (fbits(r1[i]) != fbits(r3[i])) {
+            fail_plain("[%s] 1 vs 3 threads differ at %zu (M=%zu N=%zu K=%zu)", path.c_str(), i, s.M, s.N, s.K);
+            break;
+          }
         // Packed and unpacked B give the same bits (M > 1, or B not transposed).
         if (packed && (s.M > 1 || !trans)) {
           std::vector<float> ru;
           run_driver(s, trans, false, with_bias, relu, seed, &ru);
           ++checks();
           for (size_t i = 0; i < r1.size(); ++i)
-            if (fbits(r1[i]) != fbits(ru[i])) { fail_plain("[%s] packed vs unpacked differ at %zu (M=%zu N=%zu K=%zu trans=%d)", path.c_str(), i, s.M, s.N, s.K, trans); break; }
+            if (fbits(r1[i]) != fbits(ru[i])) {
+              fail_plain("[%s] packed vs unpacked differ at %zu (M=%zu N=%zu K=%zu trans=%d)", path.c_str(), i, s.M,
+                         s.N, s.K, trans);
+              break;
+            }
         }
         ++seed;
       }
@@ -356,8 +437,14 @@ void test_driver() {
       sgemm(SgemmArgs{M, N, K, a.data(), b.data(), false, nullptr, nullptr, true, c.data()});
       ++checks();
       for (size_t j = 0; j < N; ++j) {
-        if (!std::isnan(c[j])) { fail_plain("[%s] NaN row: C[0][%zu] = %g", path.c_str(), j, c[j]); break; }
-        if (M > 1 && c[(M - 1) * N + j] != INFINITY) { fail_plain("[%s] Inf row: C[%zu][%zu] = %g", path.c_str(), M - 1, j, c[(M - 1) * N + j]); break; }
+        if (!std::isnan(c[j])) {
+          fail_plain("[%s] NaN row: C[0][%zu] = %g", path.c_str(), j, c[j]);
+          break;
+        }
+        if (M > 1 && c[(M - 1) * N + j] != INFINITY) {
+          fail_plain("[%s] Inf row: C[%zu][%zu] = %g", path.c_str(), M - 1, j, c[(M - 1) * N + j]);
+          break;
+        }
       }
     }
   }

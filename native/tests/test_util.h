@@ -12,8 +12,14 @@
 
 namespace qk {
 
-inline int& failures() { static int f = 0; return f; }
-inline long long& checks() { static long long c = 0; return c; }
+inline int& failures() {
+  static int f = 0;
+  return f;
+}
+inline long long& checks() {
+  static long long c = 0;
+  return c;
+}
 
 inline void vfail(const char* prefix, const char* fmt, va_list ap) {
   if (++failures() <= 40) {
@@ -23,10 +29,16 @@ inline void vfail(const char* prefix, const char* fmt, va_list ap) {
   }
 }
 inline void fail(const KernelEntry& e, const char* fmt, ...) {
-  va_list ap; va_start(ap, fmt); vfail(e.symbol, fmt, ap); va_end(ap);
+  va_list ap;
+  va_start(ap, fmt);
+  vfail(e.symbol, fmt, ap);
+  va_end(ap);
 }
 inline void fail_plain(const char* fmt, ...) {
-  va_list ap; va_start(ap, fmt); vfail("test", fmt, ap); va_end(ap);
+  va_list ap;
+  va_start(ap, fmt);
+  vfail("test", fmt, ap);
+  va_end(ap);
 }
 inline int report() {
   std::printf("%lld checks, %d failures\n", checks(), failures());
@@ -34,34 +46,41 @@ inline int report() {
   return failures() ? 1 : 0;
 }
 
-inline uint32_t fbits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
+inline uint32_t fbits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
 
-#define CHECK_BYTES(e, ref, got, n, ...)                                              \
-  do {                                                                                \
-    ++checks();                                                                       \
-    for (size_t i_ = 0; i_ < (n); ++i_)                                               \
-      if ((ref)[i_] != (got)[i_]) {                                                   \
-        char m_[256]; std::snprintf(m_, sizeof m_, __VA_ARGS__);                      \
-        fail(e, "%s: byte %zu ref %d got %d", m_, i_, (int)(ref)[i_], (int)(got)[i_]);\
-        break;                                                                        \
-      }                                                                               \
+#define CHECK_BYTES(e, ref, got, n, ...)                                               \
+  do {                                                                                 \
+    ++checks();                                                                        \
+    for (size_t i_ = 0; i_ < (n); ++i_)                                                \
+      if ((ref)[i_] != (got)[i_]) {                                                    \
+        char m_[256];                                                                  \
+        std::snprintf(m_, sizeof m_, __VA_ARGS__);                                     \
+        fail(e, "%s: byte %zu ref %d got %d", m_, i_, (int)(ref)[i_], (int)(got)[i_]); \
+        break;                                                                         \
+      }                                                                                \
   } while (0)
 
-#define CHECK_FLOATS(e, ref, got, n, ...)                                             \
-  do {                                                                                \
-    ++checks();                                                                       \
-    for (size_t i_ = 0; i_ < (n); ++i_)                                               \
-      if (fbits((ref)[i_]) != fbits((got)[i_])) {                                     \
-        char m_[256]; std::snprintf(m_, sizeof m_, __VA_ARGS__);                      \
-        fail(e, "%s: elem %zu ref %.9g (0x%08x) got %.9g (0x%08x)", m_, i_,           \
-             (double)(ref)[i_], fbits((ref)[i_]), (double)(got)[i_], fbits((got)[i_]));\
-        break;                                                                        \
-      }                                                                               \
+#define CHECK_FLOATS(e, ref, got, n, ...)                                                                        \
+  do {                                                                                                           \
+    ++checks();                                                                                                  \
+    for (size_t i_ = 0; i_ < (n); ++i_)                                                                          \
+      if (fbits((ref)[i_]) != fbits((got)[i_])) {                                                                \
+        char m_[256];                                                                                            \
+        std::snprintf(m_, sizeof m_, __VA_ARGS__);                                                               \
+        fail(e, "%s: elem %zu ref %.9g (0x%08x) got %.9g (0x%08x)", m_, i_, (double)(ref)[i_], fbits((ref)[i_]), \
+             (double)(got)[i_], fbits((got)[i_]));                                                               \
+        break;                                                                                                   \
+      }                                                                                                          \
   } while (0)
 
 // Scales from tiny (denormal reciprocal) to large, chosen by a seed.
 inline float pick_scale(size_t seed) {
-  static const float s[] = {1.0f, 0.5f, 0.1f, 0.0078125f, 3.0f, 0.013f, 1e-3f, 1e-20f, 2.5e-38f, 1e-40f, 7e30f, 0.3333333f};
+  static const float s[] = {1.0f,  0.5f,   0.1f,     0.0078125f, 3.0f,  0.013f,
+                            1e-3f, 1e-20f, 2.5e-38f, 1e-40f,     7e30f, 0.3333333f};
   return s[seed % (sizeof s / sizeof s[0])];
 }
 
@@ -81,15 +100,19 @@ inline std::vector<float> adversarial(size_t n, float scale, uint32_t seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> nd(0.0f, 60.0f);
   std::vector<float> x(n);
-  const float specials[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, -NAN, 1e-45f, -1e-45f,
-                            1e-39f, -1e-39f, 3.4e38f, -3.4e38f, 1e30f, -1e30f, 2147483648.0f,
-                            -2147483904.0f, 16777217.0f, 8388608.5f, 0.49999997f, -0.49999997f};
+  const float specials[] = {0.0f,          -0.0f,          INFINITY,    -INFINITY,  NAN,         -NAN,        1e-45f,
+                            -1e-45f,       1e-39f,         -1e-39f,     3.4e38f,    -3.4e38f,    1e30f,       -1e30f,
+                            2147483648.0f, -2147483904.0f, 16777217.0f, 8388608.5f, 0.49999997f, -0.49999997f};
   for (size_t i = 0; i < n; ++i) {
     const uint32_t k = rng() % 8;
-    if (k == 0) x[i] = specials[rng() % (sizeof specials / sizeof specials[0])];
-    else if (k <= 2) x[i] = (static_cast<float>(static_cast<int>(rng() % 600) - 300) + 0.5f) * scale;  // ties
-    else if (k == 3) x[i] = static_cast<float>(static_cast<int>(rng() % 600) - 300) * scale;  // exact codes
-    else x[i] = nd(rng) * scale;
+    if (k == 0)
+      x[i] = specials[rng() % (sizeof specials / sizeof specials[0])];
+    else if (k <= 2)
+      x[i] = (static_cast<float>(static_cast<int>(rng() % 600) - 300) + 0.5f) * scale;  // ties
+    else if (k == 3)
+      x[i] = static_cast<float>(static_cast<int>(rng() % 600) - 300) * scale;  // exact codes
+    else
+      x[i] = nd(rng) * scale;
   }
   return x;
 }
