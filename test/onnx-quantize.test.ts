@@ -8,7 +8,8 @@ import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { OnnxFileError, quantizeOnnx } from '../lib/index';
 import { allGraphs, intAttr, makeNode } from '../lib/onnx-model/graph';
-import { decodeModel, DT, encodeModel, makeTensor, ModelP, NodeP, TensorP, writeFileAtomic } from '../lib/onnx-model/proto';
+import { decodeModel, DT, encodeModel, makeTensor, ModelP, NodeP, TensorP } from '../lib/onnx-model/proto';
+import { writeFileAtomicSync } from '../lib/io/atomic';
 import { normal, realModels } from './onnx-helpers';
 import { agreement, inputFor, optimizedOps, vadCalibrationFeeds } from './onnx-real';
 
@@ -219,13 +220,13 @@ describe('built graphs', () => {
     w1.dataLocation = 1;
     w1.externalData = [{ key: 'location', value: 'weights.bin' }, { key: 'offset', value: '16' }, { key: 'length', value: String(256 * 4) }];
     const file = path.join(dir, 'm.onnx');
-    writeFileAtomic(file, encodeModel(lm.model));
+    writeFileAtomicSync(file, (put) => put(encodeModel(lm.model)));
     const r = await quantizeOnnx(file, { mode: 'dynamic' });
     expect(r.summary.quantizedNodes).toBe(3);
     await expect(quantizeOnnx(fs.readFileSync(file), { mode: 'dynamic' })).rejects.toThrow(/the tensor's data is in the external file 'weights.bin': load the model from its path, or pass opts.baseDir/);
     expect((await quantizeOnnx(fs.readFileSync(file), { mode: 'dynamic', baseDir: dir })).summary.quantizedNodes).toBe(3);
     w1.externalData[0].value = '../weights.bin';
-    writeFileAtomic(file, encodeModel(lm.model));
+    writeFileAtomicSync(file, (put) => put(encodeModel(lm.model)));
     await expect(quantizeOnnx(file, { mode: 'dynamic' })).rejects.toThrow(`${file}: graph.initializer[0] 'W1'.external_data.location: expected a path inside the model's folder but found '../weights.bin'`);
     // corrupt files
     const bad = path.join(dir, 'bad.onnx');
@@ -254,10 +255,10 @@ describe('built graphs', () => {
 
   it('writes atomically: no temporary files left, a directory is refused', () => {
     const dir = fs.mkdtempSync(path.join(tmp, 'w-'));
-    writeFileAtomic(path.join(dir, 'a.onnx'), Uint8Array.of(1, 2, 3));
+    writeFileAtomicSync(path.join(dir, 'a.onnx'), (put) => put(Uint8Array.of(1, 2, 3)));
     expect(fs.readdirSync(dir)).toEqual(['a.onnx']);
-    expect(() => writeFileAtomic(dir, Uint8Array.of(1))).toThrow(/cannot write it: it exists and is not a regular file/);
-    expect(() => writeFileAtomic(path.join(dir, 'no', 'x.onnx'), Uint8Array.of(1))).toThrow(/the folder .* does not exist/);
+    expect(() => writeFileAtomicSync(dir, (put) => put(Uint8Array.of(1)))).toThrow(/cannot write it: it is a directory/);
+    expect(() => writeFileAtomicSync(path.join(dir, 'no', 'x.onnx'), (put) => put(Uint8Array.of(1)))).toThrow(/the folder .* does not exist/);
   });
 });
 
