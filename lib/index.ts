@@ -1,4 +1,5 @@
 // quantkit: deep-learning quantization for Node.js.
+import cluster from 'node:cluster';
 import { checkInt, typeError } from './errors';
 import * as native from './native';
 
@@ -85,13 +86,15 @@ export interface CpuInfo {
   forced: string;
   /** Threads ops use (setNumThreads). */
   threads: number;
-  /** Default thread count: the CPUs this process may run on. */
+  /** The CPUs this process may run on (the thread count outside cluster workers). */
   defaultThreads: number;
+  /** Where `threads` came from. */
+  threadsFrom: 'cpus' | 'QUANTKIT_NUM_THREADS' | 'cluster-worker' | 'setNumThreads';
 }
 
 /** What the CPU offers, which kernel path each op uses, and the thread count. */
 export function cpuInfo(): CpuInfo {
-  return native.cpuInfo();
+  return { ...native.cpuInfo(), threadsFrom };
 }
 
 /**
@@ -105,9 +108,15 @@ export function setIsa(path: string): void {
   native.setIsa(path);
 }
 
-/** Threads used by ops (1..1024). Default: the CPUs available to the process. */
+let threadsFrom: native.ThreadsFrom = native.initialThreads(process.env, cluster.isWorker === true);
+
+/**
+ * Threads used by ops (1..1024). Default: QUANTKIT_NUM_THREADS if set; 1 in a node:cluster worker
+ * (one process per core already fills the machine); else the CPUs available to the process.
+ */
 export function setNumThreads(n: number): void {
   native.setNumThreads(checkInt('n', n, 1, 1024));
+  threadsFrom = 'setNumThreads';
 }
 
 export function getNumThreads(): number {

@@ -418,3 +418,28 @@ export function setNumThreads(n: number): void {
 export function getNumThreads(): number {
   return addon.getNumThreads();
 }
+
+/**
+ * The thread count a process starts with: QUANTKIT_NUM_THREADS when set (an integer 1..1024, else
+ * an error at load, as QUANTKIT_ISA); otherwise 1 in a node:cluster worker (a server that runs one
+ * process per core already uses every core: N workers of N threads each would put N^2 threads on
+ * N cores, and every parallel call would wait for descheduled helpers); otherwise the CPUs this
+ * process may run on. Returns where the count came from (cpuInfo().threadsFrom).
+ */
+export type ThreadsFrom = 'cpus' | 'QUANTKIT_NUM_THREADS' | 'cluster-worker' | 'setNumThreads';
+export function initialThreads(env: Record<string, string | undefined>, clusterWorker: boolean): ThreadsFrom {
+  const v = env.QUANTKIT_NUM_THREADS;
+  if (v !== undefined && v !== '') {
+    const n = /^\s*\d+\s*$/.test(v) ? Number(v) : NaN;
+    if (!Number.isInteger(n) || n < 1 || n > 1024) {
+      throw new RangeError(`Expected QUANTKIT_NUM_THREADS to be an integer from 1 to 1024 but received '${v}'`);
+    }
+    addon.setNumThreads(n);
+    return 'QUANTKIT_NUM_THREADS';
+  }
+  if (clusterWorker) {
+    addon.setNumThreads(1);
+    return 'cluster-worker';
+  }
+  return 'cpus';
+}
