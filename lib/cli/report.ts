@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import {
   analyzeModel, data, loadModel, measurePlan, nn, planMixedPrecision, reportJSON, writeReport, ANALYSIS_OBSERVERS,
 } from '../index';
-import type { AnalysisObserverName, AnalysisProgress, EvalData, PlanBudget } from '../index';
+import type { AnalysisObserverName, AnalysisProgress, EvalData, MixedPrecisionPlan, ModelAnalysis, PlanBudget, PlanMeasurement } from '../index';
 import { FASHION_MNIST_DIR } from './main';
 import { analyzeOnnx, measureOnnxPlan } from '../analysis/onnx';
 import type { OnnxEvalData } from '../analysis/onnx';
@@ -157,6 +157,23 @@ export async function reportCommand(argv: string[], io: Out): Promise<number> {
   }
 }
 
+// The report's HTML file (--output) and, with --json, its JSON on stdout; false when the caller
+// is to print its one-line summary instead.
+function writeOutputs(
+  io: Out,
+  v: { output?: string; json?: boolean; title?: string },
+  file: string,
+  r: { analysis: ModelAnalysis; plan: MixedPrecisionPlan; measured: PlanMeasurement; notes: string[] },
+): boolean {
+  const title = v.title ?? `quantkit report: ${path.basename(file)}`;
+  if (v.output) {
+    writeReport(v.output, r.analysis, { title, source: file, plan: r.plan, measured: r.measured, notes: r.notes });
+    io.err(`wrote ${v.output}\n`);
+  }
+  if (v.json) io.out(reportJSON({ analysis: r.analysis, plan: r.plan, measured: r.measured }));
+  return v.json === true;
+}
+
 function runReport(argv: string[], io: Out): number {
   const { values: v, positionals } = parseArgs({
     args: argv, allowPositionals: true, strict: true,
@@ -234,13 +251,7 @@ function runReport(argv: string[], io: Out): number {
   io.err(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 
   const notes = [`calibration: ${calN} ${cal.what}`, ...(ev ? [`sensitivity: the first ${sensN} ${ev.what}; plan measured on all ${measureEval.x.length / ev.per}`] : [])];
-  const title = v.title ?? `quantkit report: ${path.basename(file)}`;
-  if (v.output) {
-    writeReport(v.output, analysis, { title, source: file, plan, measured, notes });
-    io.err(`wrote ${v.output}\n`);
-  }
-  if (v.json) io.out(reportJSON({ analysis, plan, measured }));
-  else {
+  if (!writeOutputs(io, v, file, { analysis, plan, measured, notes })) {
     const pct = (x: number | null) => (x === null ? '–' : `${(x * 100).toFixed(2)}%`);
     io.out(`${v.output}: plan ${plan.layers.map((l) => (l.choice === 'float' ? 'float' : `int${l.choice}`)).join('/')}; size ${measured.bytes} bytes ` +
       `(${(measured.bytes / plan.float.bytes).toFixed(3)}x float); accuracy ${pct(measured.accuracy)} (float ${pct(measured.floatAccuracy)}); output SQNR ${measured.sqnrDb.toFixed(1)} dB; ` +
@@ -392,13 +403,7 @@ async function runOnnxReport(argv: string[], io: Out): Promise<number> {
   io.err(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
   const notes = [`calibration: ${calWhat}`, ...(evalData ? [`sensitivity and plan measured on ${evalWhat}`] : ['sensitivity and plan measured on the calibration feeds (no --eval file)'])];
   if (!v.eval && analysis.sensitivity) analysis.sensitivity.data = 'calibration';
-  const title = v.title ?? `quantkit report: ${path.basename(file)}`;
-  if (v.output) {
-    writeReport(v.output, analysis, { title, source: file, plan, measured, notes });
-    io.err(`wrote ${v.output}\n`);
-  }
-  if (v.json) io.out(reportJSON({ analysis, plan, measured }));
-  else {
+  if (!writeOutputs(io, v, file, { analysis, plan, measured, notes })) {
     const pct = (x: number | null) => (x === null ? '–' : `${(x * 100).toFixed(2)}%`);
     const counts = new Map<string, number>();
     for (const l of plan.layers) { const k = l.choice === 'float' ? 'float' : `int${l.choice}`; counts.set(k, (counts.get(k) ?? 0) + 1); }
