@@ -116,6 +116,20 @@ function images(spec: string, split: 'train' | 't10k', labelsFile: string | unde
 }
 
 /** Progress on stderr: one line per phase, rewritten in place on a terminal. */
+// --bits (distinct widths 2..8) and --observers (names of ANALYSIS_OBSERVERS), both optional.
+function bitsAndObservers(v: { bits?: string; observers?: string }): { bits: number[] | undefined; observers: AnalysisObserverName[] | undefined } {
+  const bits = list(v.bits)?.map((b) => {
+    if (!/^\d$/.test(b) || Number(b) < 2 || Number(b) > 8) throw new Usage(`--bits expects bit widths between 2 and 8 separated by commas, got '${v.bits}'`);
+    return Number(b);
+  });
+  if (bits && (bits.length === 0 || new Set(bits).size !== bits.length)) throw new Usage(`--bits expects distinct bit widths between 2 and 8, got '${v.bits}'`);
+  const observers = list(v.observers)?.map((n) => {
+    if (!(ANALYSIS_OBSERVERS as readonly string[]).includes(n)) throw new Usage(`--observers expects names among ${ANALYSIS_OBSERVERS.join(', ')}, got '${n}'`);
+    return n as AnalysisObserverName;
+  });
+  return { bits, observers };
+}
+
 function progressLine(io: Out): { update: (p: AnalysisProgress) => void; end: () => void } {
   const NAMES: Record<AnalysisProgress['phase'], string> = {
     statistics: 'pass 1: statistics and observers', ranges: 'computing observer ranges', sqnr: 'pass 2: histograms and SQNR', sensitivity: 'sensitivity runs (quantized models)',
@@ -185,16 +199,7 @@ function runReport(argv: string[], io: Out): number {
   });
   if (positionals.length !== 1) throw new Usage('report needs one float model file: quantkit report MODEL.safetensors -o REPORT.html');
   if (!v.output && !v.json) throw new Usage('report needs an output file: -o REPORT.html (or --json)');
-  const bitsList = list(v.bits);
-  const bits = bitsList?.map((b) => {
-    if (!/^\d$/.test(b) || Number(b) < 2 || Number(b) > 8) throw new Usage(`--bits expects bit widths between 2 and 8 separated by commas, got '${v.bits}'`);
-    return Number(b);
-  });
-  if (bits && (bits.length === 0 || new Set(bits).size !== bits.length)) throw new Usage(`--bits expects distinct bit widths between 2 and 8, got '${v.bits}'`);
-  const observers = list(v.observers)?.map((n) => {
-    if (!(ANALYSIS_OBSERVERS as readonly string[]).includes(n)) throw new Usage(`--observers expects names among ${ANALYSIS_OBSERVERS.join(', ')}, got '${n}'`);
-    return n as AnalysisObserverName;
-  });
+  const { bits, observers } = bitsAndObservers(v);
   if (observers && observers.length === 0) throw new Usage('--observers expects at least one observer');
   const mode = v.mode === undefined ? 'static' : v.mode;
   if (mode !== 'static' && mode !== 'dynamic' && mode !== 'weight-only') throw new Usage(`--mode expects one of static, dynamic, weight-only, got '${v.mode}'`);
@@ -322,15 +327,7 @@ async function runOnnxReport(argv: string[], io: Out): Promise<number> {
   });
   if (positionals.length !== 1) throw new Usage('report needs one model: quantkit report MODEL.onnx -o REPORT.html');
   if (!v.output && !v.json) throw new Usage('report needs an output file: -o REPORT.html (or --json)');
-  const bits = list(v.bits)?.map((b) => {
-    if (!/^\d$/.test(b) || Number(b) < 2 || Number(b) > 8) throw new Usage(`--bits expects bit widths between 2 and 8 separated by commas, got '${v.bits}'`);
-    return Number(b);
-  });
-  if (bits && (bits.length === 0 || new Set(bits).size !== bits.length)) throw new Usage(`--bits expects distinct bit widths between 2 and 8, got '${v.bits}'`);
-  const observers = list(v.observers)?.map((n) => {
-    if (!(ANALYSIS_OBSERVERS as readonly string[]).includes(n)) throw new Usage(`--observers expects names among ${ANALYSIS_OBSERVERS.join(', ')}, got '${n}'`);
-    return n as AnalysisObserverName;
-  });
+  const { bits, observers } = bitsAndObservers(v);
   const mode = v.mode ?? 'static';
   if (mode !== 'static' && mode !== 'dynamic') throw new Usage(`--mode expects static or dynamic for an ONNX model (fewer bits run weight-only), got '${v.mode}'`);
   if (v.observer !== undefined && !(OBSERVER_NAMES as readonly string[]).includes(v.observer)) throw new Usage(`--observer expects one of ${OBSERVER_NAMES.join(', ')}, got '${v.observer}'`);
