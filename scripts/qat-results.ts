@@ -12,7 +12,7 @@ import { imagesToFloat32, loadMnistSync, mnistDataDir } from '../lib/data/idx';
 import { accuracyOf, loadOrTrainMlp } from '../lib/demo/mnist-mlp';
 import { fineTuneQAT } from '../lib/demo/qat';
 import * as native from '../lib/native';
-import { softmaxCrossEntropy } from '../lib/nn/loss';
+import { argmax, softmaxCrossEntropy } from '../lib/nn/loss';
 import { Sequential } from '../lib/nn/sequential';
 import { EntropyObserver } from '../lib/observers/entropy';
 import { HistogramObserver } from '../lib/observers/histogram';
@@ -64,16 +64,9 @@ function agreement(qat: Sequential, qm: QuantizedModel, x: Float32Array, rows: n
     const n = Math.min(1000, rows - s);
     const xs = x.subarray(s * F, (s + n) * F);
     const a = qat.forward(xs, n), b = qm.forward(xs, n);
-    for (let r = 0; r < n; r++) {
-      let ia = 0, ib = 0;
-      for (let j = 0; j < 10; j++) {
-        const k = r * 10 + j;
-        if (a[k] > a[r * 10 + ia]) ia = j;
-        if (b[k] > b[r * 10 + ib]) ib = j;
-        maxDiff = Math.max(maxDiff, Math.abs(a[k] - b[k]));
-      }
-      if (ia === ib) same++;
-    }
+    const ia = argmax(a, n), ib = argmax(b, n);
+    for (let r = 0; r < n; r++) if (ia[r] === ib[r]) same++;
+    for (let k = 0; k < n * 10; k++) maxDiff = Math.max(maxDiff, Math.abs(a[k] - b[k]));
   }
   return { same, maxDiff };
 }

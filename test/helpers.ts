@@ -5,3 +5,12 @@ export function rng(seed: number): () => number {
   const r = new Rng(seed >>> 0);
   return () => r.next();
 }
+
+// A seeded [0, 1) stream from a 32-bit linear congruential generator (the kernel tests' data).
+export function lcg(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}

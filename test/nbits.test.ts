@@ -10,6 +10,7 @@ import { matmulF32 } from '../lib/matmul-f32';
 import { Linear, manualSeed, ReLU, Sequential } from '../lib/nn/index';
 import { quantizeModel } from '../lib/ptq/index';
 import { WeightOnlyStage } from '../lib/ptq/linear';
+import { lcg as rng } from './helpers';
 
 const paths = cpuInfo().supportedPaths;
 const threads0 = getNumThreads();
@@ -18,14 +19,6 @@ afterAll(() => {
   setIsa('auto');
   setNumThreads(threads0);
 });
-
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 
 function matrix(n: number, seed: number, spread = 1): Float32Array {
   const r = rng(seed);

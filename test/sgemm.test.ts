@@ -5,6 +5,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { cpuInfo, getNumThreads, setIsa, setNumThreads } from '../lib/index';
 import { matmulF32, matmulF32Async, packWeightsF32, PackedWeightsF32 } from '../lib/matmul-f32';
+import { lcg as rng } from './helpers';
 
 const paths = cpuInfo().supportedPaths.filter((p) => ['scalar', 'avx2', 'avx512', 'neon'].includes(p));
 const threads0 = getNumThreads();
@@ -13,14 +14,6 @@ afterAll(() => {
   setIsa('auto');
   setNumThreads(threads0);
 });
-
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 
 function matrix(n: number, seed: number): Float32Array {
   const r = rng(seed);

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import {
   analyzeModel, data, loadModel, measurePlan, nn, planMixedPrecision, reportJSON, writeReport, ANALYSIS_OBSERVERS,
 } from '../index';
-import type { AnalysisObserverName, AnalysisProgress, EvalData, PlanBudget } from '../index';
+import type { AnalysisObserverName, AnalysisProgress, EvalData, MixedPrecisionPlan, ModelAnalysis, PlanBudget, PlanMeasurement } from '../index';
 import { FASHION_MNIST_DIR } from './main';
 import { analyzeOnnx, measureOnnxPlan } from '../analysis/onnx';
 import type { OnnxEvalData } from '../analysis/onnx';
@@ -116,6 +116,20 @@ function images(spec: string, split: 'train' | 't10k', labelsFile: string | unde
 }
 
 /** Progress on stderr: one line per phase, rewritten in place on a terminal. */
+// --bits (distinct widths 2..8) and --observers (names of ANALYSIS_OBSERVERS), both optional.
+function bitsAndObservers(v: { bits?: string; observers?: string }): { bits: number[] | undefined; observers: AnalysisObserverName[] | undefined } {
+  const bits = list(v.bits)?.map((b) => {
+    if (!/^\d$/.test(b) || Number(b) < 2 || Number(b) > 8) throw new Usage(`--bits expects bit widths between 2 and 8 separated by commas, got '${v.bits}'`);
+    return Number(b);
+  });
+  if (bits && (bits.length === 0 || new Set(bits).size !== bits.length)) throw new Usage(`--bits expects distinct bit widths between 2 and 8, got '${v.bits}'`);
+  const observers = list(v.observers)?.map((n) => {
+    if (!(ANALYSIS_OBSERVERS as readonly string[]).includes(n)) throw new Usage(`--observers expects names among ${ANALYSIS_OBSERVERS.join(', ')}, got '${n}'`);
+    return n as AnalysisObserverName;
+  });
+  return { bits, observers };
+}
+
 function progressLine(io: Out): { update: (p: AnalysisProgress) => void; end: () => void } {
   const NAMES: Record<AnalysisProgress['phase'], string> = {
     statistics: 'pass 1: statistics and observers', ranges: 'computing observer ranges', sqnr: 'pass 2: histograms and SQNR', sensitivity: 'sensitivity runs (quantized models)',
@@ -157,6 +171,23 @@ export async function reportCommand(argv: string[], io: Out): Promise<number> {
   }
 }
 
+// The report's HTML file (--output) and, with --json, its JSON on stdout; false when the caller
+// is to print its one-line summary instead.
+function writeOutputs(
+  io: Out,
+  v: { output?: string; json?: boolean; title?: string },
+  file: string,
+  r: { analysis: ModelAnalysis; plan: MixedPrecisionPlan; measured: PlanMeasurement; notes: string[] },
+): boolean {
+  const title = v.title ?? `quantkit report: ${path.basename(file)}`;
+  if (v.output) {
+    writeReport(v.output, r.analysis, { title, source: file, plan: r.plan, measured: r.measured, notes: r.notes });
+    io.err(`wrote ${v.output}\n`);
+  }
+  if (v.json) io.out(reportJSON({ analysis: r.analysis, plan: r.plan, measured: r.measured }));
+  return v.json === true;
+}
+
 function runReport(argv: string[], io: Out): number {
   const { values: v, positionals } = parseArgs({
     args: argv, allowPositionals: true, strict: true,
@@ -168,16 +199,7 @@ function runReport(argv: string[], io: Out): number {
   });
   if (positionals.length !== 1) throw new Usage('report needs one float model file: quantkit report MODEL.safetensors -o REPORT.html');
   if (!v.output && !v.json) throw new Usage('report needs an output file: -o REPORT.html (or --json)');
-  const bitsList = list(v.bits);
-  const bits = bitsList?.map((b) => {
-    if (!/^\d$/.test(b) || Number(b) < 2 || Number(b) > 8) throw new Usage(`--bits expects bit widths between 2 and 8 separated by commas, got '${v.bits}'`);
-    return Number(b);
-  });
-  if (bits && (bits.length === 0 || new Set(bits).size !== bits.length)) throw new Usage(`--bits expects distinct bit widths between 2 and 8, got '${v.bits}'`);
-  const observers = list(v.observers)?.map((n) => {
-    if (!(ANALYSIS_OBSERVERS as readonly string[]).includes(n)) throw new Usage(`--observers expects names among ${ANALYSIS_OBSERVERS.join(', ')}, got '${n}'`);
-    return n as AnalysisObserverName;
-  });
+  const { bits, observers } = bitsAndObservers(v);
   if (observers && observers.length === 0) throw new Usage('--observers expects at least one observer');
   const mode = v.mode === undefined ? 'static' : v.mode;
   if (mode !== 'static' && mode !== 'dynamic' && mode !== 'weight-only') throw new Usage(`--mode expects one of static, dynamic, weight-only, got '${v.mode}'`);
@@ -234,13 +256,7 @@ function runReport(argv: string[], io: Out): number {
   io.err(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 
   const notes = [`calibration: ${calN} ${cal.what}`, ...(ev ? [`sensitivity: the first ${sensN} ${ev.what}; plan measured on all ${measureEval.x.length / ev.per}`] : [])];
-  const title = v.title ?? `quantkit report: ${path.basename(file)}`;
-  if (v.output) {
-    writeReport(v.output, analysis, { title, source: file, plan, measured, notes });
-    io.err(`wrote ${v.output}\n`);
-  }
-  if (v.json) io.out(reportJSON({ analysis, plan, measured }));
-  else {
+  if (!writeOutputs(io, v, file, { analysis, plan, measured, notes })) {
     const pct = (x: number | null) => (x === null ? '–' : `${(x * 100).toFixed(2)}%`);
     io.out(`${v.output}: plan ${plan.layers.map((l) => (l.choice === 'float' ? 'float' : `int${l.choice}`)).join('/')}; size ${measured.bytes} bytes ` +
       `(${(measured.bytes / plan.float.bytes).toFixed(3)}x float); accuracy ${pct(measured.accuracy)} (float ${pct(measured.floatAccuracy)}); output SQNR ${measured.sqnrDb.toFixed(1)} dB; ` +
@@ -311,15 +327,7 @@ async function runOnnxReport(argv: string[], io: Out): Promise<number> {
   });
   if (positionals.length !== 1) throw new Usage('report needs one model: quantkit report MODEL.onnx -o REPORT.html');
   if (!v.output && !v.json) throw new Usage('report needs an output file: -o REPORT.html (or --json)');
-  const bits = list(v.bits)?.map((b) => {
-    if (!/^\d$/.test(b) || Number(b) < 2 || Number(b) > 8) throw new Usage(`--bits expects bit widths between 2 and 8 separated by commas, got '${v.bits}'`);
-    return Number(b);
-  });
-  if (bits && (bits.length === 0 || new Set(bits).size !== bits.length)) throw new Usage(`--bits expects distinct bit widths between 2 and 8, got '${v.bits}'`);
-  const observers = list(v.observers)?.map((n) => {
-    if (!(ANALYSIS_OBSERVERS as readonly string[]).includes(n)) throw new Usage(`--observers expects names among ${ANALYSIS_OBSERVERS.join(', ')}, got '${n}'`);
-    return n as AnalysisObserverName;
-  });
+  const { bits, observers } = bitsAndObservers(v);
   const mode = v.mode ?? 'static';
   if (mode !== 'static' && mode !== 'dynamic') throw new Usage(`--mode expects static or dynamic for an ONNX model (fewer bits run weight-only), got '${v.mode}'`);
   if (v.observer !== undefined && !(OBSERVER_NAMES as readonly string[]).includes(v.observer)) throw new Usage(`--observer expects one of ${OBSERVER_NAMES.join(', ')}, got '${v.observer}'`);
@@ -392,13 +400,7 @@ async function runOnnxReport(argv: string[], io: Out): Promise<number> {
   io.err(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
   const notes = [`calibration: ${calWhat}`, ...(evalData ? [`sensitivity and plan measured on ${evalWhat}`] : ['sensitivity and plan measured on the calibration feeds (no --eval file)'])];
   if (!v.eval && analysis.sensitivity) analysis.sensitivity.data = 'calibration';
-  const title = v.title ?? `quantkit report: ${path.basename(file)}`;
-  if (v.output) {
-    writeReport(v.output, analysis, { title, source: file, plan, measured, notes });
-    io.err(`wrote ${v.output}\n`);
-  }
-  if (v.json) io.out(reportJSON({ analysis, plan, measured }));
-  else {
+  if (!writeOutputs(io, v, file, { analysis, plan, measured, notes })) {
     const pct = (x: number | null) => (x === null ? '–' : `${(x * 100).toFixed(2)}%`);
     const counts = new Map<string, number>();
     for (const l of plan.layers) { const k = l.choice === 'float' ? 'float' : `int${l.choice}`; counts.set(k, (counts.get(k) ?? 0) + 1); }

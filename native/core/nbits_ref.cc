@@ -27,46 +27,43 @@ inline void store(const NBitsArgs& g, size_t i, size_t col, float acc) {
   g.y[i * g.ldy + col] = y;
 }
 
+// Every output (row i, column p * kNBitsPanel + c) of the range: acc = block(i, blk, b, c, acc)
+// over the K blocks b in order from 0, then the bias / ReLU store.
+template <class Block>
+void each_output(const NBitsArgs& g, size_t m0, size_t m1, size_t p0, size_t p1, Block block) {
+  for (size_t i = m0; i < m1; ++i)
+    for (size_t p = p0; p < p1; ++p)
+      for (size_t c = 0; c < kNBitsPanel; ++c) {
+        float acc = 0.0f;
+        for (size_t b = 0; b < g.kb; ++b) acc = block(i, nbits_block(g, p, b), b, c, acc);
+        store(g, i, p * kNBitsPanel + c, acc);
+      }
+}
+
 }  // namespace
 
 void nbits_f32_ref(const NBitsArgs& g, size_t m0, size_t m1, size_t p0, size_t p1) {
-  for (size_t i = m0; i < m1; ++i) {
+  each_output(g, m0, m1, p0, p1, [&](size_t i, const uint8_t* blk, size_t b, size_t c, float acc) {
     const float* x = g.x + i * g.ldx;
-    for (size_t p = p0; p < p1; ++p)
-      for (size_t c = 0; c < kNBitsPanel; ++c) {
-        float acc = 0.0f;
-        for (size_t b = 0; b < g.kb; ++b) {
-          const uint8_t* blk = nbits_block(g, p, b);
-          const float zp = zp_of(g, blk, c);
-          float d = 0.0f;
-          for (size_t kk = 0; kk < g.bs; ++kk)
-            d += x[b * g.bs + kk] * (static_cast<float>(nbits_code(blk, g.bits, c, kk)) - zp);
-          acc += d * scale_of(g, blk, c);
-        }
-        store(g, i, p * kNBitsPanel + c, acc);
-      }
-  }
+    const float zp = zp_of(g, blk, c);
+    float d = 0.0f;
+    for (size_t kk = 0; kk < g.bs; ++kk)
+      d += x[b * g.bs + kk] * (static_cast<float>(nbits_code(blk, g.bits, c, kk)) - zp);
+    return acc + d * scale_of(g, blk, c);
+  });
 }
 
 void nbits_i8_ref(const NBitsArgs& g, size_t m0, size_t m1, size_t p0, size_t p1) {
-  for (size_t i = m0; i < m1; ++i) {
+  each_output(g, m0, m1, p0, p1, [&](size_t i, const uint8_t* blk, size_t b, size_t c, float acc) {
     const int8_t* xq = g.xq + i * g.ldxq;
-    for (size_t p = p0; p < p1; ++p)
-      for (size_t c = 0; c < kNBitsPanel; ++c) {
-        float acc = 0.0f;
-        for (size_t b = 0; b < g.kb; ++b) {
-          const uint8_t* blk = nbits_block(g, p, b);
-          int32_t raw = 0;
-          for (size_t kk = 0; kk < g.bs; ++kk)
-            raw += static_cast<int32_t>(xq[b * g.bs + kk]) * static_cast<int32_t>(nbits_code(blk, g.bits, c, kk));
-          const int32_t zp = static_cast<int32_t>(zp_of(g, blk, c));
-          const int32_t d = raw - zp * static_cast<int32_t>(g.xsum[i * g.kb + b]);
-          const float t = g.xs[i * g.kb + b] * scale_of(g, blk, c);
-          acc = std::fma(static_cast<float>(d), t, acc);
-        }
-        store(g, i, p * kNBitsPanel + c, acc);
-      }
-  }
+    int32_t raw = 0;
+    for (size_t kk = 0; kk < g.bs; ++kk)
+      raw += static_cast<int32_t>(xq[b * g.bs + kk]) * static_cast<int32_t>(nbits_code(blk, g.bits, c, kk));
+    const int32_t zp = static_cast<int32_t>(zp_of(g, blk, c));
+    const int32_t d = raw - zp * static_cast<int32_t>(g.xsum[i * g.kb + b]);
+    const float t = g.xs[i * g.kb + b] * scale_of(g, blk, c);
+    return std::fma(static_cast<float>(d), t, acc);
+  });
 }
 
 void nbits_qx_ref(const float* x, size_t K, size_t bs, int8_t* xq, float* xs, float* xsum) {

@@ -41,18 +41,24 @@ void fakequant_vec_ref(const float* x, size_t n, const float* scale, const int32
   }
 }
 
+// Counts v into acc->nan or acc->inf when it is not finite (then the min / max skip it).
+static inline bool count_nonfinite(float v, MinMaxAcc* acc) {
+  if (std::isnan(v)) {
+    ++acc->nan;
+    return true;
+  }
+  if (std::isinf(v)) {
+    ++acc->inf;
+    return true;
+  }
+  return false;
+}
+
 void minmax_uniform_ref(const float* x, size_t n, MinMaxAcc* acc) {
   float mn = acc->min, mx = acc->max;
   for (size_t i = 0; i < n; ++i) {
     const float v = x[i];
-    if (std::isnan(v)) {
-      ++acc->nan;
-      continue;
-    }
-    if (std::isinf(v)) {
-      ++acc->inf;
-      continue;
-    }
+    if (count_nonfinite(v, acc)) continue;
     mn = v < mn ? v : mn;
     mx = v > mx ? v : mx;
   }
@@ -63,14 +69,7 @@ void minmax_uniform_ref(const float* x, size_t n, MinMaxAcc* acc) {
 void minmax_vec_ref(const float* x, size_t n, float* mins, float* maxs, MinMaxAcc* acc) {
   for (size_t i = 0; i < n; ++i) {
     const float v = x[i];
-    if (std::isnan(v)) {
-      ++acc->nan;
-      continue;
-    }
-    if (std::isinf(v)) {
-      ++acc->inf;
-      continue;
-    }
+    if (count_nonfinite(v, acc)) continue;
     mins[i] = v < mins[i] ? v : mins[i];
     maxs[i] = v > maxs[i] ? v : maxs[i];
   }

@@ -24,6 +24,21 @@ inline int32_t load4(const int8_t* p) {
   return v;
 }
 
+// Drives step (which advances q by one k-group) over q < kg, cycling through the U accumulator
+// sets (step(integral_constant<u>)) while U groups remain, then set 0 for the rest.
+template <int U, class Step>
+QK_X86_INLINE void step_k(const size_t& q, size_t kg, Step& step) {
+  for (; q + U <= kg;) {
+    step(std::integral_constant<int, 0>{});
+    if constexpr (U > 1) step(std::integral_constant<int, (U > 1 ? 1 : 0)>{});
+    if constexpr (U > 2) {
+      step(std::integral_constant<int, (U > 2 ? 2 : 0)>{});
+      step(std::integral_constant<int, (U > 3 ? 3 : 0)>{});
+    }
+  }
+  while (q < kg) step(std::integral_constant<int, 0>{});
+}
+
 // R rows x 16 columns at bp (a 16-column slice of a panel of width w). Short tiles (the M = 1
 // of a matrix-vector product, tail rows) would wait on vpdpbusd's latency with 2 accumulators
 // per row, so they keep U sets for consecutive k-groups and add them at the end (wrapping int32
@@ -54,15 +69,7 @@ __attribute__((noinline)) void tile(const GemmArgs& g, size_t i0, size_t j0, con
     }
     ++q;
   };
-  for (; q + U <= kg;) {
-    step(std::integral_constant<int, 0>{});
-    if constexpr (U > 1) step(std::integral_constant<int, (U > 1 ? 1 : 0)>{});
-    if constexpr (U > 2) {
-      step(std::integral_constant<int, (U > 2 ? 2 : 0)>{});
-      step(std::integral_constant<int, (U > 3 ? 3 : 0)>{});
-    }
-  }
-  while (q < kg) step(std::integral_constant<int, 0>{});
+  step_k<U>(q, kg, step);
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 4
@@ -100,15 +107,7 @@ __attribute__((noinline)) void row(const GemmArgs& g, size_t i, size_t j0, const
     bp += bstride;
     ++q;
   };
-  for (; q + U <= kg;) {
-    step(std::integral_constant<int, 0>{});
-    if constexpr (U > 1) step(std::integral_constant<int, (U > 1 ? 1 : 0)>{});
-    if constexpr (U > 2) {
-      step(std::integral_constant<int, (U > 2 ? 2 : 0)>{});
-      step(std::integral_constant<int, (U > 3 ? 3 : 0)>{});
-    }
-  }
-  while (q < kg) step(std::integral_constant<int, 0>{});
+  step_k<U>(q, kg, step);
 #pragma GCC unroll 8
   for (int v = 0; v < 2 * V; ++v) {
 #pragma GCC unroll 4

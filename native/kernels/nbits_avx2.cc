@@ -103,6 +103,16 @@ QK_X86_INLINE __m256i dot4(__m256i codes, __m256i x) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(codes, x), _mm256_set1_epi16(1));
 }
 
+// The low and high nibbles of each half-panel's 32 code bytes of group q.
+template <int H>
+QK_X86_INLINE void split_nibbles(const uint8_t* const* blk, size_t q, __m256i m4, __m256i* lo, __m256i* hi) {
+  for (int h = 0; h < H; ++h) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[h] + q * 64));
+    lo[h] = _mm256_and_si256(v, m4);
+    hi[h] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+  }
+}
+
 template <int R, int H, int BITS>
 __attribute__((noinline)) void tile_i8(const NBitsArgs& g, size_t i0, size_t h0) {
   const size_t cb = nbits_code_bytes(g.bs, BITS);
@@ -123,11 +133,7 @@ __attribute__((noinline)) void tile_i8(const NBitsArgs& g, size_t i0, size_t h0)
     if (BITS == 4) {
       for (size_t q = 0; q < g.bs / 8; ++q) {
         __m256i lo[H], hi[H];
-        for (int h = 0; h < H; ++h) {
-          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[h] + q * 64));
-          lo[h] = _mm256_and_si256(v, m4);
-          hi[h] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-        }
+        split_nibbles<H>(blk, q, m4, lo, hi);
         for (int r = 0; r < R; ++r) {
           const __m256i xl = bcast4(xr[r] + k0 + 8 * q), xh = bcast4(xr[r] + k0 + 8 * q + 4);
           for (int h = 0; h < H; ++h) {
@@ -140,11 +146,7 @@ __attribute__((noinline)) void tile_i8(const NBitsArgs& g, size_t i0, size_t h0)
     } else {
       for (size_t q = 0; q < g.bs / 4; ++q) {
         __m256i lo[H], hi[H];
-        for (int h = 0; h < H; ++h) {
-          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[h] + q * 64));
-          lo[h] = _mm256_and_si256(v, m4);
-          hi[h] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-        }
+        split_nibbles<H>(blk, q, m4, lo, hi);
         for (int r = 0; r < R; ++r) {
           const __m256i x = bcast4(xr[r] + k0 + 4 * q);
           for (int h = 0; h < H; ++h)

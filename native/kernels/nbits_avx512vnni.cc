@@ -5,17 +5,13 @@
 // one row, 4 x 2 otherwise).
 #include "x86_common.h"  // first: <immintrin.h>
 #include "kernel_decls.h"
+#include "nbits_avx512_common.h"
 
 namespace qk {
 namespace {
 
 static_assert(geom::nbits_i8_avx512vnni.nr == kNBitsPanel, "one panel of 16 columns");
 constexpr size_t kPrefetch = 1024;  // measured best of 0 / 1 / 2 / 4 KiB on Zen 5 (80 MiB GEMV)
-
-QK_X86_INLINE __m512 zp_vec(const NBitsArgs& g, const uint8_t* meta) {
-  if (!g.asym) return _mm512_set1_ps(static_cast<float>(1u << (g.bits - 1)));
-  return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(meta + 64))));
-}
 
 // acc += u8 a x s8 b (vpdpbusd). Inline asm: with the intrinsic, GCC copies every accumulator into
 // a scratch register and back around each instruction (two extra moves per dot product).
@@ -28,18 +24,6 @@ QK_X86_INLINE __m512i bcast4(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
   return _mm512_set1_epi32(v);
-}
-
-QK_X86_INLINE void store_row(const NBitsArgs& g, size_t i, size_t p, __m512 acc) {
-  const size_t col = p * kNBitsPanel;
-  if (col >= g.n) return;
-  __m512 y = _mm512_add_ps(acc, _mm512_loadu_ps(g.bias + col));
-  if (g.relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
-  float* dst = g.y + i * g.ldy + col;
-  if (col + kNBitsPanel <= g.n)
-    _mm512_storeu_ps(dst, y);
-  else
-    _mm512_mask_storeu_ps(dst, static_cast<__mmask16>((1u << (g.n - col)) - 1), y);
 }
 
 template <int R, int P, int BITS>

@@ -14,18 +14,10 @@ inline int32x4_t dot_mull(int32x4_t acc, int8x16_t c, int8x16_t x) {
   return vpadalq_s16(acc, vpaddq_s16(lo, hi));
 }
 
-template <int R, int P, int BITS>
-__attribute__((noinline)) void tile_i8(const NBitsArgs& g, size_t i0, size_t p0) {
-  tile_i8_body<R, P, BITS>(g, i0, p0, dot_mull);
-}
-
 template <int BITS>
 void run(const NBitsArgs& g, size_t m0, size_t m1, size_t p0, size_t p1, bool int8) {
   if (int8)
-    nbits_neon_loop(
-        m0, m1, p0, p1,
-        [&](size_t i, size_t p, int np) { np == 2 ? tile_i8<4, 2, BITS>(g, i, p) : tile_i8<4, 1, BITS>(g, i, p); },
-        [&](size_t i, size_t p, int np) { np == 2 ? tile_i8<1, 2, BITS>(g, i, p) : tile_i8<1, 1, BITS>(g, i, p); });
+    run_i8<BITS, dot_mull>(g, m0, m1, p0, p1);
   else
     nbits_neon_loop(
         m0, m1, p0, p1,

@@ -160,5 +160,25 @@ inline void nbits_neon_loop(size_t m0, size_t m1, size_t p0, size_t p1, Tile4 t4
   }
 }
 
+// The int8 tiles and their row / panel loop over them, for one dot product (dot_mull, dot_sdot).
+using NBitsDot = int32x4_t (*)(int32x4_t, int8x16_t, int8x16_t);
+
+template <int R, int P, int BITS, NBitsDot Dot>
+__attribute__((noinline)) void tile_i8(const NBitsArgs& g, size_t i0, size_t p0) {
+  tile_i8_body<R, P, BITS>(g, i0, p0, Dot);
+}
+
+template <int BITS, NBitsDot Dot>
+void run_i8(const NBitsArgs& g, size_t m0, size_t m1, size_t p0, size_t p1) {
+  nbits_neon_loop(
+      m0, m1, p0, p1,
+      [&](size_t i, size_t p, int np) {
+        np == 2 ? tile_i8<4, 2, BITS, Dot>(g, i, p) : tile_i8<4, 1, BITS, Dot>(g, i, p);
+      },
+      [&](size_t i, size_t p, int np) {
+        np == 2 ? tile_i8<1, 2, BITS, Dot>(g, i, p) : tile_i8<1, 1, BITS, Dot>(g, i, p);
+      });
+}
+
 }  // namespace
 }  // namespace qk

@@ -8,7 +8,7 @@
 #include <cstring>
 
 #include "kernel_decls.h"
-#include "flags.h"
+#include "qat_common.h"
 
 namespace qk {
 namespace {
@@ -198,28 +198,6 @@ uint64_t lsq_vec_impl(const float* x, const float* dy, size_t n, const float* sc
 
 }  // namespace
 
-uint64_t ste_grad_neon(const float* dy, const uint8_t* mask, size_t n, float* dx, uint32_t flags) {
-  return (flags & QK_GRAD_ACC) ? ste_impl<true>(dy, mask, n, dx) : ste_impl<false>(dy, mask, n, dx);
-}
-
-uint64_t lsq_grad_neon(const float* x, const float* dy, size_t n, float scale, int32_t zb, const LsqParams& p,
-                       float* dx, double* sums) {
-  uint64_t bad = 0;
-  with_flags(
-      [&](auto d, auto a) { bad = lsq_impl<decltype(d)::value, decltype(a)::value>(x, dy, n, scale, zb, p, dx, sums); },
-      dx != nullptr, (p.flags & QK_GRAD_ACC) != 0);
-  return bad;
-}
-
-uint64_t lsq_grad_vec_neon(const float* x, const float* dy, size_t n, const float* scale, const int32_t* zb,
-                           const LsqParams& p, float* dx, double* ds, double* dz) {
-  uint64_t bad = 0;
-  with_flags(
-      [&](auto d, auto a) {
-        bad = lsq_vec_impl<decltype(d)::value, decltype(a)::value>(x, dy, n, scale, zb, p, dx, ds, dz);
-      },
-      dx != nullptr, (p.flags & QK_GRAD_ACC) != 0);
-  return bad;
-}
+QK_QAT_EXPORTS(neon)
 
 }  // namespace qk

@@ -37,15 +37,6 @@ std::vector<size_t> lengths() {
   return v;
 }
 
-template <class Fn>
-void for_paths(Op op, Fn&& fn) {
-  for (const KernelEntry& e : kernel_list()) {
-    if (e.op != op || e.isa == Isa::scalar || !isa_supported(e.isa)) continue;
-    note_exercised(e);
-    fn(e);
-  }
-}
-
 void test_quant_uniform() {
   for (const QRange& r : kRanges)
     for (size_t n : lengths()) {

@@ -185,10 +185,7 @@ void test_histogram_tensor() {
   const Case cases[] = {{1, 1, 0, false},   {1, 1, 1, false},  {1, 1, 100000, false},
                         {3, 5, 7, true},    {2, 4, 300, true}, {7, 3, 1, true},
                         {1, 6, 1000, true}, {50, 2, 63, true}, {1, 1, 70000, true}};
-  std::vector<std::string> paths = {"scalar"};
-  for (int i = 0; i < static_cast<int>(Isa::count); ++i)
-    if (isa_supported(static_cast<Isa>(i)) && static_cast<Isa>(i) != Isa::scalar)
-      paths.push_back(isa_name(static_cast<Isa>(i)));
+  const std::vector<std::string> paths = usable_paths();
   for (const std::string& path : paths) {
     if (!set_isa(path).empty()) continue;
     for (const Case& c : cases)

@@ -73,15 +73,6 @@ void make_data(size_t n, float s, int32_t zb, const QCase& r, uint32_t seed, boo
   }
 }
 
-template <class Fn>
-void for_paths(Op op, Fn&& fn) {
-  for (const KernelEntry& e : kernel_list()) {
-    if (e.op != op || e.isa == Isa::scalar || !isa_supported(e.isa)) continue;
-    note_exercised(e);
-    fn(e);
-  }
-}
-
 void test_ste_kernels() {
   for (size_t n : lengths())
     for (int acc = 0; acc < 2; ++acc) {
@@ -248,10 +239,7 @@ void test_lsq_tensor() {
                           {Gran::PerTensor, 3, 5, 7}, {Gran::PerAxis, 1, 512, 784}, {Gran::PerAxis, 1, 3, 9000},
                           {Gran::PerAxis, 2, 4, 33},  {Gran::PerAxis, 64, 300, 1},  {Gran::PerAxis, 5, 1, 1},
                           {Gran::PerAxis, 1, 10, 1},  {Gran::PerAxis, 3, 9000, 1}};
-  std::vector<std::string> paths = {"scalar"};
-  for (int i = 0; i < static_cast<int>(Isa::count); ++i)
-    if (isa_supported(static_cast<Isa>(i)) && static_cast<Isa>(i) != Isa::scalar)
-      paths.push_back(isa_name(static_cast<Isa>(i)));
+  const std::vector<std::string> paths = usable_paths();
   const int saved = num_threads();
   size_t c = 0;
   for (const Shape& sh : shapes)
@@ -347,10 +335,7 @@ void test_ste_tensor() {
   std::vector<float> want(n, 1.0f);
   const uint64_t wb = ste_grad_ref(dy.data(), mask.data(), n, want.data(), QK_GRAD_ACC);
   const int saved = num_threads();
-  std::vector<std::string> paths = {"scalar"};
-  for (int i = 0; i < static_cast<int>(Isa::count); ++i)
-    if (isa_supported(static_cast<Isa>(i)) && static_cast<Isa>(i) != Isa::scalar)
-      paths.push_back(isa_name(static_cast<Isa>(i)));
+  const std::vector<std::string> paths = usable_paths();
   for (const std::string& path : paths) {
     if (!set_isa(path).empty()) continue;
     for (int threads : {1, 2, 4}) {

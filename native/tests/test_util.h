@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/kernel_types.h"
@@ -125,5 +126,24 @@ struct TestSuite {
   TestSuite(const char* name, void (*fn)());
 };
 void note_exercised(const KernelEntry& e);
+
+// Runs fn(entry) for each usable non-scalar path of op, noting each as exercised.
+template <class Fn>
+void for_paths(Op op, Fn&& fn) {
+  for (const KernelEntry& e : kernel_list()) {
+    if (e.op != op || e.isa == Isa::scalar || !isa_supported(e.isa)) continue;
+    note_exercised(e);
+    fn(e);
+  }
+}
+
+// The names of the usable paths, scalar first (for set_isa).
+inline std::vector<std::string> usable_paths() {
+  std::vector<std::string> paths = {"scalar"};
+  for (int i = 0; i < static_cast<int>(Isa::count); ++i)
+    if (isa_supported(static_cast<Isa>(i)) && static_cast<Isa>(i) != Isa::scalar)
+      paths.push_back(isa_name(static_cast<Isa>(i)));
+  return paths;
+}
 
 }  // namespace qk
