@@ -59,10 +59,13 @@ struct Job {
   std::mutex mu;
   std::condition_variable cv;
 
-  void work() {
+  // Runs tasks until none is left; returns how many this thread ran.
+  size_t work() {
+    size_t ran = 0;
     for (;;) {
       const size_t t = next.fetch_add(1, std::memory_order_relaxed);
-      if (t >= n) return;
+      if (t >= n) return ran;
+      ++ran;
       (*fn)(t);
       if (done.fetch_add(1, std::memory_order_acq_rel) + 1 == n) {
         std::lock_guard<std::mutex> lk(mu);
@@ -92,10 +95,13 @@ class Pool {
     }
   }
 
-  // Returns false when another caller holds the pool.
+  // Returns false when another caller holds the pool, or while it backs off after a straggler
+  // (the caller then runs the tasks itself).
   bool run(size_t n_tasks, int threads, const std::function<void(size_t)>& fn, bool background) {
     std::unique_lock<std::mutex> busy(busy_mu_, std::try_to_lock);
     if (!busy.owns_lock()) return false;
+    const auto start = Clock::now();
+    if (start < solo_until_) return false;
     grow(threads);
     auto job = std::make_shared<Job>();
     job->fn = &fn;
@@ -109,19 +115,43 @@ class Pool {
       published_.store(generation_, std::memory_order_release);
     }
     cv_.notify_all();
-    job->work();
+    const size_t mine = job->work();
+    const auto own = Clock::now();
     // Every task is claimed; wait only for the ones still running on other threads.
     spin_until([&] { return job->done.load(std::memory_order_acquire) == n_tasks; });
     {
       std::unique_lock<std::mutex> lk(job->mu);
       job->cv.wait(lk, [&] { return job->done.load(std::memory_order_acquire) == n_tasks; });
     }
+    backoff_after(start, own, Clock::now(), mine);
     std::lock_guard<std::mutex> lk(mu_);
     job_.reset();
     return true;
   }
 
+  uint64_t stragglers() const { return stragglers_.load(std::memory_order_relaxed); }
+
  private:
+  using Clock = std::chrono::steady_clock;
+
+  // A helper that claimed a task and was then descheduled (another process wants the core) makes
+  // the caller wait for the OS to run it again: milliseconds, for a call that takes microseconds
+  // alone. When the caller waited much longer than one of its own tasks took, the pool runs calls
+  // on the caller's thread alone for a while (5 ms, doubling on each straggler in a row up to
+  // 320 ms, reset by a call without one), then tries the helpers again. Results never depend on
+  // the thread count, so this changes only timing.
+  void backoff_after(Clock::time_point start, Clock::time_point own, Clock::time_point end, size_t mine) {
+    const auto per_task = (own - start) / static_cast<long>(std::max<size_t>(mine, 1));
+    const auto waited = end - own;
+    if (waited > 4 * per_task + std::chrono::microseconds(100)) {
+      solo_until_ = end + backoff_;
+      backoff_ = std::min<Clock::duration>(2 * backoff_, std::chrono::milliseconds(320));
+      stragglers_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      backoff_ = std::chrono::milliseconds(5);
+    }
+  }
+
   void loop() {
     uint64_t seen = 0;
     for (;;) {
@@ -150,6 +180,10 @@ class Pool {
   std::atomic<uint64_t> published_{0};  // generation_, readable without the lock (spinning)
   std::atomic<bool> stopping_{false};
   bool stop_ = false;
+  // Straggler backoff, under busy_mu_.
+  Clock::time_point solo_until_{};
+  Clock::duration backoff_ = std::chrono::milliseconds(5);
+  std::atomic<uint64_t> stragglers_{0};
 };
 
 Pool& pool() {
@@ -173,6 +207,8 @@ int default_num_threads() {
   const unsigned hc = std::thread::hardware_concurrency();
   return hc > 0 ? static_cast<int>(hc) : 1;
 }
+
+uint64_t pool_stragglers() { return pool().stragglers(); }
 
 int num_threads() {
   int n = g_threads.load(std::memory_order_relaxed);

@@ -5,6 +5,7 @@
 // while the pool is busy with another caller's job, a call runs on its own thread instead of waiting.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 
 namespace qk {
@@ -15,8 +16,13 @@ int num_threads();
 void set_num_threads(int n);
 int default_num_threads();
 
-// Runs fn(task) for task in [0, n_tasks), spread over up to num_threads() threads.
+// Runs fn(task) for task in [0, n_tasks), spread over up to num_threads() threads. After a call
+// in which the caller waited long for a descheduled helper, calls run on the caller's thread
+// alone for a backoff period (5 ms, doubling up to 320 ms while it recurs): on an oversubscribed
+// machine a call is then never slower than one thread, and on a quiet one nothing changes.
 void parallel_for(size_t n_tasks, const std::function<void(size_t task)>& fn);
+// Calls that waited for a straggler so far (tests, diagnosis).
+uint64_t pool_stragglers();
 
 // Below this many bytes of input a call runs on one thread: waking the pool costs more.
 constexpr size_t kParallelMinBytes = size_t{1} << 20;
