@@ -190,20 +190,23 @@ if (want('kill')) {
     process.send('ready');
     qk.saveModel(${JSON.stringify(file)}, m);
     process.disconnect();`;
+  // The exit promise is made at spawn: a fast child can exit before its 'ready' message is read,
+  // and a listener attached after that would wait forever.
   const save = (seed) => new Promise((resolve) => {
     const c = spawn(process.execPath, ['-e', writer, String(seed)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-    c.on('message', (m) => resolve({ child: c, msg: m }));
+    const exited = new Promise((r) => c.on('exit', r));
+    c.on('message', (m) => resolve({ child: c, msg: m, exited }));
   });
   // A first complete save: the file every killed save must leave intact.
   const first = await save(1);
-  await new Promise((r) => first.child.on('exit', r));
+  await first.exited;
   let prev = fs.readFileSync(file);
   let kills = 0, intact = 0;
   for (let i = 0; i < 12; i++) {
-    const { child } = await save(100 + i);
+    const { child, exited } = await save(100 + i);
     await new Promise((r) => setTimeout(r, 20 + ((i * 37) % 200)));
-    if (child.exitCode === null) { child.kill('SIGKILL'); kills++; }
-    await new Promise((r) => child.on('exit', r));
+    if (child.exitCode === null && child.signalCode === null) { child.kill('SIGKILL'); kills++; }
+    await exited;
     const now = fs.readFileSync(file);
     if (now.equals(prev)) intact++;
     else {
@@ -214,7 +217,7 @@ if (want('kill')) {
   }
   // The next successful save removes what killed writers left behind.
   const last = await save(999);
-  await new Promise((r) => last.child.on('exit', r));
+  await last.exited;
   const left = fs.readdirSync(dir).filter((f) => f !== 'model.safetensors');
   report('kill: kill -9 during saveModel (12 runs)', `${kills} killed, ${intact} / 12 intact, ${left.length} temp files left`,
     'intact, none left', intact === 12 && left.length === 0);
