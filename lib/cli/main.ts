@@ -24,7 +24,7 @@ export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 /** A mistake in the command line: printed with the usage hint, exit code 2. */
 class UsageError extends Error {}
 
-const HELP = `quantkit: post-training quantization for Node.js
+const HELP = `quantkit: quantization for Node.js (PTQ, QAT, ONNX models, reports)
 
 Usage:
   quantkit demo [options]         train (or reuse) an MNIST MLP, quantize it (--qat: and
