@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 #include <vector>
 
 #include "../dispatch/dispatch.h"
@@ -93,6 +94,7 @@ void nbits_run_with(const NBitsRun& r, const NBitsKernels& k) {
   const size_t T = static_cast<size_t>(num_threads());
   if (r.int8) {
     xq = aligned_array<int8_t>(M * kp);
+    if (!xq) throw std::bad_alloc();
     xs.resize(M * kb);
     xsum.resize(M * kb);
     int8_t* q = xq.get();
@@ -105,6 +107,7 @@ void nbits_run_with(const NBitsRun& r, const NBitsKernels& k) {
     g.xsum = xsum.data();
   } else if (kp != K) {
     xpad = aligned_array<float>(M * kp);
+    if (!xpad) throw std::bad_alloc();
     for (size_t i = 0; i < M; ++i) {
       std::memcpy(xpad.get() + i * kp, r.x + i * K, K * sizeof(float));
       std::memset(xpad.get() + i * kp + K, 0, (kp - K) * sizeof(float));

@@ -6,14 +6,15 @@
 #include <cstdint>
 
 #include "kernel_types.h"
+#include "mem.h"
 
 namespace qk {
 
 struct NBitsShape {
   size_t K = 0, N = 0, bits = 4, bs = 32;
   bool asym = false;
-  size_t kb() const { return (K + bs - 1) / bs; }
-  size_t panels() const { return (N + kNBitsPanel - 1) / kNBitsPanel; }
+  size_t kb() const { return ceil_div(K, bs); }
+  size_t panels() const { return ceil_div(N, kNBitsPanel); }
   size_t stride() const { return nbits_block_stride(bs, bits, asym); }
   size_t packed_bytes() const { return panels() * kb() * stride(); }
 };

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "../dispatch/dispatch.h"
+#include "mem.h"
 #include "threadpool.h"
 
 namespace qk {
@@ -20,11 +21,8 @@ constexpr size_t kBlocksPerTask = 16;         // LSQ blocks per parallel task
 uint64_t ste_backward(const float* dy, const uint8_t* mask, size_t n, float* dx, bool accumulate) {
   const KernelTable& k = kernels();
   const uint32_t flags = accumulate ? QK_GRAD_ACC : 0u;
-  const size_t tasks = parallel_tasks(n, kSteTask, n * (2 * sizeof(float) + 1));
-  if (tasks <= 1) return n ? k.ste_grad(dy, mask, n, dx, flags) : 0;
   std::atomic<uint64_t> bad{0};
-  parallel_for(tasks, [&](size_t t) {
-    const size_t e0 = t * kSteTask, e1 = std::min(n, e0 + kSteTask);
+  parallel_ranges(n, kSteTask, n * (2 * sizeof(float) + 1), [&](size_t e0, size_t e1) {
     bad.fetch_add(k.ste_grad(dy + e0, mask + e0, e1 - e0, dx ? dx + e0 : nullptr, flags), std::memory_order_relaxed);
   });
   return bad.load();
@@ -42,26 +40,21 @@ uint64_t lsq_backward(const float* x, const float* dy, const Layout& L, const fl
     // One group per element of each row [o, :]: the per-element kernel over channel ranges, each
     // task walking the rows in order (so every channel's sum is in order of o).
     const size_t A = L.axis_dim;
-    const size_t tasks = parallel_tasks(A, kVecTaskChannels, bytes);
-    auto body = [&](size_t a0, size_t a1) {
+    parallel_ranges(A, kVecTaskChannels, bytes, [&](size_t a0, size_t a1) {
       uint64_t b = 0;
       for (size_t o = 0; o < L.outer; ++o) {
         const size_t e = o * A + a0;
         b += k.lsq_grad_vec(x + e, dy + e, a1 - a0, scale + a0, zb + a0, p, dx ? dx + e : nullptr, ds + a0, dz + a0);
       }
       bad.fetch_add(b, std::memory_order_relaxed);
-    };
-    if (tasks <= 1)
-      body(0, A);
-    else
-      parallel_for(tasks, [&](size_t t) { body(t * kVecTaskChannels, std::min(A, (t + 1) * kVecTaskChannels)); });
+    });
     return bad.load();
   }
   // Runs: per tensor one run of n elements; per axis one run per (o, a) of inner elements.
   const bool per_tensor = L.gran == Gran::PerTensor;
   const size_t runs = per_tensor ? 1 : L.outer * L.axis_dim;
   const size_t len = per_tensor ? n : L.inner;
-  const size_t nb = (len + kLsqBlock - 1) / kLsqBlock;
+  const size_t nb = ceil_div(len, kLsqBlock);
   const size_t blocks = runs * nb;
   std::vector<double> part(2 * blocks, 0.0);
   auto block = [&](size_t b) {
@@ -70,18 +63,11 @@ uint64_t lsq_backward(const float* x, const float* dy, const Layout& L, const fl
     const size_t g = per_tensor ? 0 : r % L.axis_dim;
     return k.lsq_grad(x + e, dy + e, m, scale[g], zb[g], p, dx ? dx + e : nullptr, &part[2 * b]);
   };
-  const size_t tasks = parallel_tasks(blocks, kBlocksPerTask, bytes);
-  if (tasks <= 1) {
+  parallel_ranges(blocks, kBlocksPerTask, bytes, [&](size_t b0, size_t b1) {
     uint64_t b = 0;
-    for (size_t i = 0; i < blocks; ++i) b += block(i);
-    bad.store(b);
-  } else {
-    parallel_for(tasks, [&](size_t t) {
-      uint64_t b = 0;
-      for (size_t i = t * kBlocksPerTask; i < std::min(blocks, (t + 1) * kBlocksPerTask); ++i) b += block(i);
-      bad.fetch_add(b, std::memory_order_relaxed);
-    });
-  }
+    for (size_t i = b0; i < b1; ++i) b += block(i);
+    bad.fetch_add(b, std::memory_order_relaxed);
+  });
   for (size_t b = 0; b < blocks; ++b) {
     const size_t g = per_tensor ? 0 : (b / nb) % L.axis_dim;
     ds[g] += part[2 * b];

@@ -4,7 +4,7 @@
 // int8: vpmaddubsw of the unsigned codes with the signed activations is exact for 4-bit codes
 // (2 * 15 * 127 < 2^15); 8-bit codes are split into nibbles (d = d_lo + 16 d_hi, in int32) for the
 // same reason. The block's integer dot product then follows nbits_i8_ref's float steps exactly.
-#include "x86_common.h"  // first: <immintrin.h>
+#include "avx2_common.h"  // first: <immintrin.h>
 #include "kernel_decls.h"
 
 namespace qk {
@@ -31,9 +31,7 @@ QK_X86_INLINE void store_half(const NBitsArgs& g, size_t i, size_t h, __m256 acc
   if (col + 8 <= g.n) {
     _mm256_storeu_ps(dst, y);
   } else {
-    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(g.n - col)), idx);
-    _mm256_maskstore_ps(dst, mask, y);
+    avx2::store_partial_ps(dst, y, g.n - col);
   }
 }
 
