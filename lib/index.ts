@@ -89,7 +89,7 @@ export interface CpuInfo {
   /** The CPUs this process may run on (the thread count outside cluster workers). */
   defaultThreads: number;
   /** Where `threads` came from. */
-  threadsFrom: 'cpus' | 'QUANTKIT_NUM_THREADS' | 'cluster-worker' | 'setNumThreads';
+  threadsFrom: native.ThreadsFrom;
 }
 
 /** What the CPU offers, which kernel path each op uses, and the thread count. */

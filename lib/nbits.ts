@@ -13,6 +13,7 @@ import { checkInt, checkOneOf, checkOptions, checkTyped, describe, rangeError, t
 import { packMatMulNBits, quantizeNBitsCodes, unpackMatMulNBits } from './formats/matmulnbits';
 import type { MatMulNBitsPacked } from './formats/matmulnbits';
 import * as native from './native';
+import { transpose } from './nn/ops';
 
 const handles = new WeakMap<PackedWeightsNBits, native.PackedNBitsHandle>();
 
@@ -132,11 +133,7 @@ export function packWeightsNBits(w: Float32Array, opts: PackWeightsNBitsOptions)
   const symmetric = checkBool('opts.symmetric', o.symmetric, true);
   const transposed = checkBool('opts.transposed', o.transposed);
   if (ww.length !== K * N) throw rangeError('w', `length K * N = ${K * N}${transposed ? ' (N x K)' : ' (K x N)'}`, describe(ww));
-  let wt = ww;
-  if (!transposed) {
-    wt = new Float32Array(K * N);
-    for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) wt[n * K + k] = ww[k * N + n];
-  }
+  const wt = transposed ? ww : transpose(ww, K, N);
   const shape = { K, N, bits, blockSize };
   const q = quantizeNBitsCodes(wt, shape, symmetric);
   return PackedWeightsNBits.create(q.codes, q.scales, q.zeroPoints, shape);

@@ -287,6 +287,7 @@ describe('forwardAsync', () => {
       quantizeModel(m, { mode: 'static', calibrationData: cal }),
       quantizeModel(m, { mode: 'static', calibrationData: cal, layers: { '1': { mode: 'float' } } }),
       quantizeModel(m, { mode: 'weight-only', bits: 4, granularity: { groupSize: 6 } }),
+      quantizeModel(m, { mode: 'weight-only', bits: 4, granularity: { groupSize: 16 } }), // the fused matmulNBits stages
       quantizeModel(m, { mode: 'float' }),
     ];
     const xs = Array.from({ length: 6 }, (_, i) => rand((i + 1) * 24, new Rng(100 + i)));

@@ -21,7 +21,7 @@ import type { ModelAnalysis } from './analyze';
 import type { OnnxObserverName } from '../onnx-model/calibrate';
 import { onnxPlanSteps } from './onnx';
 import { AnalysisData, batchesOf, checkEvalData, checkModel, EvalData, inEvalMode, inputWidth, leaves } from './model';
-import { compareOutputs, SensitivityRun } from './sensitivity';
+import { accuracyOf, compareOutputs, SensitivityRun } from './sensitivity';
 import { sqnrDb } from './tensor-stats';
 
 /** A layer's choice: weight bits, or 'float'. */
@@ -330,7 +330,7 @@ export function measurePlan(model: unknown, plan: MixedPrecisionPlan, data: { ca
     let signal = 0;
     for (let i = 0; i < all.length; i++) signal += all[i] * all[i];
     const c = compareOutputs((x, b) => q.forward(x, b), rows(), all, ev.labels);
-    const fl = ev.labels ? compareOutputs((x, b) => seq.forward(x, b), rows(), all, ev.labels).accuracy : null;
+    const fl = ev.labels ? accuracyOf(all, ev.rows, ev.labels) : null; // the float outputs are `all`: no second pass
     const drop = c.accuracy === null || fl === null ? null : (fl - c.accuracy) * 100;
     const sq = sqnrDb(signal, c.noise);
     const within = 'accuracyDrop' in plan.budget ? drop !== null && drop <= plan.budget.accuracyDrop + 1e-9 : sq >= plan.budget.sqnrDb;

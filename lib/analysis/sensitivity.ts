@@ -91,7 +91,8 @@ export function compareOutputs(forward: (x: Float32Array, b: number) => Float32A
   return { noise, agreement: r0 > 0 ? agree / r0 : 0, accuracy: labels ? correct / r0 : null, count: r0 };
 }
 
-function accuracyOf(y: Float32Array, rows: number, labels: Int32Array): number {
+/** Top-1 accuracy of logits y [rows, C] (first maximum on ties, as compareOutputs). */
+export function accuracyOf(y: Float32Array, rows: number, labels: Int32Array): number {
   const C = y.length / rows;
   let ok = 0;
   for (let i = 0; i < rows; i++) {

@@ -8,6 +8,7 @@
 // block's zero point (what quantizing zero-padded weights gives). See shared formulas.md.
 import { checkInt, checkOptions, checkTyped, rangeError, typeError } from '../errors';
 import { quantize } from '../tensor';
+import { transpose } from '../nn/ops';
 
 export interface MatMulNBitsShape {
   /** Inner dimension (rows of the float weight B [K, N]). */
@@ -183,8 +184,7 @@ export function quantizeMatMulNBits(w: Float32Array, K: number, N: number, opts:
   const symmetric = o.symmetric ?? true;
   if (typeof symmetric !== 'boolean') throw typeError('opts.symmetric', 'a boolean', symmetric);
   // [N, K] rows, blocked along K.
-  const wt = new Float32Array(K * N);
-  for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) wt[n * K + k] = w[k * N + n];
+  const wt = transpose(w, K, N);
   const q = quantizeNBitsCodes(wt, shape, symmetric);
   return packMatMulNBits(q.codes, q.scales, q.zeroPoints, shape);
 }

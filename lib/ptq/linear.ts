@@ -8,7 +8,7 @@ import { describeValue, WeightFileError } from '../io/errors';
 import type { SafetensorsTensor } from '../io/safetensors';
 import { granularityLayout, perTensorLayout } from '../layout';
 import { matmulF32, matmulF32Async, packWeightsF32 } from '../matmul-f32';
-import { matmulNBitsAsync, nbitsHandle, PackedWeightsNBits } from '../nbits';
+import { nbitsHandle, PackedWeightsNBits } from '../nbits';
 import { Linear } from '../nn/layers';
 import { QuantSpec, resolveSpec } from '../spec';
 import { roundHalfEven } from '../qparams';
@@ -194,7 +194,10 @@ export class WeightOnlyStage extends Stage {
   override async runAsync(v: Value, batch: number): Promise<Value> {
     const x = toFloat(v);
     const [N, K] = this.weight.tensor.shape;
-    if (this.nbits) return { f: await matmulNBitsAsync(x, this.nbits, { M: batch, bias: this.bias ?? undefined, relu: this.relu, compute: this.compute }) };
+    if (this.nbitsH) {
+      // the same unchecked entry as run(): the stage checked its shapes when it was built
+      return { f: await native.nbitsMatmulAsync({ x, packed: this.nbitsH, out: null, M: batch, bias: this.bias, relu: this.relu, int8: this.compute === 'int8' }) };
+    }
     const w = this.weight.tensor.dequantize();
     return { f: await matmulF32Async(x, w, { M: batch, K, N, transB: true, bias: this.bias ?? undefined, relu: this.relu }) };
   }

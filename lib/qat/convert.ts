@@ -97,8 +97,6 @@ function floatCopy(m: Module, prefix: string): Module {
 export function convertQAT(model: Sequential, options?: ConvertQATOptions): QuantizedModel {
   const layers = qatParams(model);
   const o = checkOptions('options', options, ['requantize', 'onProgress']) as ConvertQATOptions;
-  const onProgress = o.onProgress;
-  if (onProgress !== undefined && typeof onProgress !== 'function') throw typeError('options.onProgress', 'a function', onProgress);
   const requantize = requantizeOf(o.requantize);
   const formula = layers[0].weight.formula;
   const overrides: Record<string, LayerOverride> = {};
@@ -126,7 +124,7 @@ export function convertQAT(model: Sequential, options?: ConvertQATOptions): Quan
     } else if (m instanceof Linear && overrides[prefix] === undefined) overrides[prefix] = { mode: 'float' };
   };
   collect(float, '');
-  const plan = planQuantization(float, { mode: 'static', formula, layers: overrides, ...(onProgress ? { onProgress } : {}) });
+  const plan = planQuantization(float, { mode: 'static', formula, layers: overrides, onProgress: o.onProgress });
   const qm = buildQuantizedModel(plan, { inputQParams, weightQParams });
   // The stored codes are the QAT forward's (quantizeWithQParams with the same spec and qparams).
   for (const { name, layer } of layers) {
