@@ -2,7 +2,8 @@
 // onnxruntime-node, deterministic data, timing (median of repeated runs after warm-up; timeHot for
 // libraries with thread pools timed side by side) and table formatting.
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import path from 'node:path';
 
@@ -152,6 +153,15 @@ export function rng(seed = 0x9e3779b9) {
     s >>>= 0;
     return s / 4294967296;
   };
+}
+
+/** The CPU's model name (Linux /proc/cpuinfo, else os.cpus()), to print beside every table. */
+export function cpuModel() {
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m) return m[1].trim();
+  } catch { /* not Linux */ }
+  return os.cpus()[0]?.model?.trim() ?? 'unknown CPU';
 }
 
 // ---- timing -------------------------------------------------------------------------------

@@ -5,8 +5,7 @@
 // Contestants are interleaved round by round so drifts of a shared machine hit them alike.
 import { spawn } from 'node:child_process';
 import os from 'node:os';
-import { readFileSync } from 'node:fs';
-import { loadQuantkit, rng, table, timeInterleaved } from './common.mjs';
+import { cpuModel, loadQuantkit, rng, table, timeInterleaved } from './common.mjs';
 
 const quick = process.argv.includes('--quick');
 // Samples of ~20 ms of back-to-back calls (a server under steady traffic), after a real warm-up:
@@ -15,9 +14,6 @@ const budget = { warmup: 50, sampleNs: 2e7, ...(quick ? { minSamples: 7, minTime
 const { api: q, source } = await loadQuantkit();
 if (typeof q.quantizeModel !== 'function') throw new Error(`bench:load needs the public API (npm run build:ts); loaded ${source}`);
 
-const cpuModel = (() => {
-  try { return /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? os.cpus()[0]?.model; } catch { return os.cpus()[0]?.model; }
-})();
 const N = q.cpuInfo().defaultThreads;
 const r = rng(7);
 const model = new q.nn.Sequential(new q.nn.Linear(784, 512, { rng: 1 }), new q.nn.ReLU(), new q.nn.Linear(512, 256, { rng: 2 }),
@@ -40,7 +36,7 @@ function busyProcess() {
   return { stop: () => child.kill('SIGKILL') };
 }
 
-console.log(`bench:load on ${cpuModel}, ${os.availableParallelism?.() ?? os.cpus().length} CPUs, node ${process.version}; default threads ${N}; quantkit: ${source}`);
+console.log(`bench:load on ${cpuModel()}, ${os.availableParallelism?.() ?? os.cpus().length} CPUs, node ${process.version}; default threads ${N}; quantkit: ${source}`);
 const rows = [];
 for (const batch of [64, 1]) {
   const [dq, oq] = await measure(batch);

@@ -8,7 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import { loadQuantkit, loadRawBinding, loadOrt, ORT_INSTALL_HINT, timeHot, table, ortOptions, ortAfter, rng } from './common.mjs';
+import { loadQuantkit, loadRawBinding, loadOrt, ORT_INSTALL_HINT, timeHot, table, ortOptions, ortAfter, rng, cpuModel } from './common.mjs';
 import { graphModel, DataType } from './onnx-model.mjs';
 
 const args = process.argv.slice(2);
@@ -35,13 +35,6 @@ const raw = loadRawBinding();
 const { ort, version: ortVersion, error: ortError } = args.includes('--no-ort') ? { ort: null, error: 'disabled by --no-ort' } : loadOrt();
 if (!ort) console.log(`${ORT_INSTALL_HINT}\n(${ortError})`);
 
-function cpuModel() {
-  try {
-    return /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? os.cpus()[0]?.model;
-  } catch {
-    return os.cpus()[0]?.model;
-  }
-}
 function llcBytes() {
   try {
     const s = readFileSync('/sys/devices/system/cpu/cpu0/cache/index3/size', 'utf8').trim();

@@ -13,13 +13,10 @@
 // LSQ with the native kernels and, unless --no-ts, STE and LSQ with the TypeScript backward loops
 // the modules used before: the "before" columns), so that a noisy shared machine slows all of
 // them alike. Needs dist/ (npm run build:ts) and the addon (npm run build:native).
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+import { cpuModel, root } from './common.mjs';
 const argv = process.argv.slice(2);
 const JSON_OUT = argv.includes('--json');
 const QUICK = argv.includes('--quick');
@@ -31,14 +28,6 @@ if (argv.includes('--help') || argv.includes('-h')) {
 const say = JSON_OUT ? (...a) => console.error(...a) : (...a) => console.log(...a);
 const BATCHES = [64, 256];
 const TARGET = 1.3;
-
-function cpuName() {
-  try {
-    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
-    if (m) return m[1].trim();
-  } catch { /* not Linux */ }
-  return os.cpus()[0]?.model ?? 'unknown CPU';
-}
 
 const require = createRequire(path.join(root, 'package.json'));
 const qk = require(path.join(root, 'dist/cjs/index.js'));
@@ -110,7 +99,7 @@ for (const batch of BATCHES) {
   }
 }
 
-const cpu = cpuName();
+const cpu = cpuModel();
 const threads = qk.getNumThreads();
 const fmt = (v) => v.toFixed(2);
 say(`quantkit bench:qat: one SGD training step of the MLP 784-512-256-10, ms, median of ${STEPS} steps (${cpu}, ${os.availableParallelism?.() ?? os.cpus().length} CPUs, ${threads} threads)`);
