@@ -125,6 +125,15 @@ describe('packWeightsNBits', () => {
       .toThrow('Expected a finite scale for scales[0] but received NaN');
     expect(() => packWeightsNBits.fromCodes(Uint8Array.of(16, 0, 0, 0), new Float32Array(4).fill(1), null, { K: 1, N: 4, bits: 4, blockSize: 16 }))
       .toThrow('Expected a code between 0 and 15 for codes[0] but received 16');
+    const shape = { K: 1, N: 4, bits: 4 as const, blockSize: 16 };
+    expect(() => packWeightsNBits.fromCodes(new Uint8Array(4), new Float32Array(4), null, null as never))
+      .toThrow(new TypeError('Expected an options object with K, N, bits and blockSize for opts but received null'));
+    expect(() => packWeightsNBits.fromCodes(new Uint8Array(4), new Float32Array(4), new Uint8Array(3), shape))
+      .toThrow(new RangeError('Expected length N * kBlocks = 4 for zeroPoints but received Uint8Array of length 3'));
+    expect(() => packWeightsNBits.fromCodes(new Uint8Array(4), new Float32Array(4), Uint8Array.of(0, 1, 2, 16), shape))
+      .toThrow(new RangeError('Expected a code between 0 and 15 for zeroPoints[3] but received 16'));
+    expect(() => packWeightsNBits.fromMatMulNBits(null as never))
+      .toThrow(new TypeError('Expected a MatMulNBits object { B, scales, zeroPoints, K, N, bits, blockSize } for packed but received null'));
     const p = packWeightsNBits(w, { K: 8, N: 8 });
     expect(() => matmulNBits(new Float32Array(7), p, { M: 1 })).toThrow('Expected length M * K = 8 for x');
     expect(() => matmulNBits(new Float32Array(8), p, { M: 1, compute: 'int4' as 'int8' })).toThrow("Expected one of 'fp32', 'int8' for opts.compute but received 'int4'");
