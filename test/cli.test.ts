@@ -114,7 +114,7 @@ describe('help and version', () => {
     const r = cli('--help');
     expect(r.code).toBe(0);
     expect(r.stderr).toBe('');
-    expect(r.stdout).toMatch(/^quantkit: post-training quantization for Node\.js\n\nUsage:\n/);
+    expect(r.stdout).toMatch(/^quantkit: quantization for Node\.js \(PTQ, QAT, ONNX models, reports\)\n\nUsage:\n/);
     for (const c of ['quantkit demo [options]', 'quantkit quantize IN -o OUT', 'quantkit eval MODEL', 'quantkit info FILE']) {
       expect(r.stdout).toContain(`\n  ${c}`);
     }
